@@ -1,0 +1,108 @@
+//! Validation of one field line (`name: value`), shared by the request head
+//! and chunked trailers so both sections obey identical rules.
+
+use std::ops::Range;
+
+use super::chars::{is_field_byte, is_ows, is_token, trim_ows_range};
+use super::error::{show, HttpError};
+
+/// Validates a complete field line (CRLF already stripped) and returns the
+/// name and OWS-trimmed value as ranges relative to `line`.
+///
+/// Checks run in a fixed order so a line with several defects always yields
+/// the same error: folding, missing colon, name, value bytes.
+pub(crate) fn parse_field_line(line: &[u8]) -> Result<(Range<usize>, Range<usize>), HttpError> {
+    if line.first().is_some_and(|&b| is_ows(b)) {
+        // RFC 9112 §5.2: a server MUST reject obs-fold (or replace it), and
+        // rejecting is the only choice that cannot desync with a proxy.
+        return Err(HttpError::bad_request(format!(
+            "Obsolete line folding is unacceptable: {}",
+            show(line)
+        )));
+    }
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or_else(|| HttpError::bad_request(format!("Invalid HTTP header: {}", show(line))))?;
+    let name = &line[..colon];
+    if !is_token(name) {
+        // Covers the empty name and whitespace before the colon, which
+        // RFC 9112 §5.1 says MUST be rejected (a smuggling vector).
+        return Err(HttpError::bad_request(format!(
+            "Invalid HTTP header name: {}",
+            show(name)
+        )));
+    }
+    let (vs, ve) = trim_ows_range(line, colon + 1, line.len());
+    if let Some(bad) = line[vs..ve].iter().position(|&b| !is_field_byte(b)) {
+        return Err(HttpError::bad_request(format!(
+            "Invalid byte {:#04x} in value of header {}",
+            line[vs + bad],
+            show(name)
+        )));
+    }
+    Ok((0..colon, vs..ve))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &[u8]) -> (&[u8], &[u8]) {
+        let (n, v) = parse_field_line(line).unwrap();
+        (&line[n], &line[v])
+    }
+
+    fn err(line: &[u8]) -> String {
+        let e = parse_field_line(line).unwrap_err();
+        assert_eq!(e.status, 400);
+        e.detail
+    }
+
+    #[test]
+    fn value_is_trimmed_of_ows_on_both_sides() {
+        assert_eq!(ok(b"Host: example.com"), (&b"Host"[..], &b"example.com"[..]));
+        assert_eq!(ok(b"X:\t a b \t"), (&b"X"[..], &b"a b"[..]));
+        assert_eq!(ok(b"X:"), (&b"X"[..], &b""[..]));
+        assert_eq!(ok(b"X:   "), (&b"X"[..], &b""[..]));
+    }
+
+    #[test]
+    fn value_may_contain_colons_and_obs_text() {
+        assert_eq!(ok(b"X: a:b"), (&b"X"[..], &b"a:b"[..]));
+        assert_eq!(ok(b"X: caf\xc3\xa9"), (&b"X"[..], &b"caf\xc3\xa9"[..]));
+    }
+
+    #[test]
+    fn whitespace_before_colon_is_rejected() {
+        assert!(err(b"Host : x").contains("header name"));
+        assert!(err(b"Host\t: x").contains("header name"));
+    }
+
+    #[test]
+    fn empty_or_non_token_name_is_rejected() {
+        assert!(err(b": x").contains("header name"));
+        assert!(err(b"Fo o: x").contains("b\"Fo o\""));
+        assert!(err(b"X(y): x").contains("header name"));
+        assert!(err(b"\xc3\xa9: x").contains("header name"));
+    }
+
+    #[test]
+    fn line_without_colon_is_rejected() {
+        assert!(err(b"NoColonHere").contains("Invalid HTTP header"));
+    }
+
+    #[test]
+    fn folded_continuation_is_rejected_before_other_checks() {
+        assert!(err(b" continued").contains("folding"));
+        assert!(err(b"\tX: y").contains("folding"));
+    }
+
+    #[test]
+    fn control_bytes_in_value_are_rejected() {
+        for b in (0u8..0x20).filter(|&b| b != b'\t').chain([0x7f]) {
+            let line = [b'X', b':', b' ', b'a', b, b'b'];
+            assert!(err(&line).contains("Invalid byte"), "byte {b:#x}");
+        }
+    }
+}

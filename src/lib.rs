@@ -1,0 +1,22 @@
+//! ferricorn: a gunicorn-compatible pre-fork WSGI server with an embedded
+//! CPython. The data flows one way: config → master → worker → http → wsgi
+//! → app, and back out as bytes.
+
+pub mod access_log;
+pub mod cli;
+pub mod config;
+pub mod heartbeat;
+pub mod http;
+pub mod ipc;
+#[macro_use]
+pub mod log;
+pub mod master;
+pub mod net;
+pub mod pidfile;
+pub mod proctitle;
+pub mod python;
+pub mod signals;
+pub mod sock;
+pub mod startup;
+pub mod worker;
+pub mod wsgi;

@@ -1,0 +1,220 @@
+//! The error log, in gunicorn's format:
+//! `[2026-11-24 00:12:54 +0000] [4242] [INFO] Listening at: http://127.0.0.1:8000 (4242)`.
+//!
+//! One process-wide logger. Each line is one `write(2)`, so master and worker
+//! lines never interleave mid-line in a shared file. Log files live at a fixed
+//! fd number for the life of the process: USR1 reopens the file *onto the same
+//! fd* (dup3), so anything that captured the fd (stdout/stderr redirection,
+//! Python's faulthandler) follows the reopened file.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Level {
+    Debug = 10,
+    Info = 20,
+    Warning = 30,
+    Error = 40,
+    Critical = 50,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "debug" => Level::Debug,
+            "info" => Level::Info,
+            "warning" | "warn" => Level::Warning,
+            "error" => Level::Error,
+            "critical" => Level::Critical,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+    fn from_u8(v: u8) -> Level {
+        match v {
+            10 => Level::Debug,
+            20 => Level::Info,
+            30 => Level::Warning,
+            40 => Level::Error,
+            _ => Level::Critical,
+        }
+    }
+}
+
+/// Where a log goes: a standard stream or a file reopened on USR1.
+#[derive(Debug)]
+struct Sink {
+    path: Option<String>,
+    fd: AtomicI32,
+}
+
+impl Sink {
+    const fn unset() -> Sink {
+        Sink { path: None, fd: AtomicI32::new(-1) }
+    }
+
+    fn open(target: &str, std_fd: RawFd) -> std::io::Result<Sink> {
+        if target == "-" {
+            return Ok(Sink { path: None, fd: AtomicI32::new(std_fd) });
+        }
+        let fd = open_append(target)?;
+        Ok(Sink { path: Some(target.to_string()), fd: AtomicI32::new(fd) })
+    }
+
+    fn reopen(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let new = open_append(path)?;
+        let stable = self.fd.load(Ordering::Relaxed);
+        let r = unsafe { libc::dup3(new, stable, libc::O_CLOEXEC) };
+        unsafe { libc::close(new) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let fd = self.fd.load(Ordering::Relaxed);
+        if fd >= 0 {
+            write_all(fd, bytes);
+        }
+    }
+}
+
+fn open_append(path: &str) -> std::io::Result<RawFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::fd::IntoRawFd;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open log file {path}: {e}")))?;
+    Ok(file.into_raw_fd())
+}
+
+/// Write everything, retrying on EINTR and short writes; a full disk is not
+/// worth crashing a server for, so other errors are dropped.
+pub fn write_all(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+struct Logger {
+    level: AtomicU8,
+    error: Sink,
+    access: Sink,
+}
+
+static LOGGER: Mutex<Option<&'static Logger>> = Mutex::new(None);
+static FALLBACK: Logger = Logger { level: AtomicU8::new(Level::Info as u8), error: Sink::unset(), access: Sink::unset() };
+
+fn logger() -> &'static Logger {
+    match LOGGER.lock() {
+        Ok(guard) => guard.unwrap_or(&FALLBACK),
+        Err(_) => &FALLBACK,
+    }
+}
+
+/// Set up the process's logs. `access` is None when access logging is off.
+pub fn init(level: Level, error_target: &str, access_target: Option<&str>) -> std::io::Result<()> {
+    let error = Sink::open(error_target, 2)?;
+    let access = match access_target {
+        Some(t) => Sink::open(t, 1)?,
+        None => Sink::unset(),
+    };
+    let leaked: &'static Logger = Box::leak(Box::new(Logger { level: AtomicU8::new(level as u8), error, access }));
+    if let Ok(mut g) = LOGGER.lock() {
+        *g = Some(leaked);
+    }
+    Ok(())
+}
+
+/// Reopen log files (USR1), e.g. after logrotate moved them away.
+pub fn reopen() -> std::io::Result<()> {
+    let l = logger();
+    l.error.reopen()?;
+    l.access.reopen()
+}
+
+/// The fd the error log is written to (stable across reopen).
+pub fn error_fd() -> RawFd {
+    let fd = logger().error.fd.load(Ordering::Relaxed);
+    if fd < 0 { 2 } else { fd }
+}
+
+/// True when the error log is a file rather than stderr.
+pub fn error_log_is_file() -> bool {
+    logger().error.path.is_some()
+}
+
+pub fn access_enabled() -> bool {
+    logger().access.fd.load(Ordering::Relaxed) >= 0
+}
+
+pub fn enabled(level: Level) -> bool {
+    level >= Level::from_u8(logger().level.load(Ordering::Relaxed))
+}
+
+/// `[2026-11-24 00:12:54 +0000]`, local time as gunicorn prints it.
+pub fn timestamp() -> String {
+    chrono::Local::now().format("[%Y-%m-%d %H:%M:%S %z]").to_string()
+}
+
+pub fn log(level: Level, msg: &str) {
+    if !enabled(level) {
+        return;
+    }
+    let mut line = String::with_capacity(msg.len() + 48);
+    line.push_str(&timestamp());
+    line.push_str(" [");
+    line.push_str(itoa::Buffer::new().format(std::process::id()));
+    line.push_str("] [");
+    line.push_str(level.name());
+    line.push_str("] ");
+    line.push_str(msg);
+    if !msg.ends_with('\n') {
+        line.push('\n');
+    }
+    logger().error.write(line.as_bytes());
+}
+
+/// Write a raw block (e.g. a Python traceback) to the error log as-is.
+pub fn raw_error(text: &str) {
+    logger().error.write(text.as_bytes());
+}
+
+pub fn access_write(line: &[u8]) {
+    logger().access.write(line);
+}
+
+#[macro_export]
+macro_rules! debug { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Debug) { $crate::log::log($crate::log::Level::Debug, &format!($($t)*)) } } }
+#[macro_export]
+macro_rules! info { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Info, &format!($($t)*)) } }
+#[macro_export]
+macro_rules! warning { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Warning, &format!($($t)*)) } }
+#[macro_export]
+macro_rules! error { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Error, &format!($($t)*)) } }
+#[macro_export]
+macro_rules! critical { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Critical, &format!($($t)*)) } }

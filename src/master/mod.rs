@@ -1,0 +1,478 @@
+//! The master (arbiter): owns the listeners and the workers, never runs a
+//! request.
+//!
+//! One loop, in a fixed order every turn (after Unicorn's `join` and
+//! gunicorn's `Arbiter.run`): reap children → act on queued signals → read
+//! worker reports → kill workers past their heartbeat → bring the workers to
+//! target → sleep in poll(). Signal handlers only write to a self-pipe.
+//!
+//! Every change of workers (start, HUP, TTIN/TTOU, max_requests) goes
+//! through one routine, [`Arbiter::manage_workers`]: workers of the current
+//! generation are started (one at a time once the server has served), and an
+//! old or recycled worker is retired only when a new one has booted to take
+//! its place. If a new generation fails to boot, the old one keeps serving.
+
+mod spawn;
+mod workers;
+
+use crate::config::Config;
+use crate::heartbeat::Heartbeats;
+use crate::ipc::Message;
+use crate::pidfile::Pidfile;
+use crate::signals::{self, SignalPipe};
+use crate::sock::Listener;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use pyo3::prelude::*;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+use workers::{Slots, WorkerProc, WorkerState};
+
+/// The exit codes gunicorn's master uses, so supervisors read them alike.
+pub const EXIT_WORKER_BOOT_ERROR: i32 = 3;
+pub const EXIT_APP_LOAD_ERROR: i32 = 4;
+
+/// Grace between SIGABRT (stack dump) and SIGKILL for a timed-out worker.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
+
+/// Where the master is in its life.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Running,
+    /// TERM: workers finish in-flight requests until the deadline.
+    Draining { deadline: Instant },
+    /// INT/QUIT: workers are told to exit now.
+    Quitting { deadline: Instant },
+    /// A boot failure at start-up: stop everything, exit with this code.
+    Halting { code: i32, reason: &'static str, deadline: Instant },
+}
+
+
+pub struct Arbiter {
+    cfg: Config,
+    listeners: Vec<Listener>,
+    signals: Option<SignalPipe>,
+    heartbeats: Heartbeats,
+    slots: Slots,
+    workers: Vec<WorkerProc>,
+    /// Write end held only by the master; workers see EOF when it dies.
+    alive_write: Option<OwnedFd>,
+    alive_read: OwnedFd,
+    pidfile: Option<Pidfile>,
+    preloaded: Option<Py<PyAny>>,
+    phase: Phase,
+    num_workers: u32,
+    generation: u64,
+    next_age: u64,
+    /// Some worker of this master has booted: start-up is over.
+    ever_booted: bool,
+    /// A generation whose workers failed to boot: no more spawning for it.
+    blocked_generation: Option<u64>,
+    pid: u32,
+}
+
+/// sys.argv and sys.path for the embedded interpreter (master or worker).
+pub fn python_setup(cfg: &Config) -> crate::python::PythonSetup {
+    let mut path_prepend = cfg.pythonpath.clone();
+    path_prepend.insert(0, cfg.chdir.clone());
+    crate::python::PythonSetup { argv: crate::proctitle::original_args().to_vec(), path_prepend }
+}
+
+impl Arbiter {
+    /// Set up from bound listeners; signals are installed before Python can start.
+    pub fn new(cfg: Config, listeners: Vec<Listener>, signals: SignalPipe) -> Result<Arbiter, String> {
+        let heartbeats = Heartbeats::new().map_err(|e| format!("cannot map heartbeat memory: {e}"))?;
+        let (alive_read, alive_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        Ok(Arbiter {
+            num_workers: cfg.workers,
+            cfg,
+            listeners,
+            signals: Some(signals),
+            heartbeats,
+            slots: Slots::new(crate::heartbeat::SLOTS),
+            workers: Vec::new(),
+            alive_write: Some(alive_write),
+            alive_read,
+            pidfile: None,
+            preloaded: None,
+            phase: Phase::Running,
+            generation: 1,
+            next_age: 1,
+            ever_booted: false,
+            blocked_generation: None,
+            pid: std::process::id(),
+        })
+    }
+
+    pub fn set_pidfile(&mut self, pidfile: Option<Pidfile>) {
+        self.pidfile = pidfile;
+    }
+
+    /// Give up before running (preload failed): remove what start-up created.
+    pub fn abandon(&mut self) {
+        for l in &self.listeners {
+            l.unlink();
+        }
+        if let Some(p) = &self.pidfile {
+            p.remove_if_ours(self.pid);
+        }
+    }
+
+    /// Import the app in the master (--preload). Exits 4 with the report on failure.
+    pub fn preload(&mut self) -> Result<(), (i32, String)> {
+        let setup = python_setup(&self.cfg);
+        crate::python::initialize(&setup).map_err(|e| (EXIT_WORKER_BOOT_ERROR, format!("{e}\n")))?;
+        let app = Python::attach(|py| crate::python::load_app(py, &self.cfg.wsgi_app)).map_err(|e| (EXIT_APP_LOAD_ERROR, e.report))?;
+        self.preloaded = Some(app);
+        Ok(())
+    }
+
+    /// Run until stopped; returns the process exit code.
+    pub fn run(mut self) -> i32 {
+        crate::proctitle::set(&format!("ferricorn: master [{}]", self.cfg.proc_name));
+        let code = loop {
+            self.reap();
+            self.handle_signals();
+            if let Some(code) = self.check_phase() {
+                break code;
+            }
+            self.murder_timed_out();
+            if self.phase == Phase::Running {
+                self.manage_workers();
+            }
+            self.sleep();
+        };
+        self.shutdown();
+        code
+    }
+
+    fn shutdown(&mut self) {
+        crate::info!("Shutting down: Master");
+        if let Phase::Halting { reason, .. } = self.phase {
+            crate::info!("Reason: {reason}");
+        }
+        for l in &self.listeners {
+            l.unlink();
+        }
+        if let Some(p) = &self.pidfile {
+            p.remove_if_ours(self.pid);
+        }
+    }
+
+    /// Decide whether the master is done, and force the stragglers.
+    fn check_phase(&mut self) -> Option<i32> {
+        let now = Instant::now();
+        let (deadline, code) = match self.phase {
+            Phase::Running => return None,
+            Phase::Draining { deadline } | Phase::Quitting { deadline } => (deadline, 0),
+            Phase::Halting { deadline, code, .. } => (deadline, code),
+        };
+        if self.workers.is_empty() {
+            return Some(code);
+        }
+        if now >= deadline {
+            for w in &self.workers {
+                let _ = kill(w.pid, Signal::SIGKILL);
+            }
+            // Wait for them so none outlives the master.
+            while !self.workers.is_empty() {
+                match waitpid(None, None) {
+                    Ok(status) => self.forget(status),
+                    Err(_) => break,
+                }
+            }
+            return Some(code);
+        }
+        None
+    }
+
+    fn handle_signals(&mut self) {
+        let Some(pipe) = &self.signals else { return };
+        for (sig, count) in pipe.drain() {
+            if sig != libc::SIGCHLD {
+                crate::info!("Handling signal: {}", signals::name(sig).trim_start_matches("SIG").to_lowercase());
+            }
+            match sig {
+                libc::SIGHUP => self.on_hup(),
+                libc::SIGTERM => self.stop(true),
+                libc::SIGINT | libc::SIGQUIT => self.stop(false),
+                libc::SIGTTIN => {
+                    self.num_workers = self.num_workers.saturating_add(count);
+                    crate::info!("Number of workers: {}", self.num_workers);
+                }
+                libc::SIGTTOU => {
+                    self.num_workers = self.num_workers.saturating_sub(count).max(1);
+                    crate::info!("Number of workers: {}", self.num_workers);
+                }
+                libc::SIGUSR1 => {
+                    if let Err(e) = crate::log::reopen() {
+                        crate::error!("Cannot reopen log files: {e}");
+                    }
+                    self.signal_workers(Signal::SIGUSR1);
+                }
+                libc::SIGWINCH => {
+                    crate::info!("graceful stop of workers");
+                    self.num_workers = 0;
+                }
+                libc::SIGUSR2 => crate::warning!("USR2 (binary upgrade) is not available in this build; ignoring"),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_hup(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        crate::info!("Hang up: Master");
+        self.num_workers = self.cfg.workers;
+        self.generation += 1;
+        self.blocked_generation = None;
+    }
+
+    fn stop(&mut self, graceful: bool) {
+        let now = Instant::now();
+        match (self.phase, graceful) {
+            (Phase::Running, true) => {
+                self.phase = Phase::Draining { deadline: now + self.cfg.graceful_timeout };
+                self.signal_workers(Signal::SIGTERM);
+            }
+            (Phase::Running | Phase::Draining { .. }, false) => {
+                self.phase = Phase::Quitting { deadline: now + Duration::from_secs(2).min(self.cfg.graceful_timeout.max(Duration::from_millis(500))) };
+                self.signal_workers(Signal::SIGQUIT);
+            }
+            _ => {}
+        }
+    }
+
+    fn signal_workers(&self, sig: Signal) {
+        for w in &self.workers {
+            let _ = kill(w.pid, sig);
+        }
+    }
+
+    /// Collect every exited child (no zombies, ever).
+    fn reap(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(status) => self.forget(status),
+            }
+        }
+    }
+
+    fn forget(&mut self, status: WaitStatus) {
+        let Some(pid) = status.pid() else { return };
+        let Some(pos) = self.workers.iter().position(|w| w.pid == pid) else { return };
+        let mut w = self.workers.swap_remove(pos);
+        self.drain_reports(&mut w);
+        self.slots.give_back(w.slot);
+        let expected = w.is_retiring() || self.phase != Phase::Running;
+        let (code, sig) = match status {
+            WaitStatus::Exited(_, code) => (Some(code), None),
+            WaitStatus::Signaled(_, sig, _) => (None, Some(sig)),
+            _ => (None, None),
+        };
+        if !expected {
+            match (code, sig) {
+                (Some(0), _) => {}
+                (Some(c), _) => crate::error!("Worker (pid:{pid}) exited with code {c}"),
+                (_, Some(Signal::SIGKILL)) => crate::error!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"),
+                (_, Some(s)) => crate::error!("Worker (pid:{pid}) was sent {}!", s.as_str()),
+                _ => {}
+            }
+        }
+        if !w.is_booted() && !w.is_retiring() && self.phase == Phase::Running {
+            let failure = w.boot_failure.clone().or_else(|| {
+                let why = match (code, sig) {
+                    (Some(c), _) => format!("exited with code {c} before it booted\n"),
+                    (_, Some(s)) => format!("was killed by {} before it booted\n", s.as_str()),
+                    _ => "stopped before it booted\n".into(),
+                };
+                Some((code.unwrap_or(EXIT_WORKER_BOOT_ERROR), why))
+            });
+            if let Some((code, report)) = failure {
+                self.on_boot_failure(w.generation, pid, code, &report);
+            }
+        }
+    }
+
+    fn on_boot_failure(&mut self, generation: u64, pid: Pid, code: i32, report: &str) {
+        if self.blocked_generation == Some(generation) {
+            return; // reported once already
+        }
+        if !self.ever_booted {
+            // At start-up there is nothing to fall back on: stop, as gunicorn does.
+            crate::error!("Exception in worker process (pid:{pid}):\n{}", report.trim_end());
+            let (code, reason) = if code == EXIT_APP_LOAD_ERROR {
+                (EXIT_APP_LOAD_ERROR, "App failed to load.")
+            } else {
+                (EXIT_WORKER_BOOT_ERROR, "Worker failed to boot.")
+            };
+            self.blocked_generation = Some(generation);
+            self.phase = Phase::Halting { code, reason, deadline: Instant::now() + self.cfg.graceful_timeout.min(Duration::from_secs(5)) };
+            self.signal_workers(Signal::SIGTERM);
+            return;
+        }
+        self.blocked_generation = Some(generation);
+        let serving = self.workers.iter().filter(|w| w.is_booted() && !w.is_retiring()).count();
+        crate::error!(
+            "New worker (pid:{pid}) failed to boot; {serving} running worker(s) keep serving the previous code. Fix the error and send HUP to retry.\n{}",
+            report.trim_end()
+        );
+        // Workers of the failed generation that are still booting will fail alike.
+        for w in self.workers.iter_mut().filter(|w| w.generation == generation && !w.is_booted() && !w.is_retiring()) {
+            let _ = kill(w.pid, Signal::SIGTERM);
+            w.state = WorkerState::Retiring { deadline: Instant::now() + Duration::from_secs(2) };
+        }
+    }
+
+    /// Read what workers reported since the last turn.
+    fn read_reports(&mut self) {
+        let mut boot_failures = Vec::new();
+        for i in 0..self.workers.len() {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = unsafe { libc::read(self.workers[i].status.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n <= 0 {
+                    break;
+                }
+                self.workers[i].decoder.feed(&buf[..n as usize]);
+            }
+            while let Some(msg) = self.workers[i].decoder.next_message() {
+                let w = &mut self.workers[i];
+                match msg {
+                    Message::Booted => {
+                        if w.state == WorkerState::Booting {
+                            w.state = WorkerState::Serving;
+                            self.ever_booted = true;
+                        }
+                    }
+                    Message::BootFailed { code, report } => {
+                        w.boot_failure = Some((code, report.clone()));
+                        boot_failures.push((w.generation, w.pid, code, report));
+                    }
+                    Message::Recycle => w.wants_recycle = true,
+                }
+            }
+        }
+        for (generation, pid, code, report) in boot_failures {
+            self.on_boot_failure(generation, pid, code, &report);
+        }
+    }
+
+    fn drain_reports(&mut self, w: &mut WorkerProc) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = unsafe { libc::read(w.status.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            w.decoder.feed(&buf[..n as usize]);
+        }
+        while let Some(msg) = w.decoder.next_message() {
+            if let Message::BootFailed { code, report } = msg {
+                w.boot_failure = Some((code, report));
+            }
+        }
+    }
+
+    /// SIGABRT to a worker silent past --timeout (it logs its Python stack),
+    /// SIGKILL if it is still there after a grace.
+    fn murder_timed_out(&mut self) {
+        let Some(timeout) = self.cfg.timeout else { return };
+        let now = Instant::now();
+        for w in self.workers.iter_mut() {
+            if let WorkerState::Retiring { deadline } = w.state {
+                if now >= deadline {
+                    let _ = kill(w.pid, Signal::SIGKILL);
+                }
+                continue;
+            }
+            if let Some(at) = w.aborted_at {
+                if now.duration_since(at) >= ABORT_GRACE {
+                    let _ = kill(w.pid, Signal::SIGKILL);
+                }
+                continue;
+            }
+            if self.heartbeats.silence(w.slot) > timeout {
+                crate::critical!("WORKER TIMEOUT (pid:{})", w.pid);
+                let _ = kill(w.pid, Signal::SIGABRT);
+                w.aborted_at = Some(now);
+            }
+        }
+    }
+
+    /// Bring the workers to the target count and generation.
+    fn manage_workers(&mut self) {
+        let gen = self.generation;
+        let num = self.num_workers as usize;
+        let is_current = |w: &WorkerProc| w.generation == gen && !w.wants_recycle && !w.is_retiring();
+        let booted_current = self.workers.iter().filter(|w| is_current(w) && w.is_booted()).count();
+        let booting_current = self.workers.iter().filter(|w| is_current(w) && !w.is_booted()).count();
+
+        // Old-generation and recycled workers, oldest first: each retires once
+        // a booted current worker can take its place.
+        let mut replaceable: Vec<(u64, Pid)> = self
+            .workers
+            .iter()
+            .filter(|w| !w.is_retiring() && (w.generation != gen || w.wants_recycle))
+            .map(|w| (w.age, w.pid))
+            .collect();
+        replaceable.sort();
+        let excess = (booted_current + replaceable.len()).saturating_sub(num);
+        for (_, pid) in replaceable.iter().take(excess) {
+            self.retire(*pid);
+        }
+
+        // Too many current workers (TTOU, WINCH): retire the oldest.
+        if booted_current + booting_current > num {
+            let mut current: Vec<(bool, u64, Pid)> =
+                self.workers.iter().filter(|w| is_current(w)).map(|w| (w.is_booted(), w.age, w.pid)).collect();
+            // Booting ones first (they serve nothing yet), then the oldest.
+            current.sort();
+            for (_, _, pid) in current.iter().take(booted_current + booting_current - num) {
+                self.retire(*pid);
+            }
+            return;
+        }
+
+        if self.blocked_generation == Some(gen) {
+            return;
+        }
+        let window = if self.ever_booted { 1 } else { num.max(1) };
+        let needed = num.saturating_sub(booted_current + booting_current);
+        let room = window.saturating_sub(booting_current);
+        for _ in 0..needed.min(room) {
+            if let Err(e) = self.spawn_worker() {
+                crate::error!("Cannot start a worker: {e}");
+                break;
+            }
+        }
+    }
+
+    fn retire(&mut self, pid: Pid) {
+        let deadline = Instant::now() + self.cfg.graceful_timeout;
+        if let Some(w) = self.workers.iter_mut().find(|w| w.pid == pid) {
+            if !w.is_retiring() {
+                let _ = kill(pid, Signal::SIGTERM);
+                w.state = WorkerState::Retiring { deadline };
+            }
+        }
+    }
+
+    /// Sleep until a signal, a worker report, or the next tick.
+    fn sleep(&mut self) {
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.workers.len() + 1);
+        if let Some(p) = &self.signals {
+            fds.push(libc::pollfd { fd: p.fd(), events: libc::POLLIN, revents: 0 });
+        }
+        for w in &self.workers {
+            fds.push(libc::pollfd { fd: w.status.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        let timeout_ms = if self.phase == Phase::Running { 1000 } else { 100 };
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        self.read_reports();
+    }
+}

@@ -1,0 +1,78 @@
+//! Forking a worker.
+//!
+//! The child drops every master-only resource (the signal handlers and their
+//! pipe, other workers' report pipes, the write end of the liveness pipe)
+//! before it becomes a worker, so the master remains the only holder of each.
+
+use super::workers::{WorkerProc, WorkerState};
+use super::Arbiter;
+use crate::heartbeat::Beat;
+use crate::ipc::Decoder;
+use crate::worker::{self, WorkerCtx};
+use nix::fcntl::OFlag;
+use nix::unistd::ForkResult;
+use pyo3::prelude::*;
+
+impl Arbiter {
+    pub(super) fn spawn_worker(&mut self) -> Result<(), String> {
+        let slot = self.slots.take().ok_or("no heartbeat slot left (more than 1024 workers?)")?;
+        self.heartbeats.beat(slot);
+        let (status_read, status_write) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => {
+                self.slots.give_back(slot);
+                return Err(format!("pipe: {e}"));
+            }
+        };
+        let _ = crate::sock::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&status_read), true);
+        let age = self.next_age;
+        self.next_age += 1;
+        match crate::python::fork_with_python() {
+            Err(e) => {
+                self.slots.give_back(slot);
+                Err(format!("fork: {e}"))
+            }
+            Ok(ForkResult::Parent { child }) => {
+                drop(status_write);
+                self.workers.push(WorkerProc {
+                    pid: child,
+                    age,
+                    generation: self.generation,
+                    slot,
+                    status: status_read,
+                    decoder: Decoder::default(),
+                    state: WorkerState::Booting,
+                    wants_recycle: false,
+                    aborted_at: None,
+                    boot_failure: None,
+                });
+                Ok(())
+            }
+            Ok(ForkResult::Child) => {
+                drop(status_read);
+                self.become_worker(slot, status_write, age)
+            }
+        }
+    }
+
+    fn become_worker(&mut self, slot: usize, status: std::os::fd::OwnedFd, age: u64) -> ! {
+        if let Some(sig) = self.signals.take() {
+            sig.uninstall();
+        }
+        self.alive_write.take();
+        for w in self.workers.drain(..) {
+            drop(w.status);
+        }
+        let preloaded = self.preloaded.as_ref().map(|app| Python::attach(|py| app.clone_ref(py)));
+        let ctx = WorkerCtx {
+            cfg: &self.cfg,
+            listeners: &self.listeners,
+            beat: Beat::new(&self.heartbeats, slot),
+            status,
+            master_alive: std::os::fd::AsRawFd::as_raw_fd(&self.alive_read),
+            preloaded,
+            age,
+        };
+        worker::run(ctx)
+    }
+}

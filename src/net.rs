@@ -1,0 +1,173 @@
+//! Blocking-with-deadline I/O on non-blocking sockets.
+//!
+//! Worker sockets stay non-blocking for the event loop; when the request
+//! path must wait (a client slow to read the response, or to send its body)
+//! it polls that one fd with a deadline instead of flipping O_NONBLOCK.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+fn wait(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<()> {
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r > 0 {
+            return Ok(());
+        }
+        if r == 0 {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "client timed out"));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// One non-blocking read. Ok(0) is EOF; WouldBlock is returned as an error.
+pub fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Read at least one byte (or EOF), waiting up to `timeout`.
+pub fn read_wait(fd: RawFd, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+    loop {
+        match read_some(fd, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(fd, libc::POLLIN, timeout)?,
+            r => return r,
+        }
+    }
+}
+
+/// Append what the socket has now (up to `max` bytes) to `buf`.
+/// Returns bytes read; Ok(0) with `eof = true` means the peer closed.
+pub fn read_into(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
+    let mut total = 0;
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(8192);
+        }
+        let spare = buf.capacity() - buf.len();
+        let want = spare.min(max - total);
+        if want == 0 {
+            return Ok((total, false));
+        }
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(buf.len()).cast(), want) };
+        if n > 0 {
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            total += n as usize;
+            if (n as usize) < want {
+                return Ok((total, false));
+            }
+            continue;
+        }
+        if n == 0 {
+            return Ok((total, true));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok((total, false)),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Write all of `parts` (gathered with writev), waiting up to `timeout` for
+/// the client to make room each time its buffer is full.
+pub fn write_all_vectored(fd: RawFd, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut first = 0;
+    while first < parts.len() {
+        let iov: Vec<libc::iovec> = parts[first..]
+            .iter()
+            .take(64)
+            .map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() })
+            .collect();
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as i32) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    wait(fd, libc::POLLOUT, timeout)?;
+                    continue;
+                }
+                _ => return Err(e),
+            }
+        }
+        let mut n = n as usize;
+        while n > 0 && first < parts.len() {
+            let len = parts[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                parts[first] = &parts[first][n..];
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn write_all(fd: RawFd, data: &[u8], timeout: Duration) -> io::Result<()> {
+    write_all_vectored(fd, &[data], timeout)
+}
+
+/// sendfile(2) `count` bytes (or to EOF when None) from `file_fd` at `offset`.
+/// Returns the bytes sent.
+pub fn sendfile_all(sock: RawFd, file_fd: RawFd, mut offset: i64, count: Option<u64>, timeout: Duration) -> io::Result<u64> {
+    let mut sent = 0u64;
+    loop {
+        let want = match count {
+            Some(c) if sent >= c => return Ok(sent),
+            Some(c) => (c - sent).min(1 << 30) as usize,
+            None => 1 << 30,
+        };
+        let n = unsafe { libc::sendfile(sock, file_fd, &mut offset, want) };
+        if n > 0 {
+            sent += n as u64;
+            continue;
+        }
+        if n == 0 {
+            return Ok(sent);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => wait(sock, libc::POLLOUT, timeout)?,
+            _ => return Err(e),
+        }
+    }
+}
+
+pub fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    unsafe {
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, (&one as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32);
+    }
+}
+
+/// Append at least one byte from the socket to `buf` (Ok(0) = EOF), waiting
+/// up to `timeout` for the client.
+pub fn read_into_wait(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> io::Result<usize> {
+    loop {
+        let (n, eof) = read_into(fd, buf, max)?;
+        if n > 0 || eof {
+            return Ok(n);
+        }
+        wait(fd, libc::POLLIN, timeout)?;
+    }
+}

@@ -1,0 +1,180 @@
+//! Starting the interpreter the way a server must (see PYTHON-EMBEDDING facts):
+//! through `PyConfig`, with CPython's own signal handlers off, argv not parsed
+//! as Python options, `sys.executable` set, and a virtualenv honoured by
+//! pointing `executable` at the venv's python *before* initialisation, so
+//! its site-packages come first on `sys.path`.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const PY_MAJOR: &str = env!("FERRICORN_PY_MAJOR");
+const PY_MINOR: &str = env!("FERRICORN_PY_MINOR");
+const PY_EXECUTABLE: &str = env!("FERRICORN_PY_EXECUTABLE");
+
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+pub struct PythonSetup {
+    /// `sys.argv` (the server's own command line, as gunicorn leaves it).
+    pub argv: Vec<CString>,
+    /// Prepended to `sys.path`, first entry first.
+    pub path_prepend: Vec<PathBuf>,
+}
+
+pub fn is_initialized() -> bool {
+    INITIALIZED.load(Ordering::Relaxed)
+}
+
+/// The interpreter that `sys.executable` should name: the active virtualenv's
+/// python, or the one this binary was built against.
+pub fn choose_executable() -> Result<PathBuf, String> {
+    let Ok(venv) = std::env::var("VIRTUAL_ENV") else {
+        return Ok(PathBuf::from(PY_EXECUTABLE));
+    };
+    if venv.is_empty() {
+        return Ok(PathBuf::from(PY_EXECUTABLE));
+    }
+    let venv = PathBuf::from(venv);
+    let cfg = venv.join("pyvenv.cfg");
+    let text = std::fs::read_to_string(&cfg).map_err(|e| {
+        format!("VIRTUAL_ENV={} is not a virtualenv ({}: {e}); activate a valid one or unset VIRTUAL_ENV.", venv.display(), cfg.display())
+    })?;
+    let want = format!("{PY_MAJOR}.{PY_MINOR}");
+    let version = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| matches!(k.trim(), "version" | "version_info"))
+        .map(|(_, v)| v.trim().to_string());
+    if let Some(v) = &version {
+        let minor: String = v.split('.').take(2).collect::<Vec<_>>().join(".");
+        if minor != want {
+            return Err(format!(
+                "The virtualenv {} is Python {v}, but this ferricorn embeds Python {want}: its packages cannot load. \
+                 Create the venv with python{want}, or build ferricorn against Python {minor}.",
+                venv.display()
+            ));
+        }
+    }
+    let exe = venv.join("bin").join("python");
+    if !exe.exists() {
+        return Err(format!("The virtualenv {} has no bin/python; recreate it.", venv.display()));
+    }
+    Ok(exe)
+}
+
+fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
+    if unsafe { ffi::PyStatus_Exception(status) } != 0 {
+        let msg = if status.err_msg.is_null() {
+            String::from("unknown error")
+        } else {
+            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+        };
+        return Err(format!("Python initialisation failed ({what}): {msg}"));
+    }
+    Ok(())
+}
+
+/// Initialise CPython in this process. Signal handlers must already be
+/// installed (CPython then leaves SIGINT alone). Leaves the GIL released.
+pub fn initialize(setup: &PythonSetup) -> Result<(), String> {
+    if is_initialized() {
+        return Ok(());
+    }
+    let exe = choose_executable()?;
+    let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| "bad executable path".to_string())?;
+    unsafe {
+        let mut config: ffi::PyConfig = std::mem::zeroed();
+        ffi::PyConfig_InitPythonConfig(&mut config);
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        let result = (|| {
+            check(ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe_c.as_ptr()), "executable")?;
+            check(ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, exe_c.as_ptr()), "program name")?;
+            let mut argv: Vec<*const std::ffi::c_char> = setup.argv.iter().map(|a| a.as_ptr()).collect();
+            check(ffi::PyConfig_SetBytesArgv(&mut config, argv.len() as ffi::Py_ssize_t, argv.as_mut_ptr()), "argv")?;
+            check(ffi::Py_InitializeFromConfig(&config), "start")
+        })();
+        ffi::PyConfig_Clear(&mut config);
+        result?;
+        // The GIL is taken again, briefly, by every Python::attach.
+        ffi::PyEval_SaveThread();
+    }
+    INITIALIZED.store(true, Ordering::Relaxed);
+    Python::attach(|py| -> PyResult<()> {
+        let sys = py.import("sys")?;
+        let path = sys.getattr("path")?;
+        for (i, dir) in setup.path_prepend.iter().enumerate() {
+            let s = dir.to_string_lossy();
+            // Avoid duplicates but keep our order at the front.
+            while path.call_method1("__contains__", (s.as_ref(),))?.is_truthy()? {
+                path.call_method1("remove", (s.as_ref(),))?;
+            }
+            path.call_method1("insert", (i, s.as_ref()))?;
+        }
+        Ok(())
+    })
+    .map_err(|e| format!("cannot set sys.path: {e}"))
+}
+
+/// Fork with the interpreter's cooperation (PyOS_BeforeFork / AfterFork_*),
+/// so the child gets a consistent interpreter even if other Python threads
+/// hold locks. Without an interpreter it is a plain fork.
+pub fn fork_with_python() -> nix::Result<nix::unistd::ForkResult> {
+    if !is_initialized() {
+        return unsafe { nix::unistd::fork() };
+    }
+    Python::attach(|_py| unsafe {
+        ffi::PyOS_BeforeFork();
+        let r = nix::unistd::fork();
+        match r {
+            Ok(nix::unistd::ForkResult::Child) => ffi::PyOS_AfterFork_Child(),
+            _ => ffi::PyOS_AfterFork_Parent(),
+        }
+        r
+    })
+}
+
+/// Run `f` with the GIL released (for blocking socket I/O while Python waits).
+/// `f` must not touch Python objects.
+pub fn without_gil<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(*mut ffi::PyThreadState);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            unsafe { ffi::PyEval_RestoreThread(self.0) };
+        }
+    }
+    let _guard = Restore(unsafe { ffi::PyEval_SaveThread() });
+    f()
+}
+
+/// Write the Python stack of every thread to `fd` when SIGABRT arrives
+/// (the master sends it to a worker past --timeout), then die of the signal.
+/// faulthandler's fatal-signal handler covers SIGABRT and works even while
+/// the interpreter is stuck in C code or a busy loop.
+pub fn dump_stacks_on_abort(fd: i32) -> PyResult<()> {
+    Python::attach(|py| {
+        let fh = py.import("faulthandler")?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("file", fd)?;
+        kwargs.set_item("all_threads", true)?;
+        fh.call_method("enable", (), Some(&kwargs))?;
+        Ok(())
+    })
+}
+
+/// Finalise the interpreter (runs atexit handlers) before a clean worker exit.
+pub fn finalize() {
+    if !is_initialized() {
+        return;
+    }
+    unsafe {
+        ffi::PyGILState_Ensure();
+        ffi::Py_FinalizeEx();
+    }
+}
+
+pub fn dir_exists(p: &Path) -> bool {
+    p.is_dir()
+}

@@ -1,0 +1,70 @@
+# Loads the WSGI application named on the command line, the way gunicorn's
+# util.import_app does: "module", "module:attr", "module:factory()" or
+# "module:factory('arg', n=1)" with literal arguments only.
+import ast
+import importlib
+import sys
+import traceback
+
+
+class AppImportError(Exception):
+    """The app spec is wrong in a way one line explains (no traceback)."""
+
+
+def _parse(spec):
+    module, sep, obj = spec.partition(":")
+    if not sep or not obj:
+        obj = "application"
+    if not module:
+        raise AppImportError(f"Failed to parse {spec!r}: expected MODULE or MODULE:ATTR.")
+    try:
+        expression = ast.parse(obj, mode="eval").body
+    except SyntaxError:
+        raise AppImportError(f"Failed to parse {obj!r} as an attribute name or function call.")
+    if isinstance(expression, ast.Name):
+        return module, expression.id, None, None
+    if isinstance(expression, ast.Call):
+        if not isinstance(expression.func, ast.Name):
+            raise AppImportError(f"Function reference must be a simple name: {obj!r}")
+        try:
+            args = [ast.literal_eval(arg) for arg in expression.args]
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in expression.keywords}
+        except ValueError:
+            raise AppImportError(f"Failed to parse arguments as literal values: {obj!r}")
+        return module, expression.func.id, args, kwargs
+    raise AppImportError(f"Failed to parse {obj!r} as an attribute name or function call.")
+
+
+def load(spec):
+    module, name, args, kwargs = _parse(spec)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module or (e.name and module.startswith(e.name + ".")):
+            hint = ""
+            if module.endswith(".py"):
+                hint = f" Did you mean '{module[:-3]}:{name}'?"
+            raise AppImportError(
+                f"No module named {e.name!r} (importing {module!r}; sys.path[0] is {sys.path[0]!r}).{hint}"
+            ) from None
+        raise
+    try:
+        app = getattr(mod, name)
+    except AttributeError:
+        raise AppImportError(f"Failed to find attribute {name!r} in {module!r} ({mod.__file__}).") from None
+    if args is not None:
+        app = app(*args, **kwargs)
+        if app is None:
+            raise AppImportError(f"The factory {name!r} in {module!r} returned None.")
+    if not callable(app):
+        raise AppImportError(
+            f"Application object must be callable: {module}:{name} is {type(app).__name__} ({mod.__file__})."
+        )
+    return app
+
+
+def describe(exc):
+    """One line for our own errors, the full traceback for everything else."""
+    if isinstance(exc, AppImportError):
+        return str(exc) + "\n"
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,52 @@
+//! One client connection as the worker's event loop holds it.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+pub struct Conn {
+    pub fd: OwnedFd,
+    pub remote_addr: String,
+    pub remote_port: Option<u16>,
+    /// Index of the listener it came in on (for SERVER_NAME/PORT).
+    pub listener: usize,
+    /// Bytes received and not yet consumed (a partial or pipelined request).
+    pub buf: Vec<u8>,
+    /// Milliseconds (monotonic) after which the connection is dropped:
+    /// the head deadline while a request arrives, the keep-alive limit when idle.
+    pub deadline_ms: u64,
+    /// Requests served on this connection.
+    pub served: u64,
+    /// The peer shut its sending side down.
+    pub eof: bool,
+}
+
+impl Conn {
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Idle means between requests with nothing of the next one received.
+    pub fn is_idle(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Peer address of an accepted socket as (ip text, port).
+pub fn peer_of(storage: &libc::sockaddr_storage) -> (String, Option<u16>) {
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            let a: &libc::sockaddr_in = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            (ip.to_string(), Some(u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 => {
+            let a: &libc::sockaddr_in6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            let text = match ip.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => ip.to_string(),
+            };
+            (text, Some(u16::from_be(a.sin6_port)))
+        }
+        _ => (String::new(), None),
+    }
+}

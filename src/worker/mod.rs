@@ -1,0 +1,103 @@
+//! A worker process: boots the app, then serves requests until told to stop.
+//!
+//! Life: fork → signals → title → privileges → Python → app → `Booted` to
+//! the master → event loop → `Worker exiting` → exit. Boot failures are
+//! reported to the master (which prints them once) with the exit code that
+//! says what failed: 4 when the app cannot be loaded, 3 for anything else.
+
+mod conn;
+mod serve;
+
+use crate::config::Config;
+use crate::heartbeat::Beat;
+use crate::ipc::Message;
+use crate::sock::Listener;
+use pyo3::prelude::*;
+use std::os::fd::{OwnedFd, RawFd};
+
+pub const EXIT_BOOT_ERROR: i32 = 3;
+pub const EXIT_APP_LOAD_ERROR: i32 = 4;
+
+/// Everything a freshly forked worker needs from its master.
+pub struct WorkerCtx<'a> {
+    pub cfg: &'a Config,
+    pub listeners: &'a [Listener],
+    pub beat: Beat,
+    /// Write end of this worker's status pipe to the master.
+    pub status: OwnedFd,
+    /// Read end of the pipe only the master writes to: EOF = master died.
+    pub master_alive: RawFd,
+    /// The app, when the master preloaded it.
+    pub preloaded: Option<Py<PyAny>>,
+    pub age: u64,
+}
+
+fn fail(ctx: &WorkerCtx<'_>, code: i32, report: String) -> ! {
+    Message::BootFailed { code, report }.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+    unsafe { libc::_exit(code) }
+}
+
+/// Run the worker; never returns.
+pub fn run(ctx: WorkerCtx<'_>) -> ! {
+    let cfg = ctx.cfg;
+    let signals = match serve::install_worker_signals() {
+        Ok(s) => s,
+        Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("cannot install signal handlers: {e}\n")),
+    };
+    crate::proctitle::set(&format!("ferricorn: worker [{}]", cfg.proc_name));
+    if let Err(e) = drop_privileges(cfg) {
+        fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
+    }
+    crate::info!("Booting worker with pid: {}", std::process::id());
+
+    if !crate::python::is_initialized() {
+        let setup = crate::master::python_setup(cfg);
+        if let Err(e) = crate::python::initialize(&setup) {
+            fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
+        }
+    }
+    if let Err(e) = crate::python::interp::dump_stacks_on_abort(crate::log::error_fd()) {
+        crate::warning!("Python stacks will not be logged on timeout: {e}");
+    }
+    let app = match &ctx.preloaded {
+        Some(app) => Python::attach(|py| app.clone_ref(py)),
+        None => match Python::attach(|py| crate::python::load_app(py, &cfg.wsgi_app)) {
+            Ok(app) => app,
+            Err(e) => fail(&ctx, EXIT_APP_LOAD_ERROR, e.report),
+        },
+    };
+    let opts = crate::wsgi::WsgiOptions {
+        limits: cfg.limits.clone(),
+        timeout: cfg.timeout.unwrap_or(std::time::Duration::from_secs(3600)),
+        sendfile: cfg.sendfile,
+        script_name: std::env::var("SCRIPT_NAME").unwrap_or_default().trim_end_matches('/').to_string(),
+        multiprocess: cfg.workers > 1,
+    };
+    let wsgi = match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
+        Ok(w) => w,
+        Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("cannot prepare the WSGI environment: {e}\n")),
+    };
+    ctx.beat.beat();
+    Message::Booted.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+
+    let code = serve::Server::new(&ctx, wsgi, signals).run();
+    crate::info!("Worker exiting (pid: {})", std::process::id());
+    crate::python::interp::finalize();
+    unsafe { libc::_exit(code) }
+}
+
+fn drop_privileges(cfg: &Config) -> Result<(), String> {
+    if let Some(gid) = cfg.gid {
+        nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(|e| format!("cannot switch to group {gid}: {}", e.desc()))?;
+    }
+    if let Some(uid) = cfg.uid {
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+            let gid = cfg.gid.map(nix::unistd::Gid::from_raw).unwrap_or(user.gid);
+            if let Ok(name) = std::ffi::CString::new(user.name.clone()) {
+                let _ = nix::unistd::initgroups(&name, gid);
+            }
+        }
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(|e| format!("cannot switch to user {uid}: {}", e.desc()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,455 @@
+//! The worker's event loop: Rust holds every connection, Python sees one
+//! complete request at a time.
+//!
+//! Idle keep-alive clients and clients still trickling in their request head
+//! sit in epoll here, each with a deadline, so they cost a file descriptor,
+//! not a worker. Listeners are registered with EPOLLEXCLUSIVE and one
+//! connection is accepted per wake-up, which spreads connections across
+//! workers instead of letting the first awake worker take them all.
+
+use super::conn::{peer_of, Conn};
+use super::WorkerCtx;
+use crate::access_log::{AccessFormat, AccessRecord};
+use crate::heartbeat::now_ms;
+use crate::http::{parse_head, HttpError};
+use crate::ipc::Message;
+use crate::signals::SignalPipe;
+use crate::sock::ListenerKind;
+use crate::wsgi::environ::ConnInfo;
+use crate::wsgi::{Request, WsgiApp};
+use pyo3::prelude::*;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+const TOKEN_SIGNALS: u64 = 0;
+const TOKEN_MASTER: u64 = 1;
+const TOKEN_LISTENER: u64 = 2;
+const TOKEN_CONN: u64 = 1 << 32;
+/// How often deadlines are checked; also bounds how stale a heartbeat gets.
+const SWEEP_MS: u64 = 100;
+
+pub fn install_worker_signals() -> std::io::Result<SignalPipe> {
+    // Quick stop: the master sends QUIT/INT and expects the worker gone now,
+    // even in the middle of a request. _exit is async-signal-safe.
+    for sig in [libc::SIGINT, libc::SIGQUIT] {
+        unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
+    }
+    SignalPipe::install(&[libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP, libc::SIGWINCH])
+}
+
+struct Epoll(OwnedFd);
+
+impl Epoll {
+    fn new() -> std::io::Result<Epoll> {
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+    fn ctl(&self, op: i32, fd: RawFd, events: u32, token: u64) -> std::io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        if unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    fn add(&self, fd: RawFd, events: u32, token: u64) -> std::io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
+    }
+    fn delete(&self, fd: RawFd) {
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+    }
+    fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout_ms) };
+        n.max(0) as usize
+    }
+}
+
+pub struct Server<'a> {
+    ctx: &'a WorkerCtx<'a>,
+    wsgi: WsgiApp,
+    signals: SignalPipe,
+    epoll: Epoll,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    accepting: bool,
+    stopping: bool,
+    served: u64,
+    max_requests: u64,
+    recycle_requested: bool,
+    access: Option<AccessFormat>,
+    /// SERVER_NAME / SERVER_PORT for requests without Host, per listener.
+    server_names: Vec<(String, String)>,
+    head_cap: usize,
+}
+
+impl<'a> Server<'a> {
+    pub fn new(ctx: &'a WorkerCtx<'a>, wsgi: WsgiApp, signals: SignalPipe) -> Server<'a> {
+        let cfg = ctx.cfg;
+        let max_requests = if cfg.max_requests == 0 {
+            0
+        } else {
+            let jitter = if cfg.max_requests_jitter > 0 { random_u64() % (cfg.max_requests_jitter + 1) } else { 0 };
+            cfg.max_requests + jitter
+        };
+        let server_names = ctx
+            .listeners
+            .iter()
+            .map(|l| match &l.kind {
+                ListenerKind::Tcp(a) => (a.ip().to_string(), a.port().to_string()),
+                ListenerKind::Unix(p) => (p.display().to_string(), String::new()),
+            })
+            .collect();
+        let l = &cfg.limits;
+        let head_cap = (if l.request_line == 0 { 8192 } else { l.request_line + 2 })
+            + l.fields.max(1) * (if l.field_size == 0 { 8192 } else { l.field_size + 2 })
+            + 4;
+        Server {
+            ctx,
+            wsgi,
+            signals,
+            epoll: Epoll::new().expect("epoll_create1"),
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            accepting: false,
+            stopping: false,
+            served: 0,
+            max_requests,
+            recycle_requested: false,
+            access: crate::log::access_enabled().then(|| AccessFormat::compile(&cfg.access_logformat)),
+            server_names,
+            head_cap: head_cap.min(1 << 22),
+        }
+    }
+
+    /// Serve until stopped; returns the exit code.
+    pub fn run(mut self) -> i32 {
+        let readable = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        if self.epoll.add(self.signals.fd(), libc::EPOLLIN as u32, TOKEN_SIGNALS).is_err()
+            || self.epoll.add(self.ctx.master_alive, readable, TOKEN_MASTER).is_err()
+        {
+            return 1;
+        }
+        self.set_accepting(true);
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut next_sweep = now_ms() + SWEEP_MS;
+        loop {
+            self.ctx.beat.beat();
+            if self.stopping && self.open == 0 {
+                return 0;
+            }
+            let timeout = if self.open > 0 { SWEEP_MS as i32 } else { 1000 };
+            let n = self.epoll.wait(&mut events, timeout);
+            for ev in events.iter().take(n) {
+                let (token, flags) = (ev.u64, ev.events);
+                match token {
+                    TOKEN_SIGNALS => {
+                        if self.handle_signals() {
+                            return 0;
+                        }
+                    }
+                    TOKEN_MASTER => {
+                        crate::info!("Parent changed, shutting down: worker {}", std::process::id());
+                        return 0;
+                    }
+                    t if t >= TOKEN_CONN => self.on_conn_event((t - TOKEN_CONN) as usize, flags),
+                    t => {
+                        self.accept_one((t - TOKEN_LISTENER) as usize);
+                    }
+                }
+            }
+            let now = now_ms();
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + SWEEP_MS;
+            }
+        }
+    }
+
+    /// Returns true when the worker must exit at once.
+    fn handle_signals(&mut self) -> bool {
+        for (sig, _) in self.signals.drain() {
+            match sig {
+                libc::SIGTERM => self.begin_stop(),
+                libc::SIGUSR1 => {
+                    if let Err(e) = crate::log::reopen() {
+                        crate::error!("Cannot reopen log files: {e}");
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    fn set_accepting(&mut self, on: bool) {
+        if on == self.accepting {
+            return;
+        }
+        for (i, l) in self.ctx.listeners.iter().enumerate() {
+            if on {
+                let ev = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
+                let _ = self.epoll.add(l.fd.as_raw_fd(), ev, TOKEN_LISTENER + i as u64);
+            } else {
+                self.epoll.delete(l.fd.as_raw_fd());
+            }
+        }
+        self.accepting = on;
+    }
+
+    /// Graceful stop: accept what is already queued, drop idle connections,
+    /// let in-progress ones finish (each answered with Connection: close).
+    fn begin_stop(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        if self.accepting {
+            for i in 0..self.ctx.listeners.len() {
+                while self.open < self.ctx.cfg.worker_connections && self.accept_one(i) {}
+            }
+        }
+        self.set_accepting(false);
+        for idx in 0..self.conns.len() {
+            let idle = match &mut self.conns[idx] {
+                Some(c) if c.is_idle() => {
+                    // A request may have just arrived on an idle keep-alive connection.
+                    let _ = crate::net::read_into(c.raw(), &mut c.buf, 65536);
+                    c.buf.is_empty()
+                }
+                _ => false,
+            };
+            if idle {
+                self.close(idx);
+            } else if self.conns[idx].is_some() {
+                self.process(idx);
+            }
+        }
+    }
+
+    /// Accept one connection from listener `i` and try to serve it right away.
+    fn accept_one(&mut self, i: usize) -> bool {
+        if self.open >= self.ctx.cfg.worker_connections {
+            self.set_accepting(false);
+            return false;
+        }
+        let lfd = self.ctx.listeners[i].fd.as_raw_fd();
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let fd = unsafe { libc::accept4(lfd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
+        if fd < 0 {
+            return false;
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let is_tcp = matches!(self.ctx.listeners[i].kind, ListenerKind::Tcp(_));
+        if is_tcp {
+            crate::net::set_nodelay(fd.as_raw_fd());
+        }
+        let (remote_addr, remote_port) = if is_tcp { peer_of(&storage) } else { (String::new(), None) };
+        let conn = Conn {
+            fd,
+            remote_addr,
+            remote_port,
+            listener: i,
+            buf: Vec::with_capacity(4096),
+            deadline_ms: now_ms() + self.ctx.cfg.header_timeout.as_millis() as u64,
+            served: 0,
+            eof: false,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        let raw = conn.raw();
+        self.conns[idx] = Some(conn);
+        self.open += 1;
+        if self.epoll.add(raw, (libc::EPOLLIN | libc::EPOLLRDHUP) as u32, TOKEN_CONN + idx as u64).is_err() {
+            self.close(idx);
+            return true;
+        }
+        // The request usually arrives with the connection: skip a wait.
+        self.on_conn_event(idx, libc::EPOLLIN as u32);
+        true
+    }
+
+    fn on_conn_event(&mut self, idx: usize, _flags: u32) {
+        let cap = self.head_cap;
+        let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else { return };
+        let room = cap.saturating_sub(conn.buf.len()).max(1);
+        match crate::net::read_into(conn.raw(), &mut conn.buf, room) {
+            Ok((_, eof)) => conn.eof |= eof,
+            Err(_) => {
+                self.close(idx);
+                return;
+            }
+        }
+        self.process(idx);
+    }
+
+    /// Serve every complete request in the connection's buffer.
+    fn process(&mut self, idx: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else { return };
+            if conn.buf.is_empty() {
+                if conn.eof || self.stopping {
+                    self.close(idx);
+                }
+                return;
+            }
+            let head = match parse_head(&conn.buf, &self.ctx.cfg.limits) {
+                Ok(Some(head)) => head,
+                Ok(None) => {
+                    if conn.eof {
+                        self.close(idx);
+                    }
+                    return;
+                }
+                Err(err) => {
+                    self.reject(idx, &err);
+                    return;
+                }
+            };
+            let started = Instant::now();
+            let (sname, sport) = &self.server_names[conn.listener];
+            let trusted = trusted_proxy(&self.ctx.cfg.forwarded_allow_ips, &conn.remote_addr, conn.remote_port.is_none());
+            let info = ConnInfo {
+                remote_addr: &conn.remote_addr,
+                remote_port: conn.remote_port,
+                server_name: sname,
+                server_port: sport,
+                trusted_proxy: trusted,
+            };
+            let req = Request {
+                fd: conn.raw(),
+                buf: &conn.buf,
+                head: &head,
+                conn: &info,
+                stopping: self.stopping,
+                keep_alive_enabled: !self.ctx.cfg.keep_alive.is_zero(),
+            };
+            let wsgi = &mut self.wsgi;
+            let outcome = Python::attach(|py| wsgi.handle(py, &req));
+            self.served += 1;
+            conn.served += 1;
+            if let Some(fmt) = &self.access {
+                log_access(fmt, conn, &head, &outcome, started);
+            }
+            let keep = outcome.keep_alive;
+            match outcome.leftover {
+                Some(rest) => conn.buf = rest,
+                None => {
+                    conn.buf.drain(..head.head_len);
+                }
+            }
+            let now = now_ms();
+            conn.deadline_ms = now
+                + if conn.buf.is_empty() { self.ctx.cfg.keep_alive.as_millis() as u64 } else { self.ctx.cfg.header_timeout.as_millis() as u64 };
+            self.ctx.beat.beat();
+            self.check_max_requests();
+            if !keep {
+                self.close(idx);
+                return;
+            }
+        }
+    }
+
+    fn check_max_requests(&mut self) {
+        if self.max_requests > 0 && self.served >= self.max_requests && !self.recycle_requested {
+            self.recycle_requested = true;
+            crate::info!("Autorestarting worker after current request.");
+            Message::Recycle.send(self.ctx.status.as_raw_fd());
+        }
+    }
+
+    /// Answer a malformed request with its status, then close.
+    fn reject(&mut self, idx: usize, err: &HttpError) {
+        if let Some(conn) = self.conns[idx].as_ref() {
+            crate::debug!("Invalid request from {}: {}", conn.remote_addr, err.detail);
+            let page = crate::wsgi::error_page(err.reason, &html_escape(&err.detail));
+            let bytes = crate::wsgi::simple_response(1, err.status, err.reason, &page);
+            let _ = crate::net::write_all(conn.raw(), &bytes, std::time::Duration::from_secs(1));
+        }
+        self.close(idx);
+    }
+
+    /// Drop connections past their deadline: 408 to a client stuck mid-head,
+    /// a silent close for an idle keep-alive one.
+    fn sweep(&mut self, now: u64) {
+        for idx in 0..self.conns.len() {
+            let expired = matches!(&self.conns[idx], Some(c) if c.deadline_ms <= now);
+            if !expired {
+                continue;
+            }
+            let partial = self.conns[idx].as_ref().is_some_and(|c| !c.buf.is_empty());
+            if partial {
+                let err = HttpError { status: 408, reason: "Request Timeout", detail: "the request head did not arrive in time".into() };
+                self.reject(idx, &err);
+            } else {
+                self.close(idx);
+            }
+        }
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.take()) {
+            self.epoll.delete(conn.raw());
+            drop(conn);
+            self.open -= 1;
+            self.free.push(idx);
+            if !self.stopping && !self.accepting && self.open < self.ctx.cfg.worker_connections {
+                self.set_accepting(true);
+            }
+        }
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Whether a peer may set X-Forwarded-* headers (gunicorn's forwarded_allow_ips).
+fn trusted_proxy(allow: &[String], remote: &str, unix: bool) -> bool {
+    if unix {
+        // A unix socket peer is a local front end (nginx on the same host).
+        return true;
+    }
+    allow.iter().any(|a| a == "*" || a == remote)
+}
+
+/// Called before the connection buffer moves on, so the head's bytes are intact.
+fn log_access(fmt: &AccessFormat, conn: &Conn, head: &crate::http::RequestHead, outcome: &crate::wsgi::Outcome, started: Instant) {
+    let buf = &conn.buf;
+    let method = String::from_utf8_lossy(head.method(buf));
+    let raw_target = head.target(buf);
+    let target = String::from_utf8_lossy(raw_target);
+    let (path, query) = crate::wsgi::environ::split_target(raw_target);
+    let headers: Vec<(&[u8], &[u8])> = head.headers(buf).collect();
+    let rec = AccessRecord {
+        remote_addr: &conn.remote_addr,
+        method: &method,
+        target: &target,
+        path: &String::from_utf8_lossy(path),
+        query: &String::from_utf8_lossy(query),
+        version: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+        status: outcome.status,
+        response_length: Some(outcome.sent),
+        request_headers: &headers,
+        response_headers: &outcome.response_headers,
+        duration: started.elapsed(),
+    };
+    let mut line = String::with_capacity(160);
+    fmt.format(&rec, &mut line);
+    crate::log::access_write(line.as_bytes());
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    u64::from_ne_bytes(b)
+}

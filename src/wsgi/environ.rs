@@ -1,0 +1,331 @@
+//! Building the PEP 3333 environ for one request.
+//!
+//! A per-worker template dict holds every constant key; each request copies
+//! it (one C-level dict copy) and sets the rest with keys interned once.
+
+use crate::http::RequestHead;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::collections::HashMap;
+
+/// Where the request came from and arrived at.
+pub struct ConnInfo<'a> {
+    /// Peer IP as text ("" for unix sockets).
+    pub remote_addr: &'a str,
+    pub remote_port: Option<u16>,
+    /// The listener's own name and port, used when the request has no Host.
+    pub server_name: &'a str,
+    pub server_port: &'a str,
+    /// The peer may set X-Forwarded-* (it is in --forwarded-allow-ips).
+    pub trusted_proxy: bool,
+}
+
+/// Keys set on every request, interned once per worker.
+pub struct Keys {
+    pub request_method: Py<PyString>,
+    pub path_info: Py<PyString>,
+    pub query_string: Py<PyString>,
+    pub raw_uri: Py<PyString>,
+    pub server_protocol: Py<PyString>,
+    pub remote_addr: Py<PyString>,
+    pub remote_port: Py<PyString>,
+    pub server_name: Py<PyString>,
+    pub server_port: Py<PyString>,
+    pub content_type: Py<PyString>,
+    pub content_length: Py<PyString>,
+    pub wsgi_input: Py<PyString>,
+    pub url_scheme: Py<PyString>,
+    pub script_name: Py<PyString>,
+    pub http_10: Py<PyString>,
+    pub http_11: Py<PyString>,
+    pub get: Py<PyString>,
+    pub empty: Py<PyString>,
+    pub https: Py<PyString>,
+    /// HTTP_* names by lower-cased header name (bounded: names come from clients).
+    header_keys: HashMap<Vec<u8>, Option<Py<PyString>>>,
+}
+
+const HEADER_KEY_CACHE: usize = 512;
+
+fn interned(py: Python<'_>, s: &str) -> Py<PyString> {
+    PyString::intern(py, s).unbind()
+}
+
+impl Keys {
+    pub fn new(py: Python<'_>) -> Keys {
+        Keys {
+            request_method: interned(py, "REQUEST_METHOD"),
+            path_info: interned(py, "PATH_INFO"),
+            query_string: interned(py, "QUERY_STRING"),
+            raw_uri: interned(py, "RAW_URI"),
+            server_protocol: interned(py, "SERVER_PROTOCOL"),
+            remote_addr: interned(py, "REMOTE_ADDR"),
+            remote_port: interned(py, "REMOTE_PORT"),
+            server_name: interned(py, "SERVER_NAME"),
+            server_port: interned(py, "SERVER_PORT"),
+            content_type: interned(py, "CONTENT_TYPE"),
+            content_length: interned(py, "CONTENT_LENGTH"),
+            wsgi_input: interned(py, "wsgi.input"),
+            url_scheme: interned(py, "wsgi.url_scheme"),
+            script_name: interned(py, "SCRIPT_NAME"),
+            http_10: interned(py, "HTTP/1.0"),
+            http_11: interned(py, "HTTP/1.1"),
+            get: interned(py, "GET"),
+            empty: interned(py, ""),
+            https: interned(py, "https"),
+            header_keys: HashMap::new(),
+        }
+    }
+
+    /// The environ key for a header name, or None when the header is dropped
+    /// (names with "_" are dropped, as gunicorn's default header_map does,
+    /// so "X_Forwarded_For" cannot impersonate "X-Forwarded-For").
+    fn header_key(&mut self, py: Python<'_>, name: &[u8]) -> Option<Py<PyString>> {
+        let lower: Vec<u8> = name.to_ascii_lowercase();
+        if let Some(k) = self.header_keys.get(&lower) {
+            return k.as_ref().map(|k| k.clone_ref(py));
+        }
+        let key = if name.contains(&b'_') {
+            None
+        } else {
+            let mut s = String::with_capacity(5 + name.len());
+            s.push_str("HTTP_");
+            for &b in name {
+                s.push(if b == b'-' { '_' } else { b.to_ascii_uppercase() as char });
+            }
+            Some(PyString::intern(py, &s).unbind())
+        };
+        if self.header_keys.len() < HEADER_KEY_CACHE {
+            self.header_keys.insert(lower, key.as_ref().map(|k| k.clone_ref(py)));
+        }
+        key
+    }
+}
+
+/// Bytes as a latin-1 `str` (PEP 3333's "native string").
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return PyString::new(py, unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    let s: String = bytes.iter().map(|&b| b as char).collect();
+    PyString::new(py, &s)
+}
+
+/// Percent-decode a path; malformed escapes are kept as they are.
+pub fn percent_decode(input: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !input.contains(&b'%') {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' && i + 2 < input.len() {
+            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Split a request-target into (path, query). Absolute-form targets
+/// (`http://host/path`) give their path; a fragment is dropped.
+pub fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
+    let mut t = target;
+    if let Some(hash) = t.iter().position(|&b| b == b'#') {
+        t = &t[..hash];
+    }
+    for scheme in [&b"http://"[..], &b"https://"[..]] {
+        if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &t[scheme.len()..];
+            t = match rest.iter().position(|&b| b == b'/' || b == b'?') {
+                Some(p) if rest[p] == b'/' => &rest[p..],
+                Some(p) => &rest[p..],
+                None => b"",
+            };
+            break;
+        }
+    }
+    match t.iter().position(|&b| b == b'?') {
+        Some(q) => (&t[..q], &t[q + 1..]),
+        None => (t, b""),
+    }
+}
+
+/// The scheme front-end proxies claim, per gunicorn's secure_scheme_headers.
+/// Err when they contradict each other.
+pub fn forwarded_scheme(head: &RequestHead, buf: &[u8]) -> Result<Option<bool>, ()> {
+    const SECURE: [(&[u8], &[u8]); 3] = [
+        (b"x-forwarded-protocol", b"ssl"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-forwarded-ssl", b"on"),
+    ];
+    let mut verdict: Option<bool> = None;
+    for (name, value) in head.headers(buf) {
+        for (h, secure_value) in SECURE {
+            if name.eq_ignore_ascii_case(h) {
+                let secure = value.trim_ascii().eq_ignore_ascii_case(secure_value);
+                match verdict {
+                    Some(v) if v != secure => return Err(()),
+                    _ => verdict = Some(secure),
+                }
+            }
+        }
+    }
+    Ok(verdict)
+}
+
+/// Host header → (SERVER_NAME, SERVER_PORT), with the scheme's default port.
+fn host_name_port<'a>(host: &'a [u8], https: bool) -> (&'a [u8], Option<&'a [u8]>) {
+    let default = if https { &b"443"[..] } else { &b"80"[..] };
+    if host.first() == Some(&b'[') {
+        if let Some(end) = host.iter().position(|&b| b == b']') {
+            let rest = &host[end + 1..];
+            let port = rest.strip_prefix(b":").filter(|p| !p.is_empty()).unwrap_or(default);
+            return (&host[..=end], Some(port));
+        }
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(c) if !host[c + 1..].is_empty() => (&host[..c], Some(&host[c + 1..])),
+        Some(c) => (&host[..c], Some(default)),
+        None => (host, Some(default)),
+    }
+}
+
+/// Why an environ could not be built: a client error answered with 400.
+pub struct EnvironError(pub String);
+
+/// Copy the template and fill in this request's keys.
+pub fn build_environ<'py>(
+    py: Python<'py>,
+    k: &mut Keys,
+    template: &Bound<'py, PyDict>,
+    head: &RequestHead,
+    buf: &[u8],
+    conn: &ConnInfo<'_>,
+    script_name: &str,
+) -> Result<Bound<'py, PyDict>, EnvironError> {
+    {
+        let env = template.copy().map_err(|e| EnvironError(e.to_string()))?;
+        let set = |key: &Py<PyString>, value: Bound<'_, PyAny>| {
+            env.set_item(key.bind(py), value).map_err(|e| EnvironError(e.to_string()))
+        };
+        let method = head.method(buf);
+        if method == b"GET" {
+            set(&k.request_method, k.get.bind(py).clone().into_any())?;
+        } else {
+            set(&k.request_method, latin1(py, method).into_any())?;
+        }
+        let target = head.target(buf);
+        let (path, query) = split_target(target);
+        let decoded = percent_decode(path);
+        let mut path_info: &[u8] = &decoded;
+        if !script_name.is_empty() {
+            let sn = script_name.as_bytes();
+            if path_info.starts_with(sn) && (path_info.len() == sn.len() || path_info[sn.len()] == b'/') {
+                path_info = &path_info[sn.len()..];
+            } else {
+                return Err(EnvironError(format!(
+                    "Request path {:?} does not start with SCRIPT_NAME {:?}",
+                    String::from_utf8_lossy(path),
+                    script_name
+                )));
+            }
+        }
+        set(&k.path_info, latin1(py, path_info).into_any())?;
+        set(&k.query_string, if query.is_empty() { k.empty.bind(py).clone().into_any() } else { latin1(py, query).into_any() })?;
+        set(&k.raw_uri, latin1(py, target).into_any())?;
+        set(&k.server_protocol, if head.minor_version == 0 { k.http_10.bind(py).clone() } else { k.http_11.bind(py).clone() }.into_any())?;
+        set(&k.remote_addr, PyString::new(py, conn.remote_addr).into_any())?;
+        if let Some(port) = conn.remote_port {
+            set(&k.remote_port, PyString::new(py, itoa::Buffer::new().format(port)).into_any())?;
+        }
+
+        let mut https = false;
+        if conn.trusted_proxy {
+            match forwarded_scheme(head, buf) {
+                Ok(Some(true)) => {
+                    https = true;
+                    set(&k.url_scheme, k.https.bind(py).clone().into_any())?;
+                }
+                Ok(_) => {}
+                Err(()) => return Err(EnvironError("Contradictory scheme headers".into())),
+            }
+        }
+
+        let mut host: Option<&[u8]> = None;
+        for (name, value) in head.headers(buf) {
+            if name.eq_ignore_ascii_case(b"content-type") {
+                set(&k.content_type, latin1(py, value).into_any())?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"content-length") {
+                set(&k.content_length, latin1(py, value).into_any())?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"host") {
+                host = Some(value);
+            }
+            let Some(key) = k.header_key(py, name) else { continue };
+            let key = key.bind(py);
+            let joined = match env.get_item(key).map_err(|e| EnvironError(e.to_string()))? {
+                Some(prev) => {
+                    let mut s: String = prev.extract().unwrap_or_default();
+                    s.push(',');
+                    s.extend(value.iter().map(|&b| b as char));
+                    PyString::new(py, &s)
+                }
+                None => latin1(py, value),
+            };
+            env.set_item(key, joined).map_err(|e| EnvironError(e.to_string()))?;
+        }
+        match host.filter(|h| !h.is_empty()) {
+            Some(h) => {
+                let (name, port) = host_name_port(h, https);
+                set(&k.server_name, latin1(py, name).into_any())?;
+                set(&k.server_port, latin1(py, port.unwrap_or(b"")).into_any())?;
+            }
+            None => {
+                set(&k.server_name, PyString::new(py, conn.server_name).into_any())?;
+                set(&k.server_port, PyString::new(py, conn.server_port).into_any())?;
+            }
+        }
+        Ok(env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_into_path_and_query() {
+        assert_eq!(split_target(b"/a/b?x=1&y=2"), (&b"/a/b"[..], &b"x=1&y=2"[..]));
+        assert_eq!(split_target(b"/a#frag"), (&b"/a"[..], &b""[..]));
+        assert_eq!(split_target(b"http://example.com/p?q"), (&b"/p"[..], &b"q"[..]));
+        assert_eq!(split_target(b"http://example.com"), (&b""[..], &b""[..]));
+        assert_eq!(split_target(b"*"), (&b"*"[..], &b""[..]));
+    }
+
+    #[test]
+    fn percent_decoding_keeps_malformed_escapes() {
+        assert_eq!(&*percent_decode(b"/a%20b%2Fc"), b"/a b/c");
+        assert_eq!(&*percent_decode(b"/100%"), b"/100%");
+        assert_eq!(&*percent_decode(b"/%zz%4"), b"/%zz%4");
+        assert_eq!(&*percent_decode(b"/%e9"), b"/\xe9");
+    }
+
+    #[test]
+    fn host_header_gives_server_name_and_port() {
+        assert_eq!(host_name_port(b"example.com:8080", false), (&b"example.com"[..], Some(&b"8080"[..])));
+        assert_eq!(host_name_port(b"example.com", false), (&b"example.com"[..], Some(&b"80"[..])));
+        assert_eq!(host_name_port(b"example.com", true), (&b"example.com"[..], Some(&b"443"[..])));
+        assert_eq!(host_name_port(b"[::1]:9000", false), (&b"[::1]"[..], Some(&b"9000"[..])));
+    }
+}

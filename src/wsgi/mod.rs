@@ -1,0 +1,288 @@
+//! Calling the WSGI app for one parsed request (PEP 3333).
+
+pub mod date;
+pub mod environ;
+pub mod errors;
+pub mod file_wrapper;
+pub mod input;
+pub mod response;
+
+use crate::http::{BodyKind, Limits, RequestHead};
+use environ::{build_environ, ConnInfo, Keys};
+use input::{Body, InputStream};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use response::{Responder, StartResponse};
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// gunicorn's error page body, so clients and tests see the familiar text.
+pub fn error_page(reason: &str, detail: &str) -> String {
+    format!("<html>\n  <head>\n    <title>{reason}</title>\n  </head>\n  <body>\n    <h1><p>{reason}</p></h1>\n    {detail}\n  </body>\n</html>\n")
+}
+
+/// Options fixed for the life of a worker.
+pub struct WsgiOptions {
+    pub limits: Limits,
+    pub timeout: Duration,
+    pub sendfile: bool,
+    pub script_name: String,
+    pub multiprocess: bool,
+}
+
+/// The loaded app plus everything built once per worker.
+pub struct WsgiApp {
+    app: Py<PyAny>,
+    template: Py<PyDict>,
+    keys: Keys,
+    opts: WsgiOptions,
+}
+
+/// One request as the worker hands it over.
+pub struct Request<'a> {
+    pub fd: RawFd,
+    /// The connection buffer: the head, then whatever the client sent after it.
+    pub buf: &'a [u8],
+    pub head: &'a RequestHead,
+    pub conn: &'a ConnInfo<'a>,
+    /// The worker is stopping: answer with `Connection: close`.
+    pub stopping: bool,
+    pub keep_alive_enabled: bool,
+}
+
+/// What happened, for the worker's connection handling and the access log.
+pub struct Outcome {
+    pub keep_alive: bool,
+    /// Bytes after the body that belong to the next request, when the body
+    /// was moved out of the connection buffer. None: the body was empty and
+    /// everything after `head_len` in the buffer is still the next request.
+    pub leftover: Option<Vec<u8>>,
+    pub status: u16,
+    pub sent: u64,
+    pub response_headers: Vec<(String, String)>,
+}
+
+impl WsgiApp {
+    pub fn new(py: Python<'_>, app: Py<PyAny>, opts: WsgiOptions) -> PyResult<WsgiApp> {
+        let t = PyDict::new(py);
+        t.set_item("wsgi.version", (1, 0))?;
+        t.set_item("wsgi.url_scheme", "http")?;
+        t.set_item("wsgi.multithread", false)?;
+        t.set_item("wsgi.multiprocess", opts.multiprocess)?;
+        t.set_item("wsgi.run_once", false)?;
+        t.set_item("wsgi.input_terminated", true)?;
+        t.set_item("wsgi.errors", Py::new(py, errors::ErrorStream)?)?;
+        t.set_item("wsgi.file_wrapper", py.get_type::<file_wrapper::FileWrapper>())?;
+        t.set_item("SERVER_SOFTWARE", concat!("ferricorn/", env!("CARGO_PKG_VERSION")))?;
+        t.set_item("SCRIPT_NAME", opts.script_name.as_str())?;
+        Ok(WsgiApp { app, template: t.unbind(), keys: Keys::new(py), opts })
+    }
+
+    pub fn handle(&mut self, py: Python<'_>, req: &Request<'_>) -> Outcome {
+        let head = req.head;
+        let allowed = req.head.keep_alive && req.keep_alive_enabled && !req.stopping;
+        let is_head = head.method(req.buf) == b"HEAD";
+        let responder = Rc::new(RefCell::new(Responder::new(req.fd, head.minor_version, is_head, allowed, self.opts.timeout)));
+
+        let has_body = !matches!(head.body, BodyKind::None | BodyKind::Length(0));
+        let body = if has_body {
+            let raw = req.buf[head.head_len..].to_vec();
+            let mut b = Body::new(req.fd, raw, &head.body, &self.opts.limits, head.expect_continue, self.opts.timeout);
+            b.precheck();
+            Some(Rc::new(RefCell::new(b)))
+        } else {
+            None
+        };
+        let body_for_stream = body.clone().unwrap_or_else(|| {
+            Rc::new(RefCell::new(Body::new(req.fd, Vec::new(), &BodyKind::None, &self.opts.limits, false, self.opts.timeout)))
+        });
+
+        if let Some(err) = body.as_ref().and_then(|b| b.borrow().error.clone()) {
+            return self.client_error(req, &responder, err.status, err.reason, &err.detail);
+        }
+
+        let template = self.template.bind(py).clone();
+        let environ = match build_environ(py, &mut self.keys, &template, head, req.buf, req.conn, &self.opts.script_name) {
+            Ok(env) => env,
+            Err(e) => return self.client_error(req, &responder, 400, "Bad Request", &e.0),
+        };
+        let stream = match Py::new(py, InputStream { body: body_for_stream.clone() }) {
+            Ok(s) => s,
+            Err(e) => return self.server_error(py, req, &responder, &e, body.as_ref()),
+        };
+        let _ = environ.set_item(self.keys.wsgi_input.bind(py), stream);
+        let start = match Py::new(py, StartResponse { responder: responder.clone() }) {
+            Ok(s) => s,
+            Err(e) => return self.server_error(py, req, &responder, &e, body.as_ref()),
+        };
+
+        let result = match self.app.bind(py).call1((environ, start)) {
+            Ok(r) => r,
+            Err(e) => return self.server_error(py, req, &responder, &e, body.as_ref()),
+        };
+        let sent = send_iterable(py, &result, &responder, self.opts.sendfile);
+        // PEP 3333: close() is called whatever happened, client gone or not.
+        let closed = call_close(py, &result);
+        if let Err(e) = sent.and(closed) {
+            return self.server_error(py, req, &responder, &e, body.as_ref());
+        }
+        if responder.borrow().status.is_none() {
+            let e = pyo3::exceptions::PyRuntimeError::new_err("the app returned without calling start_response()");
+            return self.server_error(py, req, &responder, &e, body.as_ref());
+        }
+        let finish = responder.borrow_mut().finish();
+        self.outcome(&responder, body.as_ref(), finish.is_ok())
+    }
+
+    fn outcome(&self, responder: &Rc<RefCell<Responder>>, body: Option<&Rc<RefCell<Body>>>, ok: bool) -> Outcome {
+        let r = responder.borrow();
+        let mut keep_alive = ok && r.connection_reusable();
+        let mut leftover = None;
+        if let Some(b) = body {
+            let mut b = b.borrow_mut();
+            // Unread body bytes must go before the next request can be parsed.
+            if keep_alive && !b.is_finished() && !b.drain(64 * 1024) {
+                keep_alive = false;
+            }
+            if b.error.is_some() {
+                keep_alive = false;
+            }
+            leftover = Some(b.take_leftover());
+        }
+        Outcome { keep_alive, leftover, status: r.status_code, sent: r.sent, response_headers: r.headers.clone() }
+    }
+
+    /// A request the client got wrong (bad body framing, contradictory
+    /// headers): answered with `status` and the connection closed.
+    fn client_error(&self, req: &Request<'_>, responder: &Rc<RefCell<Responder>>, status: u16, reason: &str, detail: &str) -> Outcome {
+        crate::debug!("Invalid request from {}: {}", req.conn.remote_addr, detail);
+        let page = error_page(reason, &html_escape(detail));
+        send_simple(req.fd, req.head.minor_version, status, reason, &page, self.opts.timeout);
+        let _ = responder;
+        Outcome { keep_alive: false, leftover: None, status, sent: page.len() as u64, response_headers: vec![] }
+    }
+
+    /// The app failed: 500 if nothing was sent yet, else cut the connection.
+    fn server_error(&self, py: Python<'_>, req: &Request<'_>, responder: &Rc<RefCell<Responder>>, err: &PyErr, body: Option<&Rc<RefCell<Body>>>) -> Outcome {
+        // A malformed body is the client's fault even if the app tripped over it.
+        if let Some(e) = body.and_then(|b| b.borrow().error.clone()) {
+            if !responder.borrow().headers_sent {
+                return self.client_error(req, responder, e.status, e.reason, &e.detail);
+            }
+        }
+        let path = String::from_utf8_lossy(environ::split_target(req.head.target(req.buf)).0).into_owned();
+        let tb = crate::python::loader::format_traceback(py, err);
+        crate::error!("Error handling request {path}\n{}", tb.trim_end());
+        let r = responder.borrow();
+        let sent_headers = r.headers_sent;
+        drop(r);
+        if !sent_headers {
+            let page = error_page("Internal Server Error", "");
+            send_simple(req.fd, req.head.minor_version, 500, "Internal Server Error", &page, self.opts.timeout);
+            return Outcome { keep_alive: false, leftover: None, status: 500, sent: page.len() as u64, response_headers: vec![] };
+        }
+        let r = responder.borrow();
+        Outcome { keep_alive: false, leftover: None, status: r.status_code, sent: r.sent, response_headers: r.headers.clone() }
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A complete small response that closes the connection (errors, 408, 500).
+pub fn simple_response(minor: u8, status: u16, reason: &str, body: &str) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.{} {status} {reason}\r\nServer: ferricorn\r\nDate: ",
+        if minor == 0 { 0 } else { 1 }
+    );
+    date::with_http_date(|d| head.push_str(d));
+    head.push_str(&format!("\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n", body.len()));
+    head.push_str(body);
+    head.into_bytes()
+}
+
+/// Send a small closing response from inside a request (the GIL is held).
+fn send_simple(fd: RawFd, minor: u8, status: u16, reason: &str, body: &str, timeout: Duration) {
+    let bytes = simple_response(minor, status, reason, body);
+    let _ = crate::python::interp::without_gil(|| crate::net::write_all(fd, &bytes, timeout));
+}
+
+/// Write the app's iterable. Errors are Python errors raised by the app's
+/// iterator (or a non-bytes item); a client that went away is not an error:
+/// the iterator is simply not drained further.
+fn send_iterable(py: Python<'_>, result: &Bound<'_, PyAny>, responder: &Rc<RefCell<Responder>>, sendfile: bool) -> PyResult<()> {
+    // Fast path: a list or tuple of bytes has a known length, sent in one writev.
+    if let Some(items) = sequence_items(result) {
+        let mut parts: Vec<Bound<'_, PyBytes>> = Vec::with_capacity(items.len());
+        for item in &items {
+            parts.push(bytes_item(item)?);
+        }
+        let slices: Vec<&[u8]> = parts.iter().map(|b| b.as_bytes()).collect();
+        let total: u64 = slices.iter().map(|s| s.len() as u64).sum();
+        if responder.borrow().status.is_none() {
+            return Ok(());
+        }
+        let _ = responder.borrow_mut().write_parts(&slices, total);
+        return Ok(());
+    }
+    if sendfile {
+        if let Ok(wrapper) = result.cast::<file_wrapper::FileWrapper>() {
+            let w = wrapper.borrow();
+            if let Some((fd, offset)) = file_wrapper::sendfile_source(py, &w) {
+                let mut r = responder.borrow_mut();
+                if r.status.is_some() && !r.is_chunked_pending() {
+                    let len = file_wrapper::remaining_len(fd, offset);
+                    let _ = r.send_file(fd, offset, len);
+                    return Ok(());
+                }
+            }
+        }
+    }
+    for item in result.try_iter()? {
+        let item = item?;
+        let bytes = bytes_item(&item)?;
+        let data = bytes.as_bytes();
+        if data.is_empty() && responder.borrow().headers_sent {
+            continue;
+        }
+        if responder.borrow_mut().write_body(data, None).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn sequence_items<'py>(result: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
+    if let Ok(list) = result.cast_exact::<PyList>() {
+        return Some(list.iter().collect());
+    }
+    if let Ok(tuple) = result.cast_exact::<PyTuple>() {
+        return Some(tuple.iter().collect());
+    }
+    None
+}
+
+fn bytes_item<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    item.cast::<PyBytes>().cloned().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "the app must yield bytes, not {}",
+            item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })
+}
+
+fn call_close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    // Lists and tuples have no close(); skipping the lookup saves a raised
+    // and cleared AttributeError per request.
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
+    let close = pyo3::intern!(py, "close");
+    if result.hasattr(close)? {
+        result.call_method0(close)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,397 @@
+//! The response side of PEP 3333: `start_response`, the `write()` callable,
+//! and framing the app's bytes onto the wire.
+//!
+//! Framing is decided when the head is sent: the app's Content-Length is
+//! honoured (extra bytes dropped, a short body closes the connection so the
+//! client is not left waiting); otherwise chunked on HTTP/1.1, or
+//! close-delimited on HTTP/1.0. HEAD and 1xx/204/304 responses carry no body.
+
+use crate::net;
+use crate::python::interp::without_gil;
+use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub struct Responder {
+    fd: RawFd,
+    minor: u8,
+    head_request: bool,
+    /// The request allows keep-alive and the server is not stopping.
+    keep_alive_allowed: bool,
+    timeout: Duration,
+    pub status: Option<String>,
+    pub status_code: u16,
+    pub headers: Vec<(String, String)>,
+    pub headers_sent: bool,
+    content_length: Option<u64>,
+    chunked: bool,
+    no_body: bool,
+    /// Body bytes written (after framing decisions, excluding chunk framing).
+    pub sent: u64,
+    pub must_close: bool,
+    /// Set once a write to the client failed: the client is gone.
+    pub broken: bool,
+    head: Vec<u8>,
+}
+
+pub type SharedResponder = Rc<RefCell<Responder>>;
+
+/// Hop-by-hop headers belong to the connection, which the server manages.
+fn is_hop_by_hop(lname: &str) -> bool {
+    matches!(lname, "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailers" | "transfer-encoding" | "upgrade")
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+impl Responder {
+    pub fn new(fd: RawFd, minor: u8, head_request: bool, keep_alive_allowed: bool, timeout: Duration) -> Responder {
+        Responder {
+            fd,
+            minor,
+            head_request,
+            keep_alive_allowed,
+            timeout,
+            status: None,
+            status_code: 0,
+            headers: Vec::new(),
+            headers_sent: false,
+            content_length: None,
+            chunked: false,
+            no_body: false,
+            sent: 0,
+            must_close: !keep_alive_allowed,
+            broken: false,
+            head: Vec::with_capacity(256),
+        }
+    }
+
+    /// Validate and store status and headers (start_response's work).
+    pub fn set_start(&mut self, status: &str, headers: Vec<(String, String)>) -> Result<(), String> {
+        let code = parse_status(status)?;
+        let mut content_length = None;
+        let mut kept = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            if name.is_empty() || !name.bytes().all(is_tchar) {
+                return Err(format!("Invalid HTTP header name: {name:?}"));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(format!("Invalid HTTP header value for {name}: {value:?}"));
+            }
+            let lname = name.to_ascii_lowercase();
+            if lname == "content-length" {
+                let v = value.trim();
+                content_length = Some(v.parse::<u64>().map_err(|_| format!("Invalid Content-Length header value: {value:?}"))?);
+                if kept.iter().any(|(n, _): &(String, String)| n.eq_ignore_ascii_case("content-length")) {
+                    continue;
+                }
+            } else if is_hop_by_hop(&lname) {
+                if lname == "connection" && value.to_ascii_lowercase().contains("close") {
+                    self.must_close = true;
+                }
+                continue;
+            }
+            kept.push((name, value));
+        }
+        self.status = Some(status.to_string());
+        self.status_code = code;
+        self.content_length = content_length;
+        self.headers = kept;
+        Ok(())
+    }
+
+    fn keep_alive(&self) -> bool {
+        self.keep_alive_allowed && !self.must_close
+    }
+
+    /// Build the head; `known_total` is the whole body length if known now.
+    fn build_head(&mut self, known_total: Option<u64>) {
+        let code = self.status_code;
+        self.no_body = self.head_request || code < 200 || code == 204 || code == 304;
+        if self.content_length.is_none() && !self.no_body {
+            if let Some(total) = known_total {
+                self.content_length = Some(total);
+                self.headers.push(("Content-Length".to_string(), total.to_string()));
+            } else if self.minor >= 1 {
+                self.chunked = true;
+            } else {
+                self.must_close = true;
+            }
+        }
+        if self.head_request && self.content_length.is_none() && self.minor == 0 {
+            // Nothing to delimit, but a 1.0 client expects close without a length.
+            self.must_close = true;
+        }
+        let h = &mut self.head;
+        h.clear();
+        h.extend_from_slice(if self.minor == 0 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+        h.extend_from_slice(self.status.as_deref().unwrap_or("500 Internal Server Error").as_bytes());
+        h.extend_from_slice(b"\r\nServer: ferricorn\r\nDate: ");
+        crate::wsgi::date::with_http_date(|d| h.extend_from_slice(d.as_bytes()));
+        h.extend_from_slice(if self.keep_alive_allowed && !self.must_close { b"\r\nConnection: keep-alive\r\n" } else { b"\r\nConnection: close\r\n" });
+        if self.chunked {
+            h.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        for (n, v) in &self.headers {
+            h.extend_from_slice(n.as_bytes());
+            h.extend_from_slice(b": ");
+            h.extend_from_slice(v.as_bytes());
+            h.extend_from_slice(b"\r\n");
+        }
+        h.extend_from_slice(b"\r\n");
+    }
+
+    fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        if self.broken {
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client disconnected"));
+        }
+        let (fd, timeout) = (self.fd, self.timeout);
+        let r = without_gil(|| net::write_all_vectored(fd, parts, timeout));
+        if r.is_err() {
+            self.broken = true;
+            self.must_close = true;
+        }
+        r
+    }
+
+    /// Clip `data` to what the framing allows to be sent.
+    fn clip<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        if self.no_body {
+            return &[];
+        }
+        match self.content_length {
+            Some(cl) => {
+                let room = cl.saturating_sub(self.sent) as usize;
+                &data[..data.len().min(room)]
+            }
+            None => data,
+        }
+    }
+
+    /// Send body bytes, sending the head first if needed.
+    pub fn write_body(&mut self, data: &[u8], known_total: Option<u64>) -> std::io::Result<()> {
+        if self.status.is_none() {
+            return Err(std::io::Error::other("write() before start_response()"));
+        }
+        let first = !self.headers_sent;
+        if first {
+            self.build_head(known_total);
+            self.headers_sent = true;
+        }
+        let body = self.clip(data);
+        self.sent += body.len() as u64;
+        let head = if first { std::mem::take(&mut self.head) } else { Vec::new() };
+        let r = if self.chunked && !body.is_empty() {
+            let mut size = [0u8; 18];
+            let n = hex_len(body.len(), &mut size);
+            self.send(&[&head, &size[..n], body, b"\r\n"])
+        } else {
+            self.send(&[&head, body])
+        };
+        if first {
+            self.head = head;
+        }
+        r
+    }
+
+    /// Finish the response: head if nothing was sent, the last chunk, and
+    /// whether a short body forces the connection closed.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if !self.headers_sent {
+            self.write_body(&[], Some(0))?;
+        }
+        if self.chunked {
+            self.send(&[b"0\r\n\r\n"])?;
+        }
+        if let Some(cl) = self.content_length {
+            if self.sent < cl && !self.no_body {
+                self.must_close = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// sendfile() a file's bytes as the body (wsgi.file_wrapper).
+    pub fn send_file(&mut self, file_fd: RawFd, offset: i64, length: Option<u64>) -> std::io::Result<()> {
+        let total = self.content_length.or(length);
+        if !self.headers_sent {
+            self.build_head(length);
+            self.headers_sent = true;
+            let head = std::mem::take(&mut self.head);
+            let r = self.send(&[&head]);
+            self.head = head;
+            r?;
+        }
+        if self.no_body {
+            return Ok(());
+        }
+        if self.chunked {
+            // Chunked framing needs the bytes in userspace; the caller falls back.
+            return Err(std::io::Error::other("sendfile with chunked framing"));
+        }
+        let want = match total {
+            Some(t) => Some(t.saturating_sub(self.sent)),
+            None => None,
+        };
+        let (fd, timeout) = (self.fd, self.timeout);
+        let r = without_gil(|| net::sendfile_all(fd, file_fd, offset, want, timeout));
+        match r {
+            Ok(n) => {
+                self.sent += n;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                self.must_close = true;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn connection_reusable(&self) -> bool {
+        self.keep_alive() && !self.broken
+    }
+
+    pub fn can_use_sendfile(&self) -> bool {
+        !self.chunked && (self.content_length.is_some() || self.headers_sent || self.minor >= 1)
+    }
+
+    pub fn is_chunked_pending(&self) -> bool {
+        !self.headers_sent && self.content_length.is_none() && self.minor >= 1 && !self.head_request
+    }
+}
+
+fn hex_len(mut n: usize, out: &mut [u8; 18]) -> usize {
+    let mut digits = [0u8; 16];
+    let mut i = 0;
+    loop {
+        digits[i] = b"0123456789abcdef"[n & 15];
+        i += 1;
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    for j in 0..i {
+        out[j] = digits[i - 1 - j];
+    }
+    out[i] = b'\r';
+    out[i + 1] = b'\n';
+    i + 2
+}
+
+fn parse_status(status: &str) -> Result<u16, String> {
+    let b = status.as_bytes();
+    if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) || (b.len() > 3 && b[3] != b' ') {
+        return Err(format!("Invalid status line {status:?}: expected \"NNN Reason\""));
+    }
+    if status.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
+        return Err(format!("Invalid status line {status:?}: control characters"));
+    }
+    let code: u16 = status[..3].parse().unwrap_or(0);
+    if code < 100 {
+        return Err(format!("Invalid status code in {status:?}"));
+    }
+    Ok(code)
+}
+
+fn extract_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let list = headers.cast::<PyList>().map_err(|_| PyTypeError::new_err(format!("headers must be a list of (name, value) tuples, not {}", headers.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    for item in list.iter() {
+        let tuple = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err(format!("header must be a (name, value) tuple, not {item}")))?;
+        if tuple.len() != 2 {
+            return Err(PyTypeError::new_err(format!("header must be a (name, value) tuple, not {item}")));
+        }
+        let name = tuple.get_item(0)?;
+        let value = tuple.get_item(1)?;
+        let name = name.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("header name {name} is not a string")))?;
+        let value = value.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("header value {value} is not a string")))?;
+        out.push((name.to_str()?.to_string(), value.to_str()?.to_string()));
+    }
+    Ok(out)
+}
+
+/// `start_response(status, response_headers, exc_info=None)`.
+#[pyclass(unsendable, module = "ferricorn")]
+pub struct StartResponse {
+    pub responder: SharedResponder,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<WriteCallable> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let r = self.responder.borrow();
+            if let Some(info) = exc_info {
+                if r.headers_sent {
+                    // PEP 3333: too late to change the response; re-raise.
+                    let value = info.get_item(1)?;
+                    return Err(PyErr::from_value(value));
+                }
+            } else if r.status.is_some() {
+                return Err(PyAssertionError::new_err("Response headers already set!"));
+            }
+        }
+        let status = status.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("{status} is not a string")))?;
+        let headers = extract_headers(headers)?;
+        self.responder.borrow_mut().set_start(status.to_str()?, headers).map_err(PyValueError::new_err)?;
+        let _ = py;
+        Ok(WriteCallable { responder: self.responder.clone() })
+    }
+}
+
+/// The legacy `write(data)` callable start_response returns.
+#[pyclass(unsendable, module = "ferricorn")]
+pub struct WriteCallable {
+    responder: SharedResponder,
+}
+
+#[pymethods]
+impl WriteCallable {
+    fn __call__(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data.cast::<pyo3::types::PyBytes>().map_err(|_| PyTypeError::new_err(format!("write() argument must be bytes, not {}", data.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+        self.responder.borrow_mut().write_body(bytes.as_bytes(), None).map_err(|e| PyIOError::new_err(e.to_string()))
+    }
+}
+
+impl Responder {
+    /// Send several body parts at once (a list/tuple body whose total is known).
+    pub fn write_parts(&mut self, parts: &[&[u8]], known_total: u64) -> std::io::Result<()> {
+        if self.status.is_none() {
+            return Err(std::io::Error::other("no start_response() call"));
+        }
+        let first = !self.headers_sent;
+        if first {
+            self.build_head(Some(known_total));
+            self.headers_sent = true;
+        }
+        if self.chunked {
+            for p in parts {
+                self.write_body(p, None)?;
+            }
+            return Ok(());
+        }
+        let head = if first { std::mem::take(&mut self.head) } else { Vec::new() };
+        let mut gathered: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+        gathered.push(&head);
+        for p in parts {
+            let clipped = self.clip(p);
+            self.sent += clipped.len() as u64;
+            gathered.push(clipped);
+        }
+        let r = self.send(&gathered);
+        drop(gathered);
+        if first {
+            self.head = head;
+        }
+        r
+    }
+}
