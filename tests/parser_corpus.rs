@@ -54,8 +54,14 @@ struct Outcome {
 
 enum Stage {
     Head,
-    Length { remaining: u64, req: Parsed },
-    Chunked { decoder: ChunkedDecoder, req: Parsed },
+    Length {
+        remaining: u64,
+        req: Parsed,
+    },
+    Chunked {
+        decoder: ChunkedDecoder,
+        req: Parsed,
+    },
 }
 
 /// Worker-like consumer of one connection's byte stream.
@@ -93,7 +99,10 @@ impl Connection {
                         method: B(h.method(b).to_vec()),
                         target: B(h.target(b).to_vec()),
                         minor_version: h.minor_version,
-                        headers: h.headers(b).map(|(n, v)| (B(n.to_vec()), B(v.to_vec()))).collect(),
+                        headers: h
+                            .headers(b)
+                            .map(|(n, v)| (B(n.to_vec()), B(v.to_vec())))
+                            .collect(),
                         head_len: h.head_len,
                         body_kind: h.body,
                         body: B::default(),
@@ -127,7 +136,11 @@ impl Connection {
                     let (n, done) = decoder.decode(&self.buf, &mut req.body.0)?;
                     assert_eq!(done, decoder.is_done());
                     if !done {
-                        assert_eq!(n, self.buf.len(), "unfinished decoder left input unconsumed");
+                        assert_eq!(
+                            n,
+                            self.buf.len(),
+                            "unfinished decoder left input unconsumed"
+                        );
                         self.buf.clear();
                         return Ok(());
                     }
@@ -218,7 +231,9 @@ struct Case {
 }
 
 fn corpus_dir(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(kind)
 }
 
 fn unescape(s: &str) -> Vec<u8> {
@@ -321,7 +336,10 @@ fn parse_expect(text: &str) -> (Limits, Vec<Parsed>, End, Option<String>) {
                     }
                     "header" => {
                         let h = unescape(value);
-                        let colon = h.iter().position(|&b| b == b':').unwrap_or_else(|| panic!("{}", ctx()));
+                        let colon = h
+                            .iter()
+                            .position(|&b| b == b':')
+                            .unwrap_or_else(|| panic!("{}", ctx()));
                         let v = h[colon + 1..].strip_prefix(b" ").unwrap_or(&h[colon + 1..]);
                         req.headers.push((B(h[..colon].to_vec()), B(v.to_vec())));
                     }
@@ -329,11 +347,15 @@ fn parse_expect(text: &str) -> (Limits, Vec<Parsed>, End, Option<String>) {
                         req.body_kind = match value.split_once(' ') {
                             None if value == "none" => BodyKind::None,
                             None if value == "chunked" => BodyKind::Chunked,
-                            Some(("length", n)) => BodyKind::Length(n.parse().unwrap_or_else(|_| panic!("{}", ctx()))),
+                            Some(("length", n)) => {
+                                BodyKind::Length(n.parse().unwrap_or_else(|_| panic!("{}", ctx())))
+                            }
                             _ => panic!("{}", ctx()),
                         }
                     }
-                    "head_len" => req.head_len = value.parse().unwrap_or_else(|_| panic!("{}", ctx())),
+                    "head_len" => {
+                        req.head_len = value.parse().unwrap_or_else(|_| panic!("{}", ctx()))
+                    }
                     "body" => req.body.0.extend(unescape(value)),
                     "keep_alive" => req.keep_alive = parse_bool(value),
                     "expect_continue" => req.expect_continue = parse_bool(value),
@@ -493,8 +515,12 @@ fn every_corpus_request_file_has_an_expectation() {
         for entry in fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             match path.extension().and_then(|x| x.to_str()) {
-                Some("http") => assert!(path.with_extension("expect").exists(), "{}", path.display()),
-                Some("expect") => assert!(path.with_extension("http").exists(), "{}", path.display()),
+                Some("http") => {
+                    assert!(path.with_extension("expect").exists(), "{}", path.display())
+                }
+                Some("expect") => {
+                    assert!(path.with_extension("http").exists(), "{}", path.display())
+                }
                 _ => panic!("stray file in corpus: {}", path.display()),
             }
         }

@@ -53,6 +53,17 @@ pub(crate) fn is_field_byte(b: u8) -> bool {
     b == b'\t' || (b >= 0x20 && b != 0x7f)
 }
 
+/// `is_field_byte` over a whole value. Written without early exit so the
+/// compiler can vectorize it; values are long (cookies, user agents) and
+/// almost always valid, so scanning to the end costs nothing extra.
+pub(crate) fn all_field_bytes(v: &[u8]) -> bool {
+    let mut bad = false;
+    for &b in v {
+        bad |= (b < 0x20 && b != b'\t') | (b == 0x7f);
+    }
+    !bad
+}
+
 #[inline]
 pub(crate) fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -109,7 +120,10 @@ pub(crate) fn find_line_break(hay: &[u8]) -> Option<usize> {
         }
         i += 8;
     }
-    hay[i..].iter().position(|&b| b == CR || b == LF).map(|p| i + p)
+    hay[i..]
+        .iter()
+        .position(|&b| b == CR || b == LF)
+        .map(|p| i + p)
 }
 
 #[cfg(test)]
@@ -135,6 +149,20 @@ mod tests {
         assert!(!is_field_byte(0x0b));
         assert!(!is_field_byte(0x1f));
         assert!(!is_field_byte(0x7f));
+    }
+
+    #[test]
+    fn all_field_bytes_agrees_with_is_field_byte() {
+        for b in 0..=255u8 {
+            let v = [b'a'; 40]
+                .iter()
+                .copied()
+                .chain([b])
+                .chain([b'z'; 20])
+                .collect::<Vec<_>>();
+            assert_eq!(all_field_bytes(&v), is_field_byte(b), "byte {b:#x}");
+        }
+        assert!(all_field_bytes(b""));
     }
 
     #[test]

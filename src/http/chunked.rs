@@ -262,7 +262,10 @@ fn missing_terminator(b: u8) -> HttpError {
 }
 
 fn invalid_size(b: u8) -> HttpError {
-    HttpError::bad_request(format!("Invalid chunk size: unexpected byte {}", show(&[b])))
+    HttpError::bad_request(format!(
+        "Invalid chunk size: unexpected byte {}",
+        show(&[b])
+    ))
 }
 
 #[cfg(test)]
@@ -271,7 +274,11 @@ mod tests {
 
     /// Decodes `input` fed in pieces of `step` bytes, the way the worker
     /// would: unconsumed bytes stay in the buffer and are offered again.
-    fn decode_in_steps(input: &[u8], step: usize, limits: &Limits) -> Result<(Vec<u8>, usize), HttpError> {
+    fn decode_in_steps(
+        input: &[u8],
+        step: usize,
+        limits: &Limits,
+    ) -> Result<(Vec<u8>, usize), HttpError> {
         let mut dec = ChunkedDecoder::new(limits);
         let mut out = Vec::new();
         let mut buf: Vec<u8> = Vec::new();
@@ -322,7 +329,10 @@ mod tests {
 
     #[test]
     fn extensions_are_ignored() {
-        assert_eq!(ok(b"3;name=value;x=\"q s\"\r\nabc\r\n0;last\r\n\r\n"), b"abc");
+        assert_eq!(
+            ok(b"3;name=value;x=\"q s\"\r\nabc\r\n0;last\r\n\r\n"),
+            b"abc"
+        );
         assert_eq!(ok(b"3 ;a\r\nabc\r\n0\t;b\r\n\r\n"), b"abc");
     }
 
@@ -374,7 +384,10 @@ mod tests {
     fn sixteen_hex_digits_are_accepted() {
         let mut dec = ChunkedDecoder::new(&Limits::default());
         let mut out = Vec::new();
-        assert_eq!(dec.decode(b"ffffffffffffffff\r\nab", &mut out), Ok((20, false)));
+        assert_eq!(
+            dec.decode(b"ffffffffffffffff\r\nab", &mut out),
+            Ok((20, false))
+        );
         assert_eq!(out, b"ab");
     }
 
@@ -396,7 +409,11 @@ mod tests {
             b"3\r\nabc0\r\n\r\n",
         ] {
             let e = err(input);
-            assert!(e.detail.contains("Missing chunk terminator"), "{input:?}: {}", e.detail);
+            assert!(
+                e.detail.contains("Missing chunk terminator"),
+                "{input:?}: {}",
+                e.detail
+            );
         }
     }
 

@@ -81,7 +81,11 @@ pub(crate) fn show(bytes: &[u8]) -> String {
     } else {
         (bytes, false)
     };
-    format!("b\"{}\"{}", head.escape_ascii(), if cut { "..." } else { "" })
+    format!(
+        "b\"{}\"{}",
+        head.escape_ascii(),
+        if cut { "..." } else { "" }
+    )
 }
 
 #[cfg(test)]

@@ -149,7 +149,10 @@ impl Framing {
                 return Err(HttpError::bad_request(if is_chunked {
                     format!("Transfer-Encoding applies chunked twice: {}", show(v))
                 } else {
-                    format!("Transfer-Encoding chunked is not the final coding: {}", show(v))
+                    format!(
+                        "Transfer-Encoding chunked is not the final coding: {}",
+                        show(v)
+                    )
                 }));
             }
             if is_chunked {
@@ -228,7 +231,9 @@ mod tests {
     }
 
     fn body(minor: u8, fields: &[(&str, &str)]) -> BodyKind {
-        run(minor, fields).unwrap_or_else(|e| panic!("{fields:?}: {e}")).body
+        run(minor, fields)
+            .unwrap_or_else(|e| panic!("{fields:?}: {e}"))
+            .body
     }
 
     fn status(minor: u8, fields: &[(&str, &str)]) -> u16 {
@@ -246,29 +251,71 @@ mod tests {
             body(1, &[("Content-Length", "18446744073709551615")]),
             BodyKind::Length(u64::MAX)
         );
-        for bad in ["", "+1", "-1", "1 2", "1,1", "0x10", "1.0", "18446744073709551616"] {
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "1 2",
+            "1,1",
+            "0x10",
+            "1.0",
+            "18446744073709551616",
+        ] {
             assert_eq!(status(1, &[("Content-Length", bad)]), 400, "{bad:?}");
         }
     }
 
     #[test]
     fn duplicate_content_length_is_rejected_even_if_equal() {
-        assert_eq!(status(1, &[("Content-Length", "5"), ("Content-Length", "5")]), 400);
+        assert_eq!(
+            status(1, &[("Content-Length", "5"), ("Content-Length", "5")]),
+            400
+        );
     }
 
     #[test]
     fn transfer_encoding_list_rules() {
-        assert_eq!(body(1, &[("Transfer-Encoding", "chunked")]), BodyKind::Chunked);
-        assert_eq!(body(1, &[("Transfer-Encoding", "CHUNKED")]), BodyKind::Chunked);
-        assert_eq!(body(1, &[("Transfer-Encoding", " , chunked ,")]), BodyKind::Chunked);
+        assert_eq!(
+            body(1, &[("Transfer-Encoding", "chunked")]),
+            BodyKind::Chunked
+        );
+        assert_eq!(
+            body(1, &[("Transfer-Encoding", "CHUNKED")]),
+            BodyKind::Chunked
+        );
+        assert_eq!(
+            body(1, &[("Transfer-Encoding", " , chunked ,")]),
+            BodyKind::Chunked
+        );
         // Unknown coding before a final chunked: understood framing, unsupported coding.
         assert_eq!(status(1, &[("Transfer-Encoding", "gzip, chunked")]), 501);
-        assert_eq!(status(1, &[("Transfer-Encoding", "gzip"), ("Transfer-Encoding", "chunked")]), 501);
-        assert_eq!(status(1, &[("Transfer-Encoding", "identity, chunked")]), 501);
+        assert_eq!(
+            status(
+                1,
+                &[
+                    ("Transfer-Encoding", "gzip"),
+                    ("Transfer-Encoding", "chunked")
+                ]
+            ),
+            501
+        );
+        assert_eq!(
+            status(1, &[("Transfer-Encoding", "identity, chunked")]),
+            501
+        );
         // Final coding is not chunked: framing unknowable.
         assert_eq!(status(1, &[("Transfer-Encoding", "gzip")]), 400);
         assert_eq!(status(1, &[("Transfer-Encoding", "chunked, gzip")]), 400);
-        assert_eq!(status(1, &[("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "gzip")]), 400);
+        assert_eq!(
+            status(
+                1,
+                &[
+                    ("Transfer-Encoding", "chunked"),
+                    ("Transfer-Encoding", "gzip")
+                ]
+            ),
+            400
+        );
         assert_eq!(status(1, &[("Transfer-Encoding", "chunked, chunked")]), 400);
         assert_eq!(status(1, &[("Transfer-Encoding", "")]), 400);
         assert_eq!(status(1, &[("Transfer-Encoding", "chunked;x=1")]), 400);
@@ -279,11 +326,17 @@ mod tests {
     #[test]
     fn transfer_encoding_with_content_length_is_rejected() {
         assert_eq!(
-            status(1, &[("Content-Length", "3"), ("Transfer-Encoding", "chunked")]),
+            status(
+                1,
+                &[("Content-Length", "3"), ("Transfer-Encoding", "chunked")]
+            ),
             400
         );
         assert_eq!(
-            status(1, &[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]),
+            status(
+                1,
+                &[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]
+            ),
             400
         );
     }
@@ -309,7 +362,10 @@ mod tests {
         assert!(!ka(1, &[("Connection", "Keep-Alive, CLOSE")]));
         assert!(ka(0, &[("Connection", "keep-alive")]));
         assert!(ka(0, &[("Connection", "foo ,\tKeep-Alive")]));
-        assert!(!ka(0, &[("Connection", "keep-alive"), ("Connection", "close")]));
+        assert!(!ka(
+            0,
+            &[("Connection", "keep-alive"), ("Connection", "close")]
+        ));
         assert!(ka(1, &[("Connection", "closed")]));
     }
 
@@ -326,7 +382,10 @@ mod tests {
     fn upgrade_needs_connection_token_and_upgrade_field() {
         let up = |f: &[(&str, &str)]| run(1, f).unwrap().upgrade;
         assert!(up(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]));
-        assert!(up(&[("Upgrade", "h2c"), ("Connection", "keep-alive, upgrade")]));
+        assert!(up(&[
+            ("Upgrade", "h2c"),
+            ("Connection", "keep-alive, upgrade")
+        ]));
         assert!(!up(&[("Upgrade", "websocket")]));
         assert!(!up(&[("Connection", "upgrade")]));
     }

@@ -324,7 +324,13 @@ mod tests {
         assert_eq!(h.target(buf), b"/x?y=1");
         assert_eq!(h.minor_version, 1);
         let hs: Vec<_> = h.headers(buf).collect();
-        assert_eq!(hs, vec![(&b"Host"[..], &b"example.com"[..]), (&b"X-A"[..], &b"b"[..])]);
+        assert_eq!(
+            hs,
+            vec![
+                (&b"Host"[..], &b"example.com"[..]),
+                (&b"X-A"[..], &b"b"[..])
+            ]
+        );
         assert_eq!(h.head_len, buf.len() - 4);
         assert_eq!(h.header(buf, b"host"), Some(&b"example.com"[..]));
         assert_eq!(h.body, BodyKind::None);
@@ -335,7 +341,11 @@ mod tests {
     fn every_proper_prefix_is_incomplete() {
         let buf = b"\r\nPOST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n";
         for n in 0..buf.len() {
-            assert_eq!(parse_head(&buf[..n], &Limits::default()), Ok(None), "prefix {n}");
+            assert_eq!(
+                parse_head(&buf[..n], &Limits::default()),
+                Ok(None),
+                "prefix {n}"
+            );
         }
         let h = complete(buf);
         assert_eq!(h.head_len, buf.len());
@@ -376,9 +386,16 @@ mod tests {
         let h = complete(buf);
         assert_eq!(h.method, 4..7);
         assert_eq!(h.head_len, buf.len());
-        let many = [&b"\r\n".repeat(MAX_LEADING_EMPTY_LINES + 1)[..], b"GET / HTTP/1.1\r\n\r\n"].concat();
+        let many = [
+            &b"\r\n".repeat(MAX_LEADING_EMPTY_LINES + 1)[..],
+            b"GET / HTTP/1.1\r\n\r\n",
+        ]
+        .concat();
         assert_eq!(error(&many, &Limits::default()).status, 400);
-        assert_eq!(error(b"\nGET / HTTP/1.1\r\n\r\n", &Limits::default()).status, 400);
+        assert_eq!(
+            error(b"\nGET / HTTP/1.1\r\n\r\n", &Limits::default()).status,
+            400
+        );
     }
 
     #[test]
@@ -406,14 +423,20 @@ mod tests {
     #[test]
     fn zero_request_line_limit_is_unlimited() {
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(20_000));
-        assert!(parse_head(long.as_bytes(), &Limits::new(0, 100, 8190)).unwrap().is_some());
+        assert!(parse_head(long.as_bytes(), &Limits::new(0, 100, 8190))
+            .unwrap()
+            .is_some());
         assert_eq!(error(long.as_bytes(), &Limits::default()).status, 414);
     }
 
     #[test]
     fn field_count_limit() {
         let limits = Limits::new(4094, 2, 8190);
-        assert!(parse_head(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", &limits).unwrap().is_some());
+        assert!(
+            parse_head(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", &limits)
+                .unwrap()
+                .is_some()
+        );
         let e = error(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC", &limits);
         assert_eq!(e.status, 431);
     }
@@ -422,8 +445,13 @@ mod tests {
     fn field_size_limit_counts_crlf() {
         let limits = Limits::new(4094, 100, 10);
         // "A: 123456" is 9 bytes + CRLF = 11 > 10.
-        assert_eq!(error(b"GET / HTTP/1.1\r\nA: 123456\r\n\r\n", &limits).status, 431);
-        assert!(parse_head(b"GET / HTTP/1.1\r\nA: 12345\r\n\r\n", &limits).unwrap().is_some());
+        assert_eq!(
+            error(b"GET / HTTP/1.1\r\nA: 123456\r\n\r\n", &limits).status,
+            431
+        );
+        assert!(parse_head(b"GET / HTTP/1.1\r\nA: 12345\r\n\r\n", &limits)
+            .unwrap()
+            .is_some());
         // Unfinished but already too long.
         assert_eq!(error(b"GET / HTTP/1.1\r\nA: 123456", &limits).status, 431);
         assert_eq!(parse_head(b"GET / HTTP/1.1\r\nA: 12345", &limits), Ok(None));
@@ -454,7 +482,11 @@ mod tests {
         ] {
             let e = error(buf, &l);
             assert_eq!(e.status, 400, "{buf:?}");
-            assert!(e.detail.starts_with("Invalid line ending"), "{buf:?}: {}", e.detail);
+            assert!(
+                e.detail.starts_with("Invalid line ending"),
+                "{buf:?}: {}",
+                e.detail
+            );
         }
     }
 
@@ -462,7 +494,10 @@ mod tests {
     fn obs_fold_is_rejected_even_on_first_field_line() {
         let l = Limits::default();
         assert_eq!(error(b"GET / HTTP/1.1\r\n X: y\r\n\r\n", &l).status, 400);
-        assert_eq!(error(b"GET / HTTP/1.1\r\nX: y\r\n\tz\r\n\r\n", &l).status, 400);
+        assert_eq!(
+            error(b"GET / HTTP/1.1\r\nX: y\r\n\tz\r\n\r\n", &l).status,
+            400
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub(crate) fn parse_request_line(
     end: usize,
 ) -> Result<RequestLine, HttpError> {
     let line = &buf[start..end];
-    let invalid_line = || HttpError::bad_request(format!("Invalid HTTP request line: {}", show(line)));
+    let invalid_line =
+        || HttpError::bad_request(format!("Invalid HTTP request line: {}", show(line)));
     let m = scan_method(line)?.ok_or_else(invalid_line)?;
     // Exactly one more SP (RFC 9112 §3): neither target nor version may
     // contain SP, and splitting on runs of whitespace would invite
@@ -66,7 +67,8 @@ const MAX_METHOD_LEN: usize = 20;
 /// instead of after `limit_request_line` bytes or a timeout, and the error
 /// is the same however the bytes were split.
 pub(crate) fn scan_method(line: &[u8]) -> Result<Option<usize>, HttpError> {
-    let invalid = |n: usize| HttpError::bad_request(format!("Invalid HTTP method: {}", show(&line[..n])));
+    let invalid =
+        |n: usize| HttpError::bad_request(format!("Invalid HTTP method: {}", show(&line[..n])));
     for (i, &b) in line.iter().enumerate() {
         if b == b' ' {
             return if i < 3 { Err(invalid(i)) } else { Ok(Some(i)) };
@@ -153,9 +155,10 @@ fn is_authority_form(t: &[u8]) -> bool {
     let host_ok = match host {
         [b'[', inner @ .., b']'] => {
             !inner.is_empty()
-                && inner
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'%' | b'-' | b'_' | b'~'))
+                && inner.iter().all(|&b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b':' | b'.' | b'%' | b'-' | b'_' | b'~')
+                })
         }
         _ => {
             !host.is_empty()
@@ -163,8 +166,21 @@ fn is_authority_form(t: &[u8]) -> bool {
                     b.is_ascii_alphanumeric()
                         || matches!(
                             b,
-                            b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\''
-                                | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+                            b'-' | b'.'
+                                | b'_'
+                                | b'~'
+                                | b'%'
+                                | b'!'
+                                | b'$'
+                                | b'&'
+                                | b'\''
+                                | b'('
+                                | b')'
+                                | b'*'
+                                | b'+'
+                                | b','
+                                | b';'
+                                | b'='
                         )
                 })
         }
@@ -211,10 +227,29 @@ mod tests {
 
     #[test]
     fn methods_follow_gunicorn_conventional_rule() {
-        for m in ["GET", "POST", "M-SEARCH", "PROPFIND", "X_Y", "A1!", "ABCDEFGHIJKLMNOPQRST"] {
+        for m in [
+            "GET",
+            "POST",
+            "M-SEARCH",
+            "PROPFIND",
+            "X_Y",
+            "A1!",
+            "ABCDEFGHIJKLMNOPQRST",
+        ] {
             assert!(parse(format!("{m} / HTTP/1.1").as_bytes()).is_ok(), "{m}");
         }
-        for m in ["get", "Get", "GE", "G#T", "ABCDEFGHIJKLMNOPQRSTU", "GE(T", "G\x01T", "GÉT", "", "GET\t/"] {
+        for m in [
+            "get",
+            "Get",
+            "GE",
+            "G#T",
+            "ABCDEFGHIJKLMNOPQRSTU",
+            "GE(T",
+            "G\x01T",
+            "GÉT",
+            "",
+            "GET\t/",
+        ] {
             let e = parse(format!("{m} / HTTP/1.1").as_bytes()).unwrap_err();
             assert_eq!(e.status, 400, "{m}");
             assert!(e.detail.starts_with("Invalid HTTP method"), "{m}");
@@ -228,12 +263,19 @@ mod tests {
         assert_eq!(scan_method(b"GET /"), Ok(Some(3)));
         assert_eq!(scan_method(b"ABCDEFGHIJKLMNOPQRST"), Ok(None));
         // TLS ClientHello: refused at the first byte.
-        assert_eq!(scan_method(b"\x16").unwrap_err().detail, "Invalid HTTP method: b\"\\x16\"");
+        assert_eq!(
+            scan_method(b"\x16").unwrap_err().detail,
+            "Invalid HTTP method: b\"\\x16\""
+        );
         assert!(scan_method(b"ABCDEFGHIJKLMNOPQRSTU").is_err());
         assert!(scan_method(b"g").is_err());
         assert!(scan_method(b"GE ").is_err());
         let e = scan_method(b"GET\r").unwrap_err();
-        assert!(e.detail.starts_with("Invalid HTTP request line"), "{}", e.detail);
+        assert!(
+            e.detail.starts_with("Invalid HTTP request line"),
+            "{}",
+            e.detail
+        );
     }
 
     #[test]
@@ -245,7 +287,16 @@ mod tests {
 
     #[test]
     fn malformed_versions_get_400() {
-        for v in ["HTTP/1", "http/1.1", "HTTP/1.1x", "HTTP/11.1", "HTTP/1.", "HTTP/a.b", "HTTPS/1.1", "HTTP/1,1"] {
+        for v in [
+            "HTTP/1",
+            "http/1.1",
+            "HTTP/1.1x",
+            "HTTP/11.1",
+            "HTTP/1.",
+            "HTTP/a.b",
+            "HTTPS/1.1",
+            "HTTP/1,1",
+        ] {
             let e = parse(format!("GET / {v}").as_bytes()).unwrap_err();
             assert_eq!(e.status, 400, "{v}");
             assert!(e.detail.starts_with("Invalid HTTP version"), "{v}");

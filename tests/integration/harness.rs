@@ -1,0 +1,442 @@
+//! Runs the real ferricorn binary on a random loopback port and talks to it
+//! with raw HTTP. Readiness is the "Listening at:" log line plus a polled
+//! request, never a fixed sleep. Every process started is killed on drop
+//! (the master runs in its own process group, workers included).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ferricorn");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Directory of the small WSGI apps the tests serve.
+pub fn apps_dir() -> PathBuf {
+    repo().join("tests").join("apps")
+}
+
+pub fn examples_dir() -> PathBuf {
+    repo().join("examples")
+}
+
+/// The project's virtualenv (with Flask and Django), if scripts/setup made it.
+pub fn venv() -> Option<PathBuf> {
+    std::env::var_os("FERRICORN_TEST_VENV")
+        .map(PathBuf::from)
+        .or_else(|| Some(repo().join(".venv")))
+        .filter(|p| p.join("pyvenv.cfg").exists())
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("ferricorn-test-{}-{}-{}", tag, std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub pid: u32,
+    pub port: u16,
+    log: Arc<Mutex<String>>,
+    exited: Option<ExitStatus>,
+}
+
+pub struct Builder {
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    env_remove: Vec<String>,
+    chdir: PathBuf,
+    bind: Option<String>,
+    wait_ready: bool,
+}
+
+impl Builder {
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, a: I) -> Self {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+    pub fn env(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.envs.push((k.into(), v.into()));
+        self
+    }
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.env_remove.push(k.into());
+        self
+    }
+    /// Working directory of the process (default: tests/apps).
+    pub fn cwd(mut self, p: impl Into<PathBuf>) -> Self {
+        self.chdir = p.into();
+        self
+    }
+    /// Use this bind instead of 127.0.0.1:0.
+    pub fn bind(mut self, b: impl Into<String>) -> Self {
+        self.bind = Some(b.into());
+        self
+    }
+    /// Don't wait for a first successful request (e.g. broken apps).
+    pub fn no_wait(mut self) -> Self {
+        self.wait_ready = false;
+        self
+    }
+    pub fn with_venv(self) -> Self {
+        match venv() {
+            Some(v) => self.env("VIRTUAL_ENV", v.to_string_lossy().to_string()),
+            None => panic!("the test venv is missing: run scripts/setup (scripts/test does it)"),
+        }
+    }
+
+    /// Spawn and return without waiting for anything.
+    pub fn spawn(self) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&self.chdir);
+        let bind = self.bind.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+        if !bind.is_empty() {
+            cmd.arg("-b").arg(&bind);
+        }
+        cmd.args(&self.args);
+        cmd.env_remove("VIRTUAL_ENV").env_remove("PORT").env_remove("WEB_CONCURRENCY");
+        for k in &self.env_remove {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.process_group(0);
+        let mut child = cmd.spawn().expect("spawn ferricorn");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(stream);
+                let mut line = String::new();
+                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if std::env::var_os("FERRICORN_TEST_ECHO").is_some() {
+                        eprint!("{line}");
+                    }
+                    log.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            });
+        }
+        let pid = child.id();
+        Server { child, pid, port: 0, log, exited: None }
+    }
+
+    pub fn start(self) -> Server {
+        let wait = self.wait_ready;
+        let tcp = self.bind.as_deref().map(|b| !b.starts_with("unix:") && !b.is_empty()).unwrap_or(true);
+        let mut s = self.spawn();
+        if tcp {
+            let port = s.wait_port(Duration::from_secs(20));
+            s.port = port.unwrap_or_else(|| panic!("no 'Listening at' line; log:\n{}", s.log()));
+        }
+        if wait && tcp {
+            s.wait_ready(Duration::from_secs(30));
+        }
+        s
+    }
+}
+
+impl Server {
+    /// A server for `app` (a module:attr in tests/apps unless cwd changes).
+    pub fn builder(app: &str) -> Builder {
+        let mut args = vec![];
+        if !app.is_empty() {
+            args.push(app.to_string());
+        }
+        Builder { args, envs: vec![], env_remove: vec![], chdir: apps_dir(), bind: None, wait_ready: true }
+    }
+
+    pub fn start(app: &str) -> Server {
+        Server::builder(app).start()
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Wait until the log contains `needle` `n` times.
+    pub fn wait_log_n(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.count_log(needle) >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_log_n(needle, 1, timeout)
+    }
+
+    fn wait_port(&self, timeout: Duration) -> Option<u16> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            let log = self.log();
+            if let Some(pos) = log.find("Listening at: http://") {
+                let rest = &log[pos + "Listening at: http://".len()..];
+                let hostport = rest.split_whitespace().next().unwrap_or("");
+                if let Some(port) = hostport.rsplit(':').next().and_then(|p| p.parse().ok()) {
+                    return Some(port);
+                }
+            }
+            if log.contains("Shutting down: Master") {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Poll until a GET / gets any HTTP response.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(r) = try_request(&self.addr(), b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(5)) {
+                if r.status > 0 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server not ready in {timeout:?}; log:\n{}", self.log());
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid as i32, sig) };
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    pub fn request(&self, raw: &[u8]) -> Response {
+        try_request(&self.addr(), raw, Duration::from_secs(10)).unwrap_or_else(|e| panic!("request failed: {e}; log:\n{}", self.log()))
+    }
+
+    /// Wait for the master to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if let Some(s) = self.exited {
+            return Some(s);
+        }
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.exited = Some(s);
+                // let the log readers catch up
+                std::thread::sleep(Duration::from_millis(50));
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Worker pids: children of the master whose title says worker.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        children_of(self.pid)
+    }
+
+    /// Wait until the master has exactly `n` children.
+    pub fn wait_workers(&self, n: usize, timeout: Duration) -> Vec<u32> {
+        let end = Instant::now() + timeout;
+        loop {
+            let w = self.worker_pids();
+            if w.len() == n || Instant::now() >= end {
+                return w;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        unsafe { libc::kill(-(self.pid as i32), libc::SIGKILL) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+pub fn process_alive(pid: u32) -> bool {
+    // A zombie still answers kill(0); read its state instead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if !process_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Send `raw` on a new connection and read one response (the server closes
+/// or frames it with Content-Length / chunked).
+pub fn try_request(addr: &str, raw: &[u8], timeout: Duration) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.write_all(raw)?;
+    read_response(&mut s)
+}
+
+/// Read one response from a stream (keep-alive aware).
+pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("closed after {} bytes of head: {:?}", buf.len(), String::from_utf8_lossy(&buf))));
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("").to_string();
+    let status: u16 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
+        .collect();
+    let mut resp = Response { status, version, headers, body: vec![] };
+    if (100..200).contains(&status) {
+        return Ok(resp);
+    }
+    if let Some(cl) = resp.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        let mut body = vec![0u8; cl];
+        s.read_exact(&mut body)?;
+        resp.body = body;
+    } else if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        resp.body = read_chunked(s)?;
+    } else if status == 204 || status == 304 {
+    } else {
+        s.read_to_end(&mut resp.body)?;
+    }
+    Ok(resp)
+}
+
+fn read_line(s: &mut impl Read) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if s.read(&mut b)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof in chunked body"));
+        }
+        line.push(b[0]);
+    }
+    line.truncate(line.len() - 2);
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+fn read_chunked(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line = read_line(s)?;
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+        if size == 0 {
+            while !read_line(s)?.is_empty() {}
+            return Ok(body);
+        }
+        let mut chunk = vec![0u8; size];
+        s.read_exact(&mut chunk)?;
+        body.extend_from_slice(&chunk);
+        read_line(s)?;
+    }
+}
+
+/// Poll `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
