@@ -1,1 +1,165 @@
+//! File watching for hot reload, built for a master that keeps no threads.
+//!
+//! The caller owns the loop: [`Watcher::fd`] is a descriptor to add to its
+//! poll set (inotify), or None for the polling engine, which is driven by
+//! calling [`Watcher::scan`] on the loop's tick. Both engines watch the
+//! *directories* of the files of interest, so an editor's save-by-rename,
+//! a new module and a deleted-then-recreated file are all seen; events are
+//! filtered by [`is_ignored`] (editor swap and backup files, `__pycache__`,
+//! compiled files) and by the set of watched paths.
+//!
+//! [`Debounce`] turns a burst of events into one reload.
 
+mod debounce;
+mod inotify;
+mod poll;
+
+pub use debounce::Debounce;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("inotify is not available: {0} (use --reload-engine poll)")]
+    InotifyUnavailable(std::io::Error),
+    #[error("cannot watch {path}: {err}")]
+    Watch { path: String, err: std::io::Error },
+}
+
+/// Which engine watches the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Inotify,
+    Poll { interval: Duration },
+}
+
+/// Names editors and tools write next to real files; never a reason to reload.
+pub fn is_ignored(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    if path.components().any(|c| c.as_os_str() == "__pycache__") {
+        return true;
+    }
+    name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".swo")
+        || name.ends_with(".pyc")
+        || name.ends_with(".pyo")
+        || name.ends_with(".tmp")
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#'))
+        || name == "4913" // vim's write-permission probe
+}
+
+/// Watches a set of files through their directories.
+pub struct Watcher {
+    files: BTreeSet<PathBuf>,
+    engine: Box<dyn EngineImpl>,
+}
+
+trait EngineImpl {
+    fn fd(&self) -> Option<i32>;
+    fn watch_dir(&mut self, dir: &Path) -> Result<(), WatchError>;
+    /// Paths that changed since the last call (directory entries).
+    fn changes(&mut self, files: &BTreeSet<PathBuf>) -> Vec<PathBuf>;
+}
+
+impl Watcher {
+    pub fn new(engine: Engine) -> Result<Watcher, WatchError> {
+        let engine: Box<dyn EngineImpl> = match engine {
+            Engine::Inotify => Box::new(inotify::Inotify::new()?),
+            Engine::Poll { .. } => Box::new(poll::Poll::default()),
+        };
+        Ok(Watcher { files: BTreeSet::new(), engine })
+    }
+
+    /// Add files (e.g. the app's modules); their directories get watched.
+    pub fn add_files<I: IntoIterator<Item = PathBuf>>(&mut self, files: I) -> Result<(), WatchError> {
+        let mut dirs = BTreeSet::new();
+        for f in files {
+            if is_ignored(&f) {
+                continue;
+            }
+            if let Some(d) = f.parent() {
+                dirs.insert(d.to_path_buf());
+            }
+            self.files.insert(f);
+        }
+        for d in dirs {
+            self.engine.watch_dir(&d)?;
+        }
+        Ok(())
+    }
+
+    pub fn watched(&self) -> &BTreeSet<PathBuf> {
+        &self.files
+    }
+
+    /// Poll this in the caller's loop (inotify); None for the poll engine.
+    pub fn fd(&self) -> Option<i32> {
+        self.engine.fd()
+    }
+
+    /// Watched files that changed since the last call.
+    pub fn scan(&mut self) -> Vec<PathBuf> {
+        let mut seen = BTreeMap::new();
+        for p in self.engine.changes(&self.files) {
+            if self.files.contains(&p) && !is_ignored(&p) {
+                seen.insert(p, ());
+            }
+        }
+        seen.into_keys().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn editor_droppings_are_ignored() {
+        for p in ["a/.app.py.swp", "a/app.py~", "a/__pycache__/app.cpython-311.pyc", "a/#app.py#", "a/.#app.py", "a/4913"] {
+            assert!(is_ignored(Path::new(p)), "{p}");
+        }
+        assert!(!is_ignored(Path::new("a/app.py")));
+        assert!(!is_ignored(Path::new("templates/index.html")));
+    }
+
+    fn roundtrip(engine: Engine) {
+        let dir = std::env::temp_dir().join(format!("reload-test-{}-{:?}", std::process::id(), engine).replace([' ', '{', '}', ':'], ""));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("app.py");
+        std::fs::write(&file, "v = 1\n").unwrap();
+        let mut w = Watcher::new(engine).unwrap();
+        w.add_files([file.clone()]).unwrap();
+        assert!(w.scan().is_empty());
+        std::thread::sleep(Duration::from_millis(20));
+        // Save by rename, as editors do.
+        let tmp = dir.join(".app.py.tmp");
+        std::fs::write(&tmp, "v = 2\n").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        let mut changed = vec![];
+        for _ in 0..100 {
+            changed = w.scan();
+            if !changed.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(changed, vec![file]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn inotify_sees_a_save_by_rename() {
+        roundtrip(Engine::Inotify);
+    }
+
+    #[test]
+    fn polling_sees_a_save_by_rename() {
+        roundtrip(Engine::Poll { interval: Duration::from_millis(10) });
+    }
+}
