@@ -25,8 +25,10 @@ impl Conn {
     }
 
     /// Idle means between requests with nothing of the next one received.
+    /// A new connection whose first request is still on its way is not
+    /// idle: closing it would fail a request the client already sent.
     pub fn is_idle(&self) -> bool {
-        self.buf.is_empty()
+        self.buf.is_empty() && self.served > 0
     }
 }
 

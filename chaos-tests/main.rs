@@ -1,0 +1,7 @@
+//! Scenarios under continuous load. Each states a guarantee and counts:
+//! every refused, reset, timed-out or 5xx request is a failure.
+
+#[path = "../tests/integration/harness.rs"]
+mod harness;
+mod load;
+mod restarts;
