@@ -86,12 +86,15 @@ pub(crate) fn scan_method(line: &[u8]) -> Result<Option<usize>, HttpError> {
     Ok(None)
 }
 
-/// Only HTTP/1.0 and HTTP/1.1 are served; any other well-formed
-/// `HTTP/d.d` gets 505, anything else is a malformed request (400).
+/// HTTP/1.x is served: 1.0 as 1.0, 1.1 and any later minor version as 1.1
+/// (RFC 9110 §2.5: answer with the highest minor version the server
+/// conforms to, as gunicorn does). Any other major version gets 505,
+/// anything else is a malformed request (400).
 fn parse_version(version: &[u8]) -> Result<u8, HttpError> {
     match version {
         b"HTTP/1.1" => Ok(1),
         b"HTTP/1.0" => Ok(0),
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if minor.is_ascii_digit() => Ok(1),
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
@@ -280,8 +283,16 @@ mod tests {
 
     #[test]
     fn well_formed_foreign_versions_get_505() {
-        for v in ["HTTP/2.0", "HTTP/0.9", "HTTP/3.0", "HTTP/1.2", "HTTP/9.9"] {
+        for v in ["HTTP/2.0", "HTTP/0.9", "HTTP/3.0", "HTTP/9.9"] {
             assert_eq!(status(format!("GET / {v}").as_bytes()), 505, "{v}");
+        }
+    }
+
+    #[test]
+    fn later_http_1_minor_versions_are_served_as_1_1() {
+        for v in ["HTTP/1.2", "HTTP/1.9"] {
+            let rl = parse(format!("GET / {v}").as_bytes()).unwrap();
+            assert_eq!(rl.minor_version, 1, "{v}");
         }
     }
 

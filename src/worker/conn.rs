@@ -17,6 +17,9 @@ pub struct Conn {
     pub served: u64,
     /// The peer shut its sending side down.
     pub eof: bool,
+    /// Done with: our side is shut down and whatever the client still sends
+    /// is read and discarded until it closes or the deadline passes.
+    pub lingering: bool,
 }
 
 impl Conn {

@@ -27,6 +27,8 @@ const TOKEN_LISTENER: u64 = 2;
 const TOKEN_CONN: u64 = 1 << 32;
 /// How often deadlines are checked; also bounds how stale a heartbeat gets.
 const SWEEP_MS: u64 = 100;
+/// How long a lingering close waits for the client to stop sending.
+const LINGER_MS: u64 = 2000;
 
 pub fn install_worker_signals() -> std::io::Result<SignalPipe> {
     // Quick stop: the master sends QUIT/INT and expects the worker gone now,
@@ -34,6 +36,9 @@ pub fn install_worker_signals() -> std::io::Result<SignalPipe> {
     for sig in [libc::SIGINT, libc::SIGQUIT] {
         unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
     }
+    // Graceful stop: responses still being produced must close their
+    // connection. A relaxed atomic store is async-signal-safe.
+    unsafe { signal_hook::low_level::register(libc::SIGTERM, || crate::wsgi::STOPPING.store(true, std::sync::atomic::Ordering::Relaxed)) }?;
     SignalPipe::install(&[libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP, libc::SIGWINCH])
 }
 
@@ -207,6 +212,7 @@ impl<'a> Server<'a> {
             return;
         }
         self.stopping = true;
+        crate::debug!("Graceful stop: finishing {} open connection(s)", self.open);
         if self.accepting {
             for i in 0..self.ctx.listeners.len() {
                 while self.open < self.ctx.cfg.worker_connections && self.accept_one(i) {}
@@ -258,6 +264,7 @@ impl<'a> Server<'a> {
             deadline_ms: now_ms() + self.ctx.cfg.header_timeout.as_millis() as u64,
             served: 0,
             eof: false,
+            lingering: false,
         };
         let idx = match self.free.pop() {
             Some(idx) => idx,
@@ -281,6 +288,12 @@ impl<'a> Server<'a> {
     fn on_conn_event(&mut self, idx: usize, _flags: u32) {
         let cap = self.head_cap;
         let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else { return };
+        if conn.lingering {
+            if discard_input(conn.raw()) {
+                self.close(idx);
+            }
+            return;
+        }
         let room = cap.saturating_sub(conn.buf.len()).max(1);
         match crate::net::read_into(conn.raw(), &mut conn.buf, room) {
             Ok((_, eof)) => conn.eof |= eof,
@@ -296,8 +309,11 @@ impl<'a> Server<'a> {
     fn process(&mut self, idx: usize) {
         loop {
             let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else { return };
+            if conn.lingering {
+                return;
+            }
             if conn.buf.is_empty() {
-                if conn.eof || self.stopping {
+                if conn.eof || (self.stopping && conn.served > 0) {
                     self.close(idx);
                 }
                 return;
@@ -353,7 +369,11 @@ impl<'a> Server<'a> {
             self.ctx.beat.beat();
             self.check_max_requests();
             if !keep {
-                self.close(idx);
+                if outcome.linger {
+                    self.linger(idx);
+                } else {
+                    self.close(idx);
+                }
                 return;
             }
         }
@@ -375,7 +395,23 @@ impl<'a> Server<'a> {
             let bytes = crate::wsgi::simple_response(1, err.status, err.reason, &page);
             let _ = crate::net::write_all(conn.raw(), &bytes, std::time::Duration::from_secs(1));
         }
-        self.close(idx);
+        self.linger(idx);
+    }
+
+    /// Close a connection whose client may still be sending (an error
+    /// answered before the request was read, an unread body). close() with
+    /// unread input sends a reset, which discards response bytes not yet
+    /// transmitted; instead shut our side down (the client sees the response,
+    /// then EOF) and discard its input until it closes or LINGER_MS pass.
+    fn linger(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else { return };
+        if unsafe { libc::shutdown(conn.raw(), libc::SHUT_WR) } != 0 || discard_input(conn.raw()) {
+            self.close(idx);
+            return;
+        }
+        conn.lingering = true;
+        conn.buf = Vec::new();
+        conn.deadline_ms = now_ms() + LINGER_MS;
     }
 
     /// Drop connections past their deadline: 408 to a client stuck mid-head,
@@ -407,6 +443,22 @@ impl<'a> Server<'a> {
             }
         }
     }
+}
+
+/// Read and drop what the socket holds. True when the peer closed (or the
+/// socket failed): the connection can be closed now.
+fn discard_input(fd: RawFd) -> bool {
+    let mut scratch = [0u8; 16384];
+    // Bounded per wake-up so one fast sender cannot monopolise the loop.
+    for _ in 0..64 {
+        match crate::net::read_some(fd, &mut scratch) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+    false
 }
 
 fn html_escape(s: &str) -> String {

@@ -42,6 +42,10 @@ pub struct Body {
 
 pub type SharedBody = Rc<RefCell<Body>>;
 
+/// Most unread body bytes the worker reads and discards (or buffers ahead of
+/// the response) to keep a connection reusable; a larger unread rest closes it.
+pub const DRAIN_MAX: usize = 64 * 1024;
+
 impl Body {
     /// `raw` holds the bytes after the request head (maybe body, maybe more).
     pub fn new(fd: RawFd, raw: Vec<u8>, kind: &crate::http::BodyKind, limits: &Limits, expect_continue: bool, timeout: Duration) -> Body {
@@ -83,6 +87,58 @@ impl Body {
     pub fn precheck(&mut self) {
         if matches!(self.framing, Framing::Chunked(_)) {
             self.decode_buffered();
+        }
+    }
+
+    /// For a chunked body the app has not read to its end: read and decode
+    /// the rest (up to `max` decoded bytes, kept for the app) before the
+    /// response goes out, so malformed framing is still answered 400. Never
+    /// sends the interim 100: a client waiting for it has sent nothing.
+    pub fn prefetch(&mut self, max: usize) {
+        if !matches!(self.framing, Framing::Chunked(_)) || self.continue_pending {
+            return;
+        }
+        loop {
+            self.decode_buffered();
+            if self.error.is_some() || self.finished || self.decoded.len() - self.decoded_pos > max {
+                return;
+            }
+            if self.eof {
+                self.error = Some(HttpError::bad_request("client closed the connection before sending the whole body"));
+                return;
+            }
+            if self.raw_pos > 0 && self.raw_pos == self.raw.len() {
+                self.raw.clear();
+                self.raw_pos = 0;
+            }
+            let (fd, timeout) = (self.fd, self.timeout);
+            let raw = &mut self.raw;
+            match without_gil(|| net::read_into_wait(fd, raw, 65536, timeout)) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Whether the response must close the connection because the unread
+    /// rest of the body cannot be skipped cheaply afterwards: a client still
+    /// waiting for `100 Continue`, a chunked body of unknown remaining size,
+    /// or more than [`DRAIN_MAX`] bytes left.
+    pub fn blocks_keep_alive(&self) -> bool {
+        if self.error.is_some() {
+            return true;
+        }
+        if self.finished {
+            return false;
+        }
+        if self.continue_pending {
+            return true;
+        }
+        match &self.framing {
+            Framing::Length { remaining } => *remaining > DRAIN_MAX as u64,
+            Framing::Chunked(_) => true,
+            Framing::Empty => false,
         }
     }
 
@@ -159,7 +215,7 @@ impl Body {
                 }
             }
             if self.eof {
-                self.error = Some(HttpError { status: 400, reason: "Bad Request", detail: "client closed the connection before sending the whole body".into() });
+                self.error = Some(HttpError::bad_request("client closed the connection before sending the whole body"));
                 return Err("client closed the connection before sending the whole body".into());
             }
             if self.continue_pending {
@@ -238,6 +294,11 @@ impl Body {
     /// Read and discard the rest of the body (up to `max` bytes) so the
     /// connection can serve its next request. False if that is not possible.
     pub fn drain(&mut self, max: usize) -> bool {
+        if self.continue_pending && !self.finished {
+            // The client waits for 100 Continue before sending the body;
+            // asking for it after the final response would corrupt the stream.
+            return false;
+        }
         let mut budget = max;
         loop {
             if self.is_finished() {

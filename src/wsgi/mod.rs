@@ -9,7 +9,7 @@ pub mod response;
 
 use crate::http::{BodyKind, Limits, RequestHead};
 use environ::{build_environ, ConnInfo, Keys};
-use input::{Body, InputStream};
+use input::{Body, InputStream, DRAIN_MAX};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use response::{Responder, StartResponse};
@@ -17,6 +17,12 @@ use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// Set (from a signal handler) when the worker was told to stop gracefully:
+/// a response whose head is built from then on says `Connection: close`,
+/// even if the event loop has not seen the signal yet because the app is
+/// still running.
+pub static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// gunicorn's error page body, so clients and tests see the familiar text.
 pub fn error_page(reason: &str, detail: &str) -> String {
@@ -62,6 +68,10 @@ pub struct Outcome {
     pub status: u16,
     pub sent: u64,
     pub response_headers: Vec<(String, String)>,
+    /// The connection closes with request bytes possibly still unread:
+    /// close it gently (see the worker's lingering close), since closing a
+    /// socket with unread input resets it and can cut the response short.
+    pub linger: bool,
 }
 
 impl WsgiApp {
@@ -102,6 +112,7 @@ impl WsgiApp {
         if let Some(err) = body.as_ref().and_then(|b| b.borrow().error.clone()) {
             return self.client_error(req, &responder, err.status, err.reason, &err.detail);
         }
+        responder.borrow_mut().body = body.clone();
 
         let template = self.template.bind(py).clone();
         let environ = match build_environ(py, &mut self.keys, &template, head, req.buf, req.conn, &self.opts.script_name) {
@@ -122,6 +133,19 @@ impl WsgiApp {
             Ok(r) => r,
             Err(e) => return self.server_error(py, req, &responder, &e, body.as_ref()),
         };
+        if let Some(b) = &body {
+            // An app that did not read its chunked body: check the framing
+            // of the rest now, while a 400 can still replace the response.
+            let mut b = b.borrow_mut();
+            if !responder.borrow().headers_sent {
+                b.prefetch(DRAIN_MAX);
+                if let Some(err) = b.error.clone() {
+                    drop(b);
+                    let _ = call_close(py, &result);
+                    return self.client_error(req, &responder, err.status, err.reason, &err.detail);
+                }
+            }
+        }
         let sent = send_iterable(py, &result, &responder, self.opts.sendfile);
         // PEP 3333: close() is called whatever happened, client gone or not.
         let closed = call_close(py, &result);
@@ -140,18 +164,20 @@ impl WsgiApp {
         let r = responder.borrow();
         let mut keep_alive = ok && r.connection_reusable();
         let mut leftover = None;
+        let mut linger = false;
         if let Some(b) = body {
             let mut b = b.borrow_mut();
             // Unread body bytes must go before the next request can be parsed.
-            if keep_alive && !b.is_finished() && !b.drain(64 * 1024) {
+            if keep_alive && !b.is_finished() && !b.drain(DRAIN_MAX) {
                 keep_alive = false;
             }
             if b.error.is_some() {
                 keep_alive = false;
             }
+            linger = !keep_alive && (!b.is_finished() || b.error.is_some());
             leftover = Some(b.take_leftover());
         }
-        Outcome { keep_alive, leftover, status: r.status_code, sent: r.sent, response_headers: r.headers.clone() }
+        Outcome { keep_alive, leftover, status: r.status_code, sent: r.sent, response_headers: r.headers.clone(), linger }
     }
 
     /// A request the client got wrong (bad body framing, contradictory
@@ -161,7 +187,7 @@ impl WsgiApp {
         let page = error_page(reason, &html_escape(detail));
         send_simple(req.fd, req.head.minor_version, status, reason, &page, self.opts.timeout);
         let _ = responder;
-        Outcome { keep_alive: false, leftover: None, status, sent: page.len() as u64, response_headers: vec![] }
+        Outcome { keep_alive: false, leftover: None, status, sent: page.len() as u64, response_headers: vec![], linger: true }
     }
 
     /// The app failed: 500 if nothing was sent yet, else cut the connection.
@@ -173,6 +199,11 @@ impl WsgiApp {
             }
         }
         let path = String::from_utf8_lossy(environ::split_target(req.head.target(req.buf)).0).into_owned();
+        // On 3.11 a fetched error keeps its traceback beside the value;
+        // put it on the value so the formatted report has the frames.
+        if let Some(tb) = err.traceback(py) {
+            let _ = err.value(py).setattr(pyo3::intern!(py, "__traceback__"), tb);
+        }
         let tb = crate::python::loader::format_traceback(py, err);
         crate::error!("Error handling request {path}\n{}", tb.trim_end());
         let r = responder.borrow();
@@ -181,10 +212,10 @@ impl WsgiApp {
         if !sent_headers {
             let page = error_page("Internal Server Error", "");
             send_simple(req.fd, req.head.minor_version, 500, "Internal Server Error", &page, self.opts.timeout);
-            return Outcome { keep_alive: false, leftover: None, status: 500, sent: page.len() as u64, response_headers: vec![] };
+            return Outcome { keep_alive: false, leftover: None, status: 500, sent: page.len() as u64, response_headers: vec![], linger: true };
         }
         let r = responder.borrow();
-        Outcome { keep_alive: false, leftover: None, status: r.status_code, sent: r.sent, response_headers: r.headers.clone() }
+        Outcome { keep_alive: false, leftover: None, status: r.status_code, sent: r.sent, response_headers: r.headers.clone(), linger: true }
     }
 }
 
@@ -228,16 +259,19 @@ fn send_iterable(py: Python<'_>, result: &Bound<'_, PyAny>, responder: &Rc<RefCe
         let _ = responder.borrow_mut().write_parts(&slices, total);
         return Ok(());
     }
-    if sendfile {
-        if let Ok(wrapper) = result.cast::<file_wrapper::FileWrapper>() {
-            let w = wrapper.borrow();
-            if let Some((fd, offset)) = file_wrapper::sendfile_source(py, &w) {
-                let mut r = responder.borrow_mut();
-                if r.status.is_some() && !r.is_chunked_pending() {
-                    let len = file_wrapper::remaining_len(fd, offset);
+    if let Ok(wrapper) = result.cast::<file_wrapper::FileWrapper>() {
+        let w = wrapper.borrow();
+        if let Some((fd, offset)) = file_wrapper::sendfile_source(py, &w) {
+            // A regular file's length is known: send it with Content-Length
+            // rather than chunked, whether or not sendfile does the copying.
+            let len = file_wrapper::remaining_len(fd, offset);
+            let mut r = responder.borrow_mut();
+            if r.status.is_some() && !r.headers_sent {
+                if sendfile {
                     let _ = r.send_file(fd, offset, len);
                     return Ok(());
                 }
+                r.length_hint = len;
             }
         }
     }

@@ -36,6 +36,12 @@ pub struct Responder {
     /// Set once a write to the client failed: the client is gone.
     pub broken: bool,
     head: Vec<u8>,
+    /// The request body, when there is one: its state when the head is
+    /// built decides whether the connection can stay open.
+    pub body: Option<super::input::SharedBody>,
+    /// Body length known before the bytes are (a wrapped regular file),
+    /// used when the app gave no Content-Length.
+    pub length_hint: Option<u64>,
 }
 
 pub type SharedResponder = Rc<RefCell<Responder>>;
@@ -68,6 +74,8 @@ impl Responder {
             must_close: !keep_alive_allowed,
             broken: false,
             head: Vec::with_capacity(256),
+            body: None,
+            length_hint: None,
         }
     }
 
@@ -111,7 +119,11 @@ impl Responder {
 
     /// Build the head; `known_total` is the whole body length if known now.
     fn build_head(&mut self, known_total: Option<u64>) {
+        let known_total = known_total.or(self.length_hint);
         let code = self.status_code;
+        if super::STOPPING.load(std::sync::atomic::Ordering::Relaxed) || self.body.as_ref().is_some_and(|b| b.borrow().blocks_keep_alive()) {
+            self.must_close = true;
+        }
         self.no_body = self.head_request || code < 200 || code == 204 || code == 304;
         if self.content_length.is_none() && !self.no_body {
             if let Some(total) = known_total {
@@ -255,14 +267,6 @@ impl Responder {
 
     pub fn connection_reusable(&self) -> bool {
         self.keep_alive() && !self.broken
-    }
-
-    pub fn can_use_sendfile(&self) -> bool {
-        !self.chunked && (self.content_length.is_some() || self.headers_sent || self.minor >= 1)
-    }
-
-    pub fn is_chunked_pending(&self) -> bool {
-        !self.headers_sent && self.content_length.is_none() && self.minor >= 1 && !self.head_request
     }
 }
 
