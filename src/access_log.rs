@@ -82,7 +82,8 @@ impl AccessFormat {
             let parsed = rest.strip_prefix("%(").and_then(|r| {
                 let close = r.find(')')?;
                 let conv = r[close + 1..].chars().next()?;
-                matches!(conv, 's' | 'd').then(|| (&r[..close], close + 3))
+                // Consumed: "%(" + name + ")" + the conversion letter.
+                matches!(conv, 's' | 'd').then(|| (&r[..close], close + 4))
             });
             match parsed {
                 Some((name, len)) => {

@@ -51,6 +51,12 @@ pub fn run(cli: &Cli) -> i32 {
     };
 
     crate::info!("Starting ferricorn {}", env!("CARGO_PKG_VERSION"));
+    // A virtualenv the embedded Python cannot use is refused here, before
+    // anything is bound or forked, rather than by every worker in turn.
+    if let Err(e) = crate::python::interp::choose_executable() {
+        crate::error!("{e}");
+        return EXIT_CONFIG_ERROR;
+    }
     let listeners = match bind_all(&cfg) {
         Ok(l) => l,
         Err(e) => {
@@ -77,6 +83,7 @@ pub fn run(cli: &Cli) -> i32 {
         },
         None => None,
     };
+    give_files_to_worker_user(&cfg, &listeners);
     for l in &listeners {
         crate::info!("Listening at: {} ({pid})", l.url());
     }
@@ -134,6 +141,31 @@ fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
         }
     }
     Ok(out)
+}
+
+/// With -u/-g, workers must still be able to reopen the log files on USR1
+/// and clients of a unix socket reach a socket the workers' user owns, so
+/// those files change owner, as gunicorn does. Failures are not fatal.
+fn give_files_to_worker_user(cfg: &Config, listeners: &[Listener]) {
+    if cfg.uid.is_none() && cfg.gid.is_none() {
+        return;
+    }
+    let mut paths: Vec<std::path::PathBuf> = Vec::new();
+    for target in std::iter::once(Some(cfg.error_logfile.as_str())).chain(std::iter::once(cfg.access_logfile.as_deref())).flatten() {
+        if target != "-" {
+            paths.push(target.into());
+        }
+    }
+    for l in listeners {
+        if let (crate::sock::ListenerKind::Unix(p), true) = (&l.kind, l.owns_path) {
+            paths.push(p.clone());
+        }
+    }
+    for p in paths {
+        if let Err(e) = std::os::unix::fs::chown(&p, cfg.uid, cfg.gid) {
+            crate::warning!("Cannot give {} to the workers' user: {e}", p.display());
+        }
+    }
 }
 
 fn cleanup(listeners: &[Listener], pidfile: Option<&Pidfile>) {

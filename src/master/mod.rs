@@ -284,8 +284,21 @@ impl Arbiter {
             }
         }
         if !w.is_booted() && !w.is_retiring() && self.phase == Phase::Running {
+            // Killed from outside while importing (OOM killer, an operator's
+            // kill): not the app's fault, so it is replaced like any dead worker
+            // (as gunicorn does) instead of stopping the server or blocking the
+            // generation. A worker that exits by itself, crashes, or is aborted
+            // by us for booting past --timeout has failed to boot.
+            let external_kill = w.boot_failure.is_none()
+                && w.aborted_at.is_none()
+                && matches!(sig, Some(Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGHUP));
+            if external_kill {
+                return;
+            }
+            let timeout = self.cfg.timeout.map(|t| t.as_secs()).unwrap_or(0);
             let failure = w.boot_failure.clone().or_else(|| {
                 let why = match (code, sig) {
+                    _ if w.aborted_at.is_some() => format!("did not finish booting within --timeout {timeout} s\n"),
                     (Some(c), _) => format!("exited with code {c} before it booted\n"),
                     (_, Some(s)) => format!("was killed by {} before it booted\n", s.as_str()),
                     _ => "stopped before it booted\n".into(),

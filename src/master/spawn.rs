@@ -70,6 +70,7 @@ impl Arbiter {
             beat: Beat::new(&self.heartbeats, slot),
             status,
             master_alive: std::os::fd::AsRawFd::as_raw_fd(&self.alive_read),
+            master_pid: self.pid,
             preloaded,
             age,
         };

@@ -27,6 +27,9 @@ pub struct WorkerCtx<'a> {
     pub status: OwnedFd,
     /// Read end of the pipe only the master writes to: EOF = master died.
     pub master_alive: RawFd,
+    /// The master's pid, to notice a master that died before the worker
+    /// could arm its parent-death signal.
+    pub master_pid: u32,
     /// The app, when the master preloaded it.
     pub preloaded: Option<Py<PyAny>>,
     pub age: u64,
@@ -48,6 +51,10 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     if let Err(e) = drop_privileges(cfg) {
         fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
     }
+    // The master-alive pipe is only watched once the worker serves; until
+    // then (a long import) a dead master must still take the worker with
+    // it. Armed after the privilege drop, which clears it.
+    die_with_master_while_booting(ctx.master_pid, true);
     crate::info!("Booting worker with pid: {}", std::process::id());
 
     if !crate::python::is_initialized() {
@@ -72,6 +79,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         sendfile: cfg.sendfile,
         script_name: std::env::var("SCRIPT_NAME").unwrap_or_default().trim_end_matches('/').to_string(),
         multiprocess: cfg.workers > 1,
+        record_headers: crate::log::access_enabled(),
     };
     let wsgi = match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
         Ok(w) => w,
@@ -79,11 +87,24 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     };
     ctx.beat.beat();
     Message::Booted.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+    // Serving: a dead master now means a graceful exit through the pipe, so
+    // in-flight requests finish instead of being killed.
+    die_with_master_while_booting(ctx.master_pid, false);
 
     let code = serve::Server::new(&ctx, wsgi, signals).run();
     crate::info!("Worker exiting (pid: {})", std::process::id());
     crate::python::interp::finalize();
     unsafe { libc::_exit(code) }
+}
+
+/// Arm (SIGKILL) or disarm the parent-death signal.
+fn die_with_master_while_booting(master_pid: u32, arm: bool) {
+    let sig = if arm { libc::SIGKILL } else { 0 };
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    if arm && nix::unistd::getppid().as_raw() as u32 != master_pid {
+        // The master died before the signal was armed.
+        unsafe { libc::_exit(0) };
+    }
 }
 
 fn drop_privileges(cfg: &Config) -> Result<(), String> {

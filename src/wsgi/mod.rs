@@ -12,7 +12,7 @@ use environ::{build_environ, ConnInfo, Keys};
 use input::{Body, InputStream, DRAIN_MAX};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use response::{Responder, StartResponse};
+use response::{Responder, StartResponse, WriteCallable};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -36,6 +36,8 @@ pub struct WsgiOptions {
     pub sendfile: bool,
     pub script_name: String,
     pub multiprocess: bool,
+    /// Keep the app's response headers as pairs (the access log needs them).
+    pub record_headers: bool,
 }
 
 /// The loaded app plus everything built once per worker.
@@ -44,6 +46,13 @@ pub struct WsgiApp {
     template: Py<PyDict>,
     keys: Keys,
     opts: WsgiOptions,
+    /// Made once and reset per request: one request runs at a time, so the
+    /// same start_response, wsgi.input and their state serve every request
+    /// without allocating.
+    responder: Rc<RefCell<Responder>>,
+    start_response: Py<StartResponse>,
+    body: input::SharedBody,
+    input: Py<InputStream>,
 }
 
 /// One request as the worker hands it over.
@@ -87,48 +96,46 @@ impl WsgiApp {
         t.set_item("wsgi.file_wrapper", py.get_type::<file_wrapper::FileWrapper>())?;
         t.set_item("SERVER_SOFTWARE", concat!("ferricorn/", env!("CARGO_PKG_VERSION")))?;
         t.set_item("SCRIPT_NAME", opts.script_name.as_str())?;
-        Ok(WsgiApp { app, template: t.unbind(), keys: Keys::new(py), opts })
+        let responder = Rc::new(RefCell::new(Responder::new(-1, 1, false, false, opts.timeout)));
+        let write = Py::new(py, WriteCallable { responder: responder.clone() })?;
+        let start_response = Py::new(py, StartResponse { responder: responder.clone(), write })?;
+        let body = Rc::new(RefCell::new(Body::new(-1, Vec::new(), &BodyKind::None, &opts.limits, false, opts.timeout)));
+        let input = Py::new(py, InputStream { body: body.clone() })?;
+        Ok(WsgiApp { app, template: t.unbind(), keys: Keys::new(py), opts, responder, start_response, body, input })
     }
 
     pub fn handle(&mut self, py: Python<'_>, req: &Request<'_>) -> Outcome {
         let head = req.head;
         let allowed = req.head.keep_alive && req.keep_alive_enabled && !req.stopping;
         let is_head = head.method(req.buf) == b"HEAD";
-        let responder = Rc::new(RefCell::new(Responder::new(req.fd, head.minor_version, is_head, allowed, self.opts.timeout)));
+        let responder = self.responder.clone();
+        responder.borrow_mut().reset(req.fd, head.minor_version, is_head, allowed, self.opts.record_headers);
 
         let has_body = !matches!(head.body, BodyKind::None | BodyKind::Length(0));
-        let body = if has_body {
-            let raw = req.buf[head.head_len..].to_vec();
-            let mut b = Body::new(req.fd, raw, &head.body, &self.opts.limits, head.expect_continue, self.opts.timeout);
-            b.precheck();
-            Some(Rc::new(RefCell::new(b)))
-        } else {
-            None
-        };
-        let body_for_stream = body.clone().unwrap_or_else(|| {
-            Rc::new(RefCell::new(Body::new(req.fd, Vec::new(), &BodyKind::None, &self.opts.limits, false, self.opts.timeout)))
-        });
+        {
+            let mut b = self.body.borrow_mut();
+            if has_body {
+                let raw = req.buf[head.head_len..].to_vec();
+                *b = Body::new(req.fd, raw, &head.body, &self.opts.limits, head.expect_continue, self.opts.timeout);
+                b.precheck();
+            } else {
+                *b = Body::new(req.fd, Vec::new(), &BodyKind::None, &self.opts.limits, false, self.opts.timeout);
+            }
+        }
+        let body = has_body.then(|| self.body.clone());
 
         if let Some(err) = body.as_ref().and_then(|b| b.borrow().error.clone()) {
             return self.client_error(req, &responder, err.status, err.reason, &err.detail);
         }
         responder.borrow_mut().body = body.clone();
 
-        let template = self.template.bind(py).clone();
-        let environ = match build_environ(py, &mut self.keys, &template, head, req.buf, req.conn, &self.opts.script_name) {
+        let template = self.template.bind(py);
+        let environ = match build_environ(py, &mut self.keys, template, head, req.buf, req.conn, &self.opts.script_name) {
             Ok(env) => env,
             Err(e) => return self.client_error(req, &responder, 400, "Bad Request", &e.0),
         };
-        let stream = match Py::new(py, InputStream { body: body_for_stream.clone() }) {
-            Ok(s) => s,
-            Err(e) => return self.server_error(py, req, &responder, &e, body.as_ref()),
-        };
-        let _ = environ.set_item(self.keys.wsgi_input.bind(py), stream);
-        let start = match Py::new(py, StartResponse { responder: responder.clone() }) {
-            Ok(s) => s,
-            Err(e) => return self.server_error(py, req, &responder, &e, body.as_ref()),
-        };
-
+        let _ = environ.set_item(self.keys.wsgi_input.bind(py), self.input.bind(py));
+        let start = self.start_response.bind(py).clone();
         let result = match self.app.bind(py).call1((environ, start)) {
             Ok(r) => r,
             Err(e) => return self.server_error(py, req, &responder, &e, body.as_ref()),
@@ -152,7 +159,7 @@ impl WsgiApp {
         if let Err(e) = sent.and(closed) {
             return self.server_error(py, req, &responder, &e, body.as_ref());
         }
-        if responder.borrow().status.is_none() {
+        if !responder.borrow().started {
             let e = pyo3::exceptions::PyRuntimeError::new_err("the app returned without calling start_response()");
             return self.server_error(py, req, &responder, &e, body.as_ref());
         }
@@ -161,7 +168,7 @@ impl WsgiApp {
     }
 
     fn outcome(&self, responder: &Rc<RefCell<Responder>>, body: Option<&Rc<RefCell<Body>>>, ok: bool) -> Outcome {
-        let r = responder.borrow();
+        let mut r = responder.borrow_mut();
         let mut keep_alive = ok && r.connection_reusable();
         let mut leftover = None;
         let mut linger = false;
@@ -177,7 +184,7 @@ impl WsgiApp {
             linger = !keep_alive && (!b.is_finished() || b.error.is_some());
             leftover = Some(b.take_leftover());
         }
-        Outcome { keep_alive, leftover, status: r.status_code, sent: r.sent, response_headers: r.headers.clone(), linger }
+        Outcome { keep_alive, leftover, status: r.status_code, sent: r.sent, response_headers: std::mem::take(&mut r.headers), linger }
     }
 
     /// A request the client got wrong (bad body framing, contradictory
@@ -253,7 +260,7 @@ fn send_iterable(py: Python<'_>, result: &Bound<'_, PyAny>, responder: &Rc<RefCe
         }
         let slices: Vec<&[u8]> = parts.iter().map(|b| b.as_bytes()).collect();
         let total: u64 = slices.iter().map(|s| s.len() as u64).sum();
-        if responder.borrow().status.is_none() {
+        if !responder.borrow().started {
             return Ok(());
         }
         let _ = responder.borrow_mut().write_parts(&slices, total);
@@ -266,7 +273,7 @@ fn send_iterable(py: Python<'_>, result: &Bound<'_, PyAny>, responder: &Rc<RefCe
             // rather than chunked, whether or not sendfile does the copying.
             let len = file_wrapper::remaining_len(fd, offset);
             let mut r = responder.borrow_mut();
-            if r.status.is_some() && !r.headers_sent {
+            if r.started && !r.headers_sent {
                 if sendfile {
                     let _ = r.send_file(fd, offset, len);
                     return Ok(());

@@ -23,9 +23,17 @@ pub struct Responder {
     /// The request allows keep-alive and the server is not stopping.
     keep_alive_allowed: bool,
     timeout: Duration,
-    pub status: Option<String>,
+    /// The status line text ("200 OK"), valid once `started`.
+    status: String,
+    /// start_response() has been called (successfully).
+    pub started: bool,
     pub status_code: u16,
+    /// The app's headers, validated and already serialized as
+    /// `Name: value\r\n` lines: no per-header allocation on the hot path.
+    header_block: Vec<u8>,
+    /// The app's headers as pairs, kept only when the access log asks for them.
     pub headers: Vec<(String, String)>,
+    record_headers: bool,
     pub headers_sent: bool,
     content_length: Option<u64>,
     chunked: bool,
@@ -63,9 +71,12 @@ impl Responder {
             head_request,
             keep_alive_allowed,
             timeout,
-            status: None,
+            status: String::new(),
+            started: false,
             status_code: 0,
+            header_block: Vec::with_capacity(256),
             headers: Vec::new(),
+            record_headers: false,
             headers_sent: false,
             content_length: None,
             chunked: false,
@@ -79,38 +90,82 @@ impl Responder {
         }
     }
 
-    /// Validate and store status and headers (start_response's work).
-    pub fn set_start(&mut self, status: &str, headers: Vec<(String, String)>) -> Result<(), String> {
+    /// Make this responder ready for the next request, keeping its buffers.
+    pub fn reset(&mut self, fd: RawFd, minor: u8, head_request: bool, keep_alive_allowed: bool, record_headers: bool) {
+        self.fd = fd;
+        self.minor = minor;
+        self.head_request = head_request;
+        self.keep_alive_allowed = keep_alive_allowed;
+        self.status.clear();
+        self.started = false;
+        self.status_code = 0;
+        self.header_block.clear();
+        self.headers.clear();
+        self.record_headers = record_headers;
+        self.headers_sent = false;
+        self.content_length = None;
+        self.chunked = false;
+        self.no_body = false;
+        self.sent = 0;
+        self.must_close = !keep_alive_allowed;
+        self.broken = false;
+        self.body = None;
+        self.length_hint = None;
+    }
+
+    /// The status line text, once start_response() was called.
+    pub fn status_text(&self) -> Option<&str> {
+        self.started.then_some(self.status.as_str())
+    }
+
+    /// Validate the status and begin a new set of headers (start_response).
+    /// The previous ones are replaced: with exc_info an app may start over.
+    pub fn begin(&mut self, status: &str) -> Result<(), String> {
         let code = parse_status(status)?;
-        let mut content_length = None;
-        let mut kept = Vec::with_capacity(headers.len());
-        for (name, value) in headers {
-            if name.is_empty() || !name.bytes().all(is_tchar) {
-                return Err(format!("Invalid HTTP header name: {name:?}"));
-            }
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(format!("Invalid HTTP header value for {name}: {value:?}"));
-            }
-            let lname = name.to_ascii_lowercase();
-            if lname == "content-length" {
-                let v = value.trim();
-                content_length = Some(v.parse::<u64>().map_err(|_| format!("Invalid Content-Length header value: {value:?}"))?);
-                if kept.iter().any(|(n, _): &(String, String)| n.eq_ignore_ascii_case("content-length")) {
-                    continue;
-                }
-            } else if is_hop_by_hop(&lname) {
-                if lname == "connection" && value.to_ascii_lowercase().contains("close") {
-                    self.must_close = true;
-                }
-                continue;
-            }
-            kept.push((name, value));
-        }
-        self.status = Some(status.to_string());
+        self.started = false;
+        self.status.clear();
+        self.status.push_str(status);
         self.status_code = code;
-        self.content_length = content_length;
-        self.headers = kept;
+        self.header_block.clear();
+        self.headers.clear();
+        self.content_length = None;
         Ok(())
+    }
+
+    /// Validate one app header and append it (hop-by-hop ones are the
+    /// server's business and are dropped; `Connection: close` is honoured).
+    pub fn push_header(&mut self, name: &str, value: &str) -> Result<(), String> {
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(format!("Invalid HTTP header name: {name:?}"));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(format!("Invalid HTTP header value for {name}: {value:?}"));
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let cl = value.trim().parse::<u64>().map_err(|_| format!("Invalid Content-Length header value: {value:?}"))?;
+            if self.content_length.is_some() {
+                return Ok(());
+            }
+            self.content_length = Some(cl);
+        } else if name.len() <= 19 && is_hop_by_hop(&name.to_ascii_lowercase()) {
+            if name.eq_ignore_ascii_case("connection") && value.to_ascii_lowercase().contains("close") {
+                self.must_close = true;
+            }
+            return Ok(());
+        }
+        self.header_block.extend_from_slice(name.as_bytes());
+        self.header_block.extend_from_slice(b": ");
+        self.header_block.extend_from_slice(value.as_bytes());
+        self.header_block.extend_from_slice(b"\r\n");
+        if self.record_headers {
+            self.headers.push((name.to_string(), value.to_string()));
+        }
+        Ok(())
+    }
+
+    /// All headers were accepted: the response has started.
+    pub fn commit(&mut self) {
+        self.started = true;
     }
 
     fn keep_alive(&self) -> bool {
@@ -128,7 +183,12 @@ impl Responder {
         if self.content_length.is_none() && !self.no_body {
             if let Some(total) = known_total {
                 self.content_length = Some(total);
-                self.headers.push(("Content-Length".to_string(), total.to_string()));
+                self.header_block.extend_from_slice(b"Content-Length: ");
+                self.header_block.extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
+                self.header_block.extend_from_slice(b"\r\n");
+                if self.record_headers {
+                    self.headers.push(("Content-Length".to_string(), total.to_string()));
+                }
             } else if self.minor >= 1 {
                 self.chunked = true;
             } else {
@@ -142,19 +202,14 @@ impl Responder {
         let h = &mut self.head;
         h.clear();
         h.extend_from_slice(if self.minor == 0 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
-        h.extend_from_slice(self.status.as_deref().unwrap_or("500 Internal Server Error").as_bytes());
+        h.extend_from_slice(self.status.as_bytes());
         h.extend_from_slice(b"\r\nServer: ferricorn\r\nDate: ");
         crate::wsgi::date::with_http_date(|d| h.extend_from_slice(d.as_bytes()));
         h.extend_from_slice(if self.keep_alive_allowed && !self.must_close { b"\r\nConnection: keep-alive\r\n" } else { b"\r\nConnection: close\r\n" });
         if self.chunked {
             h.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
-        for (n, v) in &self.headers {
-            h.extend_from_slice(n.as_bytes());
-            h.extend_from_slice(b": ");
-            h.extend_from_slice(v.as_bytes());
-            h.extend_from_slice(b"\r\n");
-        }
+        h.extend_from_slice(&self.header_block);
         h.extend_from_slice(b"\r\n");
     }
 
@@ -187,7 +242,7 @@ impl Responder {
 
     /// Send body bytes, sending the head first if needed.
     pub fn write_body(&mut self, data: &[u8], known_total: Option<u64>) -> std::io::Result<()> {
-        if self.status.is_none() {
+        if !self.started {
             return Err(std::io::Error::other("write() before start_response()"));
         }
         let first = !self.headers_sent;
@@ -304,33 +359,41 @@ fn parse_status(status: &str) -> Result<u16, String> {
     Ok(code)
 }
 
-fn extract_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let list = headers.cast::<PyList>().map_err(|_| PyTypeError::new_err(format!("headers must be a list of (name, value) tuples, not {}", headers.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// Validate `headers` (a list of `(str, str)` tuples) into the responder.
+fn push_headers(r: &mut Responder, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+    let list = headers
+        .cast::<PyList>()
+        .map_err(|_| PyTypeError::new_err(format!("headers must be a list of (name, value) tuples, not {}", type_name(headers))))?;
     for item in list.iter() {
         let tuple = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err(format!("header must be a (name, value) tuple, not {item}")))?;
         if tuple.len() != 2 {
             return Err(PyTypeError::new_err(format!("header must be a (name, value) tuple, not {item}")));
         }
-        let name = tuple.get_item(0)?;
-        let value = tuple.get_item(1)?;
-        let name = name.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("header name {name} is not a string")))?;
-        let value = value.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("header value {value} is not a string")))?;
-        out.push((name.to_str()?.to_string(), value.to_str()?.to_string()));
+        let name = tuple.get_borrowed_item(0)?;
+        let value = tuple.get_borrowed_item(1)?;
+        let name = name.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("header name {} is not a string", name.to_owned())))?;
+        let value = value.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("header value {} is not a string", value.to_owned())))?;
+        r.push_header(name.to_str()?, value.to_str()?).map_err(PyValueError::new_err)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `start_response(status, response_headers, exc_info=None)`.
 #[pyclass(unsendable, module = "ferricorn")]
 pub struct StartResponse {
     pub responder: SharedResponder,
+    /// The write() callable, made once and handed out on every call.
+    pub write: Py<WriteCallable>,
 }
 
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
-    fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<WriteCallable> {
+    fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Py<WriteCallable>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
             let r = self.responder.borrow();
@@ -340,22 +403,23 @@ impl StartResponse {
                     let value = info.get_item(1)?;
                     return Err(PyErr::from_value(value));
                 }
-            } else if r.status.is_some() {
+            } else if r.started {
                 return Err(PyAssertionError::new_err("Response headers already set!"));
             }
         }
         let status = status.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("{status} is not a string")))?;
-        let headers = extract_headers(headers)?;
-        self.responder.borrow_mut().set_start(status.to_str()?, headers).map_err(PyValueError::new_err)?;
-        let _ = py;
-        Ok(WriteCallable { responder: self.responder.clone() })
+        let mut r = self.responder.borrow_mut();
+        r.begin(status.to_str()?).map_err(PyValueError::new_err)?;
+        push_headers(&mut r, headers)?;
+        r.commit();
+        Ok(self.write.clone_ref(py))
     }
 }
 
 /// The legacy `write(data)` callable start_response returns.
 #[pyclass(unsendable, module = "ferricorn")]
 pub struct WriteCallable {
-    responder: SharedResponder,
+    pub responder: SharedResponder,
 }
 
 #[pymethods]
@@ -369,7 +433,7 @@ impl WriteCallable {
 impl Responder {
     /// Send several body parts at once (a list/tuple body whose total is known).
     pub fn write_parts(&mut self, parts: &[&[u8]], known_total: u64) -> std::io::Result<()> {
-        if self.status.is_none() {
+        if !self.started {
             return Err(std::io::Error::other("no start_response() call"));
         }
         let first = !self.headers_sent;
