@@ -155,6 +155,11 @@ pub struct Cli {
     #[arg(long = "no-sendfile")]
     pub no_sendfile: bool,
 
+    /// Benchmark reference: answer every request with a fixed response from
+    /// the Rust request path, without Python (the ceiling for the app path).
+    #[arg(long = "reference-responder", hide = true)]
+    pub reference_responder: bool,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,

@@ -43,6 +43,7 @@ pub struct Config {
     pub limits: crate::http::Limits,
     pub forwarded_allow_ips: Vec<String>,
     pub sendfile: bool,
+    pub reference_responder: bool,
 }
 
 /// A setting the user got wrong, with the message they will see.
@@ -178,6 +179,7 @@ impl Config {
             limits,
             forwarded_allow_ips: forwarded.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             sendfile: !cli.no_sendfile,
+            reference_responder: cli.reference_responder,
         })
     }
 }

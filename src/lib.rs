@@ -15,6 +15,7 @@ pub mod net;
 pub mod pidfile;
 pub mod proctitle;
 pub mod python;
+pub mod settings;
 pub mod signals;
 pub mod sock;
 pub mod startup;

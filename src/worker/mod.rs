@@ -6,6 +6,7 @@
 //! says what failed: 4 when the app cannot be loaded, 3 for anything else.
 
 mod conn;
+mod reference;
 mod serve;
 
 use crate::config::Config;
@@ -56,6 +57,13 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     // it. Armed after the privilege drop, which clears it.
     die_with_master_while_booting(ctx.master_pid, true);
     crate::info!("Booting worker with pid: {}", std::process::id());
+    if cfg.reference_responder {
+        ctx.beat.beat();
+        Message::Booted.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+        die_with_master_while_booting(ctx.master_pid, false);
+        let code = serve::Server::new(&ctx, None, signals).run();
+        unsafe { libc::_exit(code) }
+    }
 
     if !crate::python::is_initialized() {
         let setup = crate::master::python_setup(cfg);
@@ -91,7 +99,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     // in-flight requests finish instead of being killed.
     die_with_master_while_booting(ctx.master_pid, false);
 
-    let code = serve::Server::new(&ctx, wsgi, signals).run();
+    let code = serve::Server::new(&ctx, Some(wsgi), signals).run();
     crate::info!("Worker exiting (pid: {})", std::process::id());
     crate::python::interp::finalize();
     unsafe { libc::_exit(code) }

@@ -73,7 +73,9 @@ impl Epoll {
 
 pub struct Server<'a> {
     ctx: &'a WorkerCtx<'a>,
-    wsgi: WsgiApp,
+    /// The app; None for the no-Python benchmark reference.
+    wsgi: Option<WsgiApp>,
+    scratch: Vec<u8>,
     signals: SignalPipe,
     epoll: Epoll,
     conns: Vec<Option<Conn>>,
@@ -91,7 +93,7 @@ pub struct Server<'a> {
 }
 
 impl<'a> Server<'a> {
-    pub fn new(ctx: &'a WorkerCtx<'a>, wsgi: WsgiApp, signals: SignalPipe) -> Server<'a> {
+    pub fn new(ctx: &'a WorkerCtx<'a>, wsgi: Option<WsgiApp>, signals: SignalPipe) -> Server<'a> {
         let cfg = ctx.cfg;
         let max_requests = if cfg.max_requests == 0 {
             0
@@ -114,6 +116,7 @@ impl<'a> Server<'a> {
         Server {
             ctx,
             wsgi,
+            scratch: Vec::with_capacity(256),
             signals,
             epoll: Epoll::new().expect("epoll_create1"),
             conns: Vec::new(),
@@ -349,8 +352,10 @@ impl<'a> Server<'a> {
                 stopping: self.stopping,
                 keep_alive_enabled: !self.ctx.cfg.keep_alive.is_zero(),
             };
-            let wsgi = &mut self.wsgi;
-            let outcome = Python::attach(|py| wsgi.handle(py, &req));
+            let outcome = match &mut self.wsgi {
+                Some(wsgi) => Python::attach(|py| wsgi.handle(py, &req)),
+                None => super::reference::respond(&req, &mut self.scratch),
+            };
             self.served += 1;
             conn.served += 1;
             if let Some(fmt) = &self.access {

@@ -42,7 +42,47 @@ pub struct Keys {
     pub empty: Py<PyString>,
     pub https: Py<PyString>,
     /// HTTP_* names by lower-cased header name (bounded: names come from clients).
-    header_keys: HashMap<Vec<u8>, Option<Py<PyString>>>,
+    header_keys: HashMap<Vec<u8>, HeaderEntry>,
+    path_info_v: Cached,
+    query_v: Cached,
+    raw_uri_v: Cached,
+    remote_addr_v: Cached,
+    remote_port_v: Cached,
+    server_name_v: Cached,
+    server_port_v: Cached,
+    content_type_v: Cached,
+    content_length_v: Cached,
+}
+
+/// The last value set for one environ key, reused while requests repeat it
+/// (same client, same Host, same User-Agent): a byte comparison instead of
+/// a new Python string per request.
+#[derive(Default)]
+struct Cached {
+    bytes: Vec<u8>,
+    obj: Option<Py<PyString>>,
+}
+
+impl Cached {
+    fn get<'py>(&mut self, py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+        if let Some(obj) = &self.obj {
+            if self.bytes == bytes {
+                return obj.bind(py).clone();
+            }
+        }
+        let s = latin1(py, bytes);
+        if bytes.len() <= 256 {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(bytes);
+            self.obj = Some(s.clone().unbind());
+        }
+        s
+    }
+}
+
+struct HeaderEntry {
+    key: Option<Py<PyString>>,
+    value: Cached,
 }
 
 const HEADER_KEY_CACHE: usize = 512;
@@ -74,32 +114,76 @@ impl Keys {
             empty: interned(py, ""),
             https: interned(py, "https"),
             header_keys: HashMap::new(),
+            path_info_v: Cached::default(),
+            query_v: Cached::default(),
+            raw_uri_v: Cached::default(),
+            remote_addr_v: Cached::default(),
+            remote_port_v: Cached::default(),
+            server_name_v: Cached::default(),
+            server_port_v: Cached::default(),
+            content_type_v: Cached::default(),
+            content_length_v: Cached::default(),
         }
     }
 
-    /// The environ key for a header name, or None when the header is dropped
-    /// (names with "_" are dropped, as gunicorn's default header_map does,
-    /// so "X_Forwarded_For" cannot impersonate "X-Forwarded-For").
-    fn header_key(&mut self, py: Python<'_>, name: &[u8]) -> Option<Py<PyString>> {
-        let lower: Vec<u8> = name.to_ascii_lowercase();
-        if let Some(k) = self.header_keys.get(&lower) {
-            return k.as_ref().map(|k| k.clone_ref(py));
-        }
-        let key = if name.contains(&b'_') {
-            None
-        } else {
-            let mut s = String::with_capacity(5 + name.len());
-            s.push_str("HTTP_");
-            for &b in name {
-                s.push(if b == b'-' { '_' } else { b.to_ascii_uppercase() as char });
+    /// The environ key for a header name and the value cache behind it, or
+    /// None when the header is dropped (names with "_" are dropped, as
+    /// gunicorn's default header_map does, so "X_Forwarded_For" cannot
+    /// impersonate "X-Forwarded-For").
+    fn header_entry(&mut self, py: Python<'_>, name: &[u8]) -> Option<&mut HeaderEntry> {
+        let mut stack = [0u8; 64];
+        let lower: &[u8] = if name.len() <= stack.len() {
+            for (d, s) in stack.iter_mut().zip(name) {
+                *d = s.to_ascii_lowercase();
             }
-            Some(PyString::intern(py, &s).unbind())
+            &stack[..name.len()]
+        } else {
+            return self.uncached_entry(py, name);
         };
-        if self.header_keys.len() < HEADER_KEY_CACHE {
-            self.header_keys.insert(lower, key.as_ref().map(|k| k.clone_ref(py)));
+        if !self.header_keys.contains_key(lower) {
+            if self.header_keys.len() >= HEADER_KEY_CACHE {
+                return self.uncached_entry(py, name);
+            }
+            let entry = HeaderEntry { key: make_header_key(py, name), value: Cached::default() };
+            self.header_keys.insert(lower.to_vec(), entry);
         }
-        key
+        self.header_keys.get_mut(lower).filter(|e| e.key.is_some())
     }
+
+    /// For names beyond the cache (very long, or a client sending hundreds of
+    /// distinct names): a scratch entry that is not kept.
+    fn uncached_entry(&mut self, py: Python<'_>, name: &[u8]) -> Option<&mut HeaderEntry> {
+        let key = Some(make_header_key(py, name)?);
+        self.header_keys.insert(b"\0scratch".to_vec(), HeaderEntry { key, value: Cached::default() });
+        self.header_keys.get_mut(&b"\0scratch"[..])
+    }
+}
+
+fn make_header_key(py: Python<'_>, name: &[u8]) -> Option<Py<PyString>> {
+    if name.contains(&b'_') {
+        return None;
+    }
+    let mut s = String::with_capacity(5 + name.len());
+    s.push_str("HTTP_");
+    for &b in name {
+        s.push(if b == b'-' { '_' } else { b.to_ascii_uppercase() as char });
+    }
+    Some(PyString::intern(py, &s).unbind())
+}
+
+/// Whether two header names repeat (case-insensitively): then values are
+/// joined with "," as gunicorn does; otherwise each is set directly.
+fn has_repeated_names(head: &RequestHead, buf: &[u8]) -> bool {
+    let names = &head.headers;
+    for i in 0..names.len() {
+        let a = &buf[names[i].0.clone()];
+        for other in &names[..i] {
+            if a.eq_ignore_ascii_case(&buf[other.0.clone()]) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Bytes as a latin-1 `str` (PEP 3333's "native string").
@@ -238,13 +322,20 @@ pub fn build_environ<'py>(
                 )));
             }
         }
-        set(&k.path_info, latin1(py, path_info).into_any())?;
-        set(&k.query_string, if query.is_empty() { k.empty.bind(py).clone().into_any() } else { latin1(py, query).into_any() })?;
-        set(&k.raw_uri, latin1(py, target).into_any())?;
+        let path_obj = k.path_info_v.get(py, path_info);
+        if target == path_info {
+            set(&k.raw_uri, path_obj.clone().into_any())?;
+        } else {
+            set(&k.raw_uri, k.raw_uri_v.get(py, target).into_any())?;
+        }
+        set(&k.path_info, path_obj.into_any())?;
+        set(&k.query_string, if query.is_empty() { k.empty.bind(py).clone() } else { k.query_v.get(py, query) }.into_any())?;
         set(&k.server_protocol, if head.minor_version == 0 { k.http_10.bind(py).clone() } else { k.http_11.bind(py).clone() }.into_any())?;
-        set(&k.remote_addr, PyString::new(py, conn.remote_addr).into_any())?;
-        if let Some(port) = conn.remote_port {
-            set(&k.remote_port, PyString::new(py, itoa::Buffer::new().format(port)).into_any())?;
+        set(&k.remote_addr, k.remote_addr_v.get(py, conn.remote_addr.as_bytes()).into_any())?;
+        match conn.remote_port {
+            Some(port) => set(&k.remote_port, k.remote_port_v.get(py, itoa::Buffer::new().format(port).as_bytes()).into_any())?,
+            // Unix-socket peers have no port; the template's placeholder goes.
+            None => env.del_item(k.remote_port.bind(py)).map_err(|e| EnvironError(e.to_string()))?,
         }
 
         let mut https = false;
@@ -260,40 +351,43 @@ pub fn build_environ<'py>(
         }
 
         let mut host: Option<&[u8]> = None;
+        let repeated = has_repeated_names(head, buf);
         for (name, value) in head.headers(buf) {
             if name.eq_ignore_ascii_case(b"content-type") {
-                set(&k.content_type, latin1(py, value).into_any())?;
+                set(&k.content_type, k.content_type_v.get(py, value).into_any())?;
                 continue;
             }
             if name.eq_ignore_ascii_case(b"content-length") {
-                set(&k.content_length, latin1(py, value).into_any())?;
+                set(&k.content_length, k.content_length_v.get(py, value).into_any())?;
                 continue;
             }
             if name.eq_ignore_ascii_case(b"host") {
                 host = Some(value);
             }
-            let Some(key) = k.header_key(py, name) else { continue };
-            let key = key.bind(py);
-            let joined = match env.get_item(key).map_err(|e| EnvironError(e.to_string()))? {
+            let Some(entry) = k.header_entry(py, name) else { continue };
+            let Some(key) = entry.key.as_ref() else { continue };
+            let key = key.bind(py).clone();
+            let previous = if repeated { env.get_item(&key).map_err(|e| EnvironError(e.to_string()))? } else { None };
+            let value_obj = match previous {
                 Some(prev) => {
                     let mut s: String = prev.extract().unwrap_or_default();
                     s.push(',');
                     s.extend(value.iter().map(|&b| b as char));
                     PyString::new(py, &s)
                 }
-                None => latin1(py, value),
+                None => entry.value.get(py, value),
             };
-            env.set_item(key, joined).map_err(|e| EnvironError(e.to_string()))?;
+            env.set_item(key, value_obj).map_err(|e| EnvironError(e.to_string()))?;
         }
         match host.filter(|h| !h.is_empty()) {
             Some(h) => {
                 let (name, port) = host_name_port(h, https);
-                set(&k.server_name, latin1(py, name).into_any())?;
-                set(&k.server_port, latin1(py, port.unwrap_or(b"")).into_any())?;
+                set(&k.server_name, k.server_name_v.get(py, name).into_any())?;
+                set(&k.server_port, k.server_port_v.get(py, port.unwrap_or(b"")).into_any())?;
             }
             None => {
-                set(&k.server_name, PyString::new(py, conn.server_name).into_any())?;
-                set(&k.server_port, PyString::new(py, conn.server_port).into_any())?;
+                set(&k.server_name, k.server_name_v.get(py, conn.server_name.as_bytes()).into_any())?;
+                set(&k.server_port, k.server_port_v.get(py, conn.server_port.as_bytes()).into_any())?;
             }
         }
         Ok(env)

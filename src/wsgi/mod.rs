@@ -11,7 +11,7 @@ use crate::http::{BodyKind, Limits, RequestHead};
 use environ::{build_environ, ConnInfo, Keys};
 use input::{Body, InputStream, DRAIN_MAX};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use response::{Responder, StartResponse, WriteCallable};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
@@ -85,23 +85,33 @@ pub struct Outcome {
 
 impl WsgiApp {
     pub fn new(py: Python<'_>, app: Py<PyAny>, opts: WsgiOptions) -> PyResult<WsgiApp> {
-        let t = PyDict::new(py);
-        t.set_item("wsgi.version", (1, 0))?;
-        t.set_item("wsgi.url_scheme", "http")?;
-        t.set_item("wsgi.multithread", false)?;
-        t.set_item("wsgi.multiprocess", opts.multiprocess)?;
-        t.set_item("wsgi.run_once", false)?;
-        t.set_item("wsgi.input_terminated", true)?;
-        t.set_item("wsgi.errors", Py::new(py, errors::ErrorStream)?)?;
-        t.set_item("wsgi.file_wrapper", py.get_type::<file_wrapper::FileWrapper>())?;
-        t.set_item("SERVER_SOFTWARE", concat!("ferricorn/", env!("CARGO_PKG_VERSION")))?;
-        t.set_item("SCRIPT_NAME", opts.script_name.as_str())?;
+        let keys = Keys::new(py);
+        let t = presized_dict(py, 48)?;
+        let k = |s: &str| PyString::intern(py, s);
+        t.set_item(k("wsgi.version"), (1, 0))?;
+        t.set_item(k("wsgi.url_scheme"), "http")?;
+        t.set_item(k("wsgi.multithread"), false)?;
+        t.set_item(k("wsgi.multiprocess"), opts.multiprocess)?;
+        t.set_item(k("wsgi.run_once"), false)?;
+        t.set_item(k("wsgi.input_terminated"), true)?;
+        t.set_item(k("wsgi.errors"), Py::new(py, errors::ErrorStream)?)?;
+        t.set_item(k("wsgi.file_wrapper"), py.get_type::<file_wrapper::FileWrapper>())?;
+        t.set_item(k("SERVER_SOFTWARE"), concat!("ferricorn/", env!("FERRICORN_VERSION")))?;
+        t.set_item(k("SCRIPT_NAME"), opts.script_name.as_str())?;
+        // Every per-request key is in the template already, so filling in a
+        // request replaces values in place instead of growing the dict.
+        for key in [
+            &keys.request_method, &keys.path_info, &keys.query_string, &keys.raw_uri, &keys.server_protocol,
+            &keys.remote_addr, &keys.remote_port, &keys.server_name, &keys.server_port, &keys.wsgi_input,
+        ] {
+            t.set_item(key.bind(py), "")?;
+        }
         let responder = Rc::new(RefCell::new(Responder::new(-1, 1, false, false, opts.timeout)));
         let write = Py::new(py, WriteCallable { responder: responder.clone() })?;
         let start_response = Py::new(py, StartResponse { responder: responder.clone(), write })?;
         let body = Rc::new(RefCell::new(Body::new(-1, Vec::new(), &BodyKind::None, &opts.limits, false, opts.timeout)));
         let input = Py::new(py, InputStream { body: body.clone() })?;
-        Ok(WsgiApp { app, template: t.unbind(), keys: Keys::new(py), opts, responder, start_response, body, input })
+        Ok(WsgiApp { app, template: t.unbind(), keys, opts, responder, start_response, body, input })
     }
 
     pub fn handle(&mut self, py: Python<'_>, req: &Request<'_>) -> Outcome {
@@ -224,6 +234,18 @@ impl WsgiApp {
         let r = responder.borrow();
         Outcome { keep_alive: false, leftover: None, status: r.status_code, sent: r.sent, response_headers: r.headers.clone(), linger: true }
     }
+}
+
+/// A dict with room for `n` keys. Copies of it keep that room (CPython's
+/// dict copy clones the key table), so the ~15 keys a request adds never
+/// trigger a resize. `_PyDict_NewPresized` has been exported since 3.6.
+fn presized_dict(py: Python<'_>, n: isize) -> PyResult<Bound<'_, PyDict>> {
+    extern "C" {
+        fn _PyDict_NewPresized(minused: pyo3::ffi::Py_ssize_t) -> *mut pyo3::ffi::PyObject;
+    }
+    // SAFETY: called with the GIL held; a NULL result raises the pending error.
+    let obj = unsafe { Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(n))? };
+    Ok(obj.cast_into::<PyDict>()?)
 }
 
 fn html_escape(s: &str) -> String {

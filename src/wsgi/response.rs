@@ -55,12 +55,26 @@ pub struct Responder {
 pub type SharedResponder = Rc<RefCell<Responder>>;
 
 /// Hop-by-hop headers belong to the connection, which the server manages.
-fn is_hop_by_hop(lname: &str) -> bool {
-    matches!(lname, "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailers" | "transfer-encoding" | "upgrade")
+fn is_hop_by_hop(name: &str) -> bool {
+    const HOP: [&str; 8] = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding", "upgrade"];
+    HOP.iter().any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
 }
 
+/// RFC 9110 token characters, as a lookup table (checked for every byte of
+/// every response header name).
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        i += 1;
+    }
+    t
+};
+
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[b as usize]
 }
 
 impl Responder {
@@ -138,7 +152,7 @@ impl Responder {
         if name.is_empty() || !name.bytes().all(is_tchar) {
             return Err(format!("Invalid HTTP header name: {name:?}"));
         }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        if value.bytes().any(|b| b < 0x20 && (b == b'\r' || b == b'\n' || b == 0)) {
             return Err(format!("Invalid HTTP header value for {name}: {value:?}"));
         }
         if name.eq_ignore_ascii_case("content-length") {
@@ -147,7 +161,7 @@ impl Responder {
                 return Ok(());
             }
             self.content_length = Some(cl);
-        } else if name.len() <= 19 && is_hop_by_hop(&name.to_ascii_lowercase()) {
+        } else if is_hop_by_hop(name) {
             if name.eq_ignore_ascii_case("connection") && value.to_ascii_lowercase().contains("close") {
                 self.must_close = true;
             }

@@ -1,0 +1,521 @@
+//! Every setting ferricorn knows, in one table: gunicorn's settings under
+//! gunicorn's names, flags and defaults, plus ferricorn's own. The command
+//! line, `--help`, the config-file keys, validation and docs/settings.md are
+//! all derived from this table, so a setting cannot exist in one and be
+//! missing from another.
+
+/// Groups as in gunicorn's settings documentation (docs and `--help` order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    ConfigFile,
+    Debugging,
+    ServerHooks,
+    Logging,
+    ProcessNaming,
+    Ssl,
+    Security,
+    ServerMechanics,
+    ServerSocket,
+    WorkerProcesses,
+}
+
+impl Section {
+    pub const ALL: [Section; 10] = [
+        Section::ConfigFile,
+        Section::Debugging,
+        Section::ServerHooks,
+        Section::Logging,
+        Section::ProcessNaming,
+        Section::Ssl,
+        Section::Security,
+        Section::ServerMechanics,
+        Section::ServerSocket,
+        Section::WorkerProcesses,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Section::ConfigFile => "Config File",
+            Section::Debugging => "Debugging",
+            Section::ServerHooks => "Server Hooks",
+            Section::Logging => "Logging",
+            Section::ProcessNaming => "Process Naming",
+            Section::Ssl => "SSL",
+            Section::Security => "Security",
+            Section::ServerMechanics => "Server Mechanics",
+            Section::ServerSocket => "Server Socket",
+            Section::WorkerProcesses => "Worker Processes",
+        }
+    }
+}
+
+/// What a value must look like; each kind has one validator (`value.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A non-negative integer (gunicorn's `validate_pos_int`).
+    Int,
+    /// A non-negative integer that also reads `0o22`, `022` (octal) and `0x12`.
+    AutoInt,
+    /// `true`/`false`; on the command line a flag that sets `true`.
+    Bool,
+    /// A flag that sets `false`; unset means "decide at run time" (`--no-sendfile`).
+    NegFlag,
+    /// An optional string (surrounding whitespace stripped).
+    Str,
+    /// One of a fixed set of words (case-insensitive, stored lower-case).
+    Choice(&'static [&'static str]),
+    /// A list of strings; the flag repeats, and a single string is a one-item list.
+    List,
+    /// A list of strings written as one comma-separated string.
+    CommaList,
+    /// A list of paths that must exist.
+    FileList,
+    /// A mapping (Python dict or TOML table).
+    Dict,
+    /// A user name or uid, stored as the uid.
+    User,
+    /// A group name or gid, stored as the gid.
+    Group,
+    /// A directory that must exist, stored absolute.
+    Dir,
+    /// A worker class; only the sync worker exists here.
+    WorkerClass,
+    /// A class path string (or a class object in a Python config).
+    ClassPath,
+    /// Accepted as written and never interpreted (settings with no effect).
+    Any,
+    /// A server hook: a callable taking this many positional arguments, or a
+    /// `module.attr` string naming one. `post_request` takes 2, 3 or 4.
+    Hook(u8),
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Int => "integer",
+            Kind::AutoInt => "integer (octal 0o22/022 or hex 0x12 accepted)",
+            Kind::Bool => "boolean",
+            Kind::NegFlag => "boolean (flag sets false)",
+            Kind::Str => "string",
+            Kind::Choice(_) => "one of a fixed set of strings",
+            Kind::List => "list of strings",
+            Kind::CommaList => "comma-separated string (or list of strings)",
+            Kind::FileList => "list of existing files",
+            Kind::Dict => "dictionary",
+            Kind::User => "user name or uid",
+            Kind::Group => "group name or gid",
+            Kind::Dir => "directory",
+            Kind::WorkerClass => "worker class",
+            Kind::ClassPath => "Python class path",
+            Kind::Any => "any value",
+            Kind::Hook(_) => "callable (Python config), or \"module.function\" string",
+        }
+    }
+
+    pub fn is_hook(self) -> bool {
+        matches!(self, Kind::Hook(_))
+    }
+}
+
+/// The value a setting has when nobody sets it.
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    None,
+    Bool(bool),
+    Int(i64),
+    Str(&'static str),
+    List(&'static [&'static str]),
+    Dict(&'static [(&'static str, &'static str)]),
+    /// Computed when loading (environment, process ids, working directory):
+    /// the text is what the docs show.
+    Computed(&'static str),
+}
+
+/// Whether ferricorn acts on a setting. Settings that do not apply are
+/// still accepted (a gunicorn config must keep working), but a value other
+/// than the default produces a warning naming the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applies {
+    Yes,
+    /// Can never apply to this server (TLS, other worker classes, ...).
+    NoEffect(&'static str),
+    /// Will apply, but the server does not act on it yet.
+    NotYet(&'static str),
+}
+
+#[derive(Debug)]
+pub struct Setting {
+    /// gunicorn's key: the config-file name and the name `--print-config` shows.
+    pub name: &'static str,
+    pub section: Section,
+    /// Command-line spellings exactly as gunicorn has them (`-w`, `--workers`).
+    pub flags: &'static [&'static str],
+    /// Extra spellings accepted but not shown (dash forms of underscore flags).
+    pub aliases: &'static [&'static str],
+    /// Placeholder shown in `--help`.
+    pub meta: Option<&'static str>,
+    pub kind: Kind,
+    pub default: Default,
+    /// Environment variable that supplies the default, as in gunicorn.
+    pub env_default: Option<&'static str>,
+    /// One line for `--help`; `more` adds detail for the docs.
+    pub doc: &'static str,
+    pub more: &'static str,
+    pub applies: Applies,
+    /// Only ferricorn has it.
+    pub ferricorn_only: bool,
+}
+
+impl Setting {
+    pub fn has_cli(&self) -> bool {
+        !self.flags.is_empty()
+    }
+}
+
+/// Look a setting up by its key.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
+const RELOAD_ENGINES: &[&str] = &["auto", "poll", "inotify"];
+const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
+
+const TLS: &str = "ferricorn does not terminate TLS; put a TLS proxy (nginx, haproxy, a load balancer) in front";
+const SYSLOG: &str = "ferricorn logs to files or stdout/stderr only; no syslog sender";
+const STATSD: &str = "ferricorn has no StatsD client; read metrics from the access log or a proxy";
+const PY_LOGGING: &str = "ferricorn's server logs are written by Rust, not Python's logging module";
+const HOOKS_LATER: &str = "the hook is loaded and validated but the server does not call hooks yet";
+const FIXED_PARSER: &str = "ferricorn's HTTP parser applies gunicorn's strict defaults and has no switch for this";
+const PASTE: &str = "PasteDeploy apps are not supported; give a WSGI_APP (module:attr) instead";
+
+macro_rules! s {
+    ($name:literal, $section:ident, [$($flag:literal),*], $kind:expr, $default:expr, $doc:literal
+     $(, meta = $meta:literal)? $(, aliases = [$($alias:literal),*])? $(, env = $env:literal)?
+     $(, more = $more:literal)? $(, applies = $applies:expr)? $(, ferricorn = $fo:literal)?) => {
+        Setting {
+            name: $name,
+            section: Section::$section,
+            flags: &[$($flag),*],
+            aliases: &[$($($alias),*)?],
+            meta: { let _m: Option<&'static str> = None; $(let _m = Some($meta);)? _m },
+            kind: $kind,
+            default: $default,
+            env_default: { let _e: Option<&'static str> = None; $(let _e = Some($env);)? _e },
+            doc: $doc,
+            more: { let _x = ""; $(let _x = $more;)? _x },
+            applies: { let _a = Applies::Yes; $(let _a = $applies;)? _a },
+            ferricorn_only: { let _f = false; $(let _f = $fo;)? _f },
+        }
+    };
+}
+
+use self::Default as D;
+
+pub static SETTINGS: &[Setting] = &[
+    // ---- Config File
+    s!("config", ConfigFile, ["-c", "--config"], Kind::Str, D::Computed("./gunicorn.conf.py, else ./ferricorn.toml, when present"),
+       "Configuration file: PATH, file:PATH or python:MODULE.",
+       meta = "CONFIG",
+       more = "A `.toml` file is read as TOML; anything else is executed as Python, as gunicorn does. Without `-c`, `./gunicorn.conf.py` is read if it exists, else `./ferricorn.toml`. Only meaningful on the command line or in `$GUNICORN_CMD_ARGS`/`$FERRICORN_CMD_ARGS`."),
+    s!("wsgi_app", ConfigFile, [], Kind::Str, D::None,
+       "The WSGI application, MODULE:ATTR; the WSGI_APP argument wins over it.",
+       more = "Lets a config file name the app, so the command line can be just `ferricorn -c app.conf.py`."),
+    // ---- Debugging
+    s!("reload", Debugging, ["--reload"], Kind::Bool, D::Bool(false),
+       "Restart workers when the application's code changes (development only).",
+       more = "Incompatible with preloading the app.",
+       applies = Applies::NotYet("the file watcher exists but the master does not use it yet")),
+    s!("reload_engine", Debugging, ["--reload-engine"], Kind::Choice(RELOAD_ENGINES), D::Str("auto"),
+       "How to watch files for --reload: auto, inotify or poll.",
+       meta = "STRING",
+       applies = Applies::NotYet("the file watcher exists but the master does not use it yet")),
+    s!("reload_extra_files", Debugging, ["--reload-extra-file"], Kind::FileList, D::List(&[]),
+       "More files to watch for --reload (templates, configuration...). Repeatable.",
+       meta = "FILES",
+       applies = Applies::NotYet("the file watcher exists but the master does not use it yet")),
+    s!("spew", Debugging, ["--spew"], Kind::Bool, D::Bool(false),
+       "Trace every line the server executes.",
+       applies = Applies::NoEffect("it traces gunicorn's own Python code; ferricorn's server is not Python")),
+    s!("check_config", Debugging, ["--check-config"], Kind::Bool, D::Bool(false),
+       "Check the configuration, then exit 0 if it is valid and 1 if not."),
+    s!("print_config", Debugging, ["--print-config"], Kind::Bool, D::Bool(false),
+       "Print every setting as finally resolved, then exit (implies --check-config)."),
+    // ---- Server Hooks
+    s!("on_starting", ServerHooks, [], Kind::Hook(1), D::None,
+       "on_starting(server): called before the master process initialises.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("on_reload", ServerHooks, [], Kind::Hook(1), D::None,
+       "on_reload(server): called when SIGHUP recycles the workers.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("when_ready", ServerHooks, [], Kind::Hook(1), D::None,
+       "when_ready(server): called once the server has started.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("pre_fork", ServerHooks, [], Kind::Hook(2), D::None,
+       "pre_fork(server, worker): called just before a worker is forked.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("post_fork", ServerHooks, [], Kind::Hook(2), D::None,
+       "post_fork(server, worker): called in the worker just after it was forked.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("post_worker_init", ServerHooks, [], Kind::Hook(1), D::None,
+       "post_worker_init(worker): called after a worker has loaded the app.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("worker_int", ServerHooks, [], Kind::Hook(1), D::None,
+       "worker_int(worker): called when a worker exits on SIGINT or SIGQUIT.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("worker_abort", ServerHooks, [], Kind::Hook(1), D::None,
+       "worker_abort(worker): called when a worker gets SIGABRT, usually on timeout.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("pre_exec", ServerHooks, [], Kind::Hook(1), D::None,
+       "pre_exec(server): called just before a new master is executed (USR2 upgrade).",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("pre_request", ServerHooks, [], Kind::Hook(2), D::None,
+       "pre_request(worker, req): called before a worker handles a request.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("post_request", ServerHooks, [], Kind::Hook(4), D::None,
+       "post_request(worker, req, environ, resp): called after a request; 2 or 3 arguments are also accepted.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("child_exit", ServerHooks, [], Kind::Hook(2), D::None,
+       "child_exit(server, worker): called in the master after a worker has exited.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("worker_exit", ServerHooks, [], Kind::Hook(2), D::None,
+       "worker_exit(server, worker): called in the worker just before it exits.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("nworkers_changed", ServerHooks, [], Kind::Hook(3), D::None,
+       "nworkers_changed(server, new_value, old_value): called when the number of workers changes.",
+       more = "`old_value` is None the first time.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("on_exit", ServerHooks, [], Kind::Hook(1), D::None,
+       "on_exit(server): called just before the master exits.",
+       applies = Applies::NotYet(HOOKS_LATER)),
+    s!("ssl_context", ServerHooks, [], Kind::Hook(2), D::None,
+       "ssl_context(config, default_ssl_context_factory): builds the TLS context.",
+       applies = Applies::NoEffect(TLS)),
+    // ---- Logging
+    s!("accesslog", Logging, ["--access-logfile"], Kind::Str, D::None,
+       "Access log file; '-' is stdout. No access log unless set.",
+       meta = "FILE"),
+    s!("disable_redirect_access_to_syslog", Logging, ["--disable-redirect-access-to-syslog"], Kind::Bool, D::Bool(false),
+       "Do not send access logs to syslog.",
+       applies = Applies::NoEffect(SYSLOG)),
+    s!("access_log_format", Logging, ["--access-logformat"], Kind::Str,
+       D::Str(r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#),
+       "Access log line format, with gunicorn's %(x)s atoms.",
+       meta = "STRING",
+       more = "Atoms: h remote address, l '-', u user, t date, r request line, m method, U path, q query string, H protocol, s status, B body length, b body length or '-', f referrer, a user agent, T/M/D/L request time in s/ms/µs/decimal s, p pid, %({header}i)s request header, %({header}o)s response header, %({var}e)s environment variable."),
+    s!("errorlog", Logging, ["--error-logfile", "--log-file"], Kind::Str, D::Str("-"),
+       "Error log file; '-' is stderr.",
+       meta = "FILE"),
+    s!("loglevel", Logging, ["--log-level"], Kind::Choice(LOG_LEVELS), D::Str("info"),
+       "Error log level: debug, info, warning, error or critical.",
+       meta = "LEVEL"),
+    s!("capture_output", Logging, ["--capture-output"], Kind::Bool, D::Bool(false),
+       "Send the app's stdout and stderr to the error log file."),
+    s!("logger_class", Logging, ["--logger-class"], Kind::ClassPath, D::Str("gunicorn.glogging.Logger"),
+       "Python class that does the logging.",
+       meta = "STRING",
+       applies = Applies::NoEffect(PY_LOGGING)),
+    s!("logconfig", Logging, ["--log-config"], Kind::Str, D::None,
+       "Python logging configuration file (fileConfig format).",
+       meta = "FILE",
+       applies = Applies::NoEffect(PY_LOGGING)),
+    s!("logconfig_dict", Logging, [], Kind::Dict, D::Dict(&[]),
+       "Python logging configuration dictionary (dictConfig format).",
+       applies = Applies::NoEffect(PY_LOGGING)),
+    s!("logconfig_json", Logging, ["--log-config-json"], Kind::Str, D::None,
+       "Python logging configuration as a JSON file.",
+       meta = "FILE",
+       applies = Applies::NoEffect(PY_LOGGING)),
+    s!("syslog_addr", Logging, ["--log-syslog-to"], Kind::Str, D::Str("udp://localhost:514"),
+       "Where to send syslog messages: unix://PATH#TYPE, udp://HOST:PORT or tcp://HOST:PORT.",
+       meta = "SYSLOG_ADDR",
+       applies = Applies::NoEffect(SYSLOG)),
+    s!("syslog", Logging, ["--log-syslog"], Kind::Bool, D::Bool(false),
+       "Send the server's logs to syslog.",
+       applies = Applies::NoEffect(SYSLOG)),
+    s!("syslog_prefix", Logging, ["--log-syslog-prefix"], Kind::Str, D::None,
+       "Program name to use in syslog entries.",
+       meta = "SYSLOG_PREFIX",
+       applies = Applies::NoEffect(SYSLOG)),
+    s!("syslog_facility", Logging, ["--log-syslog-facility"], Kind::Str, D::Str("user"),
+       "Syslog facility name.",
+       meta = "SYSLOG_FACILITY",
+       applies = Applies::NoEffect(SYSLOG)),
+    s!("enable_stdio_inheritance", Logging, ["-R", "--enable-stdio-inheritance"], Kind::Bool, D::Bool(false),
+       "Keep stdio open in daemon mode instead of redirecting it to /dev/null.",
+       applies = Applies::NotYet("daemon mode always redirects stdio to /dev/null")),
+    s!("statsd_host", Logging, ["--statsd-host"], Kind::Str, D::None,
+       "StatsD server to send metrics to: HOST:PORT or unix://PATH.",
+       meta = "STATSD_ADDR",
+       applies = Applies::NoEffect(STATSD)),
+    s!("dogstatsd_tags", Logging, ["--dogstatsd-tags"], Kind::Str, D::Str(""),
+       "Comma-separated DogStatsD tags added to metrics.",
+       meta = "DOGSTATSD_TAGS",
+       applies = Applies::NoEffect(STATSD)),
+    s!("statsd_prefix", Logging, ["--statsd-prefix"], Kind::Str, D::Str(""),
+       "Prefix of StatsD metric names.",
+       meta = "STATSD_PREFIX",
+       applies = Applies::NoEffect(STATSD)),
+    // ---- Process Naming
+    s!("proc_name", ProcessNaming, ["-n", "--name"], Kind::Str, D::None,
+       "Name shown in process titles (ps, top); default_proc_name when unset.",
+       meta = "STRING"),
+    s!("default_proc_name", ProcessNaming, [], Kind::Str, D::Computed("the WSGI app, else `ferricorn`"),
+       "Internal: the process name used when proc_name is unset."),
+    // ---- SSL
+    s!("keyfile", Ssl, ["--keyfile"], Kind::Str, D::None, "TLS private key file.", meta = "FILE", applies = Applies::NoEffect(TLS)),
+    s!("certfile", Ssl, ["--certfile"], Kind::Str, D::None, "TLS certificate file.", meta = "FILE", applies = Applies::NoEffect(TLS)),
+    s!("ssl_version", Ssl, ["--ssl-version"], Kind::Any, D::Int(2),
+       "TLS protocol version (deprecated in gunicorn too).", applies = Applies::NoEffect(TLS)),
+    s!("cert_reqs", Ssl, ["--cert-reqs"], Kind::Int, D::Int(0),
+       "Whether a client certificate is required: 0 no, 1 optional, 2 required.", applies = Applies::NoEffect(TLS)),
+    s!("ca_certs", Ssl, ["--ca-certs"], Kind::Str, D::None, "CA certificates file.", meta = "FILE", applies = Applies::NoEffect(TLS)),
+    s!("suppress_ragged_eofs", Ssl, ["--suppress-ragged-eofs"], Kind::Bool, D::Bool(true),
+       "Suppress ragged EOFs (see Python's ssl module).", applies = Applies::NoEffect(TLS)),
+    s!("do_handshake_on_connect", Ssl, ["--do-handshake-on-connect"], Kind::Bool, D::Bool(false),
+       "Do the TLS handshake when the socket connects.", applies = Applies::NoEffect(TLS)),
+    s!("ciphers", Ssl, ["--ciphers"], Kind::Str, D::None, "TLS cipher suites, in OpenSSL's cipher list format.", applies = Applies::NoEffect(TLS)),
+    // ---- Security
+    s!("limit_request_line", Security, ["--limit-request-line"], Kind::Int, D::Int(4094),
+       "Largest request line in bytes, 0 (unlimited) to 8190.",
+       meta = "INT"),
+    s!("limit_request_fields", Security, ["--limit-request-fields"], Kind::Int, D::Int(100),
+       "Most header fields in one request (at most 32768).",
+       meta = "INT"),
+    s!("limit_request_field_size", Security, ["--limit-request-field_size"], Kind::Int, D::Int(8190),
+       "Largest header field in bytes; 0 is unlimited.",
+       meta = "INT", aliases = ["--limit-request-field-size"]),
+    // ---- Server Mechanics
+    s!("preload_app", ServerMechanics, ["--preload"], Kind::Bool, D::Bool(false),
+       "Load the app in the master before forking workers.",
+       more = "Saves memory and start-up time; code changes then need a full restart rather than a worker restart."),
+    s!("sendfile", ServerMechanics, ["--no-sendfile"], Kind::NegFlag, D::None,
+       "Do not use sendfile() for file responses.",
+       env = "SENDFILE",
+       more = "Unset means: use sendfile unless `$SENDFILE` is something other than y, 1, yes or true."),
+    s!("reuse_port", ServerMechanics, ["--reuse-port"], Kind::Bool, D::Bool(false),
+       "Set SO_REUSEPORT on the listening sockets."),
+    s!("chdir", ServerMechanics, ["--chdir"], Kind::Dir, D::Computed("the working directory"),
+       "Change to this directory before loading the app.",
+       meta = "DIR"),
+    s!("daemon", ServerMechanics, ["-D", "--daemon"], Kind::Bool, D::Bool(false),
+       "Detach from the terminal and run in the background."),
+    s!("raw_env", ServerMechanics, ["-e", "--env"], Kind::List, D::List(&[]),
+       "Set an environment variable for the server and the app: KEY=VALUE. Repeatable.",
+       meta = "ENV"),
+    s!("pidfile", ServerMechanics, ["-p", "--pid"], Kind::Str, D::None,
+       "File to write the master's PID to; none unless set.",
+       meta = "FILE"),
+    s!("worker_tmp_dir", ServerMechanics, ["--worker-tmp-dir"], Kind::Str, D::None,
+       "Directory for the workers' heartbeat files.",
+       meta = "DIR",
+       applies = Applies::NoEffect("worker heartbeats go through shared memory, not temporary files")),
+    s!("user", ServerMechanics, ["-u", "--user"], Kind::User, D::Computed("the effective uid"),
+       "Run the workers as this user (name or uid).",
+       meta = "USER"),
+    s!("group", ServerMechanics, ["-g", "--group"], Kind::Group, D::Computed("the effective gid"),
+       "Run the workers as this group (name or gid).",
+       meta = "GROUP"),
+    s!("umask", ServerMechanics, ["-m", "--umask"], Kind::AutoInt, D::Int(0),
+       "File mode mask for files the server writes, unix sockets included.",
+       meta = "INT"),
+    s!("initgroups", ServerMechanics, ["--initgroups"], Kind::Bool, D::Bool(false),
+       "Give the workers all the supplementary groups of --user.",
+       applies = Applies::NotYet("supplementary groups are not set yet")),
+    s!("tmp_upload_dir", ServerMechanics, [], Kind::Str, D::None,
+       "Directory for temporary request data.",
+       applies = Applies::NoEffect("request bodies are streamed and never written to disk (gunicorn does not use it either)")),
+    s!("secure_scheme_headers", ServerMechanics, [], Kind::Dict,
+       D::Dict(&[("X-FORWARDED-PROTOCOL", "ssl"), ("X-FORWARDED-PROTO", "https"), ("X-FORWARDED-SSL", "on")]),
+       "Headers and values by which a trusted proxy marks a request as HTTPS.",
+       more = "Only peers in forwarded_allow_ips are believed.",
+       applies = Applies::NotYet("the default headers are honoured; other values are not read yet")),
+    s!("forwarded_allow_ips", ServerMechanics, ["--forwarded-allow-ips"], Kind::CommaList, D::Str("127.0.0.1,::1"),
+       "Front-end IPs trusted to set the secure-scheme headers, comma-separated; '*' trusts all.",
+       meta = "STRING", env = "FORWARDED_ALLOW_IPS"),
+    s!("pythonpath", ServerMechanics, ["--pythonpath"], Kind::Str, D::None,
+       "Comma-separated directories added to the front of the Python path.",
+       meta = "STRING"),
+    s!("paste", ServerMechanics, ["--paste", "--paster"], Kind::Str, D::None,
+       "Load a PasteDeploy config file (FILE#section).",
+       meta = "STRING",
+       applies = Applies::NoEffect(PASTE)),
+    s!("proxy_protocol", ServerMechanics, ["--proxy-protocol"], Kind::Bool, D::Bool(false),
+       "Accept the PROXY protocol header from a front end.",
+       applies = Applies::NoEffect("the PROXY protocol is not implemented; use X-Forwarded-For with forwarded_allow_ips")),
+    s!("proxy_allow_ips", ServerMechanics, ["--proxy-allow-from"], Kind::CommaList, D::Str("127.0.0.1"),
+       "Front-end IPs allowed to send the PROXY protocol header, comma-separated.",
+       applies = Applies::NoEffect("the PROXY protocol is not implemented; use X-Forwarded-For with forwarded_allow_ips")),
+    s!("raw_paste_global_conf", ServerMechanics, ["--paste-global"], Kind::List, D::List(&[]),
+       "A PasteDeploy global variable, KEY=VALUE. Repeatable.",
+       meta = "CONF",
+       applies = Applies::NoEffect(PASTE)),
+    s!("strip_header_spaces", ServerMechanics, ["--strip-header-spaces"], Kind::Bool, D::Bool(false),
+       "Accept spaces between a header name and its colon (unsafe, deprecated).",
+       applies = Applies::NoEffect("such headers are always rejected: accepting them enables request smuggling")),
+    s!("permit_unconventional_http_method", ServerMechanics, ["--permit-unconventional-http-method"], Kind::Bool, D::Bool(false),
+       "Accept request methods that break the usual conventions (lowercase, very short or long).",
+       applies = Applies::NoEffect(FIXED_PARSER)),
+    s!("permit_unconventional_http_version", ServerMechanics, ["--permit-unconventional-http-version"], Kind::Bool, D::Bool(false),
+       "Accept HTTP versions other than 1.0 and 1.1 in the request line.",
+       applies = Applies::NoEffect(FIXED_PARSER)),
+    s!("casefold_http_method", ServerMechanics, ["--casefold-http-method"], Kind::Bool, D::Bool(false),
+       "Upper-case request methods before the app sees them.",
+       applies = Applies::NoEffect(FIXED_PARSER)),
+    s!("forwarder_headers", ServerMechanics, ["--forwarder-headers"], Kind::CommaList, D::Str("SCRIPT_NAME,PATH_INFO"),
+       "Headers a trusted front end may set to pass SCRIPT_NAME, PATH_INFO or REMOTE_USER into the environ.",
+       applies = Applies::NoEffect(FIXED_PARSER)),
+    s!("header_map", ServerMechanics, ["--header-map"], Kind::Choice(HEADER_MAPS), D::Str("drop"),
+       "What to do with header names containing '_': drop, refuse or dangerous.",
+       more = "ferricorn always drops them, as gunicorn does by default.",
+       applies = Applies::NoEffect("header names containing '_' are always dropped (gunicorn's default)")),
+    s!("upgrade_auto", ServerMechanics, ["--upgrade-auto"], Kind::Bool, D::Bool(false),
+       "After USR2, retire the old master automatically once the new one is ready.",
+       more = "Without it, the old master keeps running until sent WINCH then QUIT, as in gunicorn.",
+       applies = Applies::NotYet("the upgrade handover is not wired into the master yet"), ferricorn = true),
+    s!("upgrade_timeout", ServerMechanics, ["--upgrade-timeout"], Kind::Int, D::Int(60),
+       "Seconds the new master gets after USR2 to report ready before it is abandoned.",
+       meta = "INT",
+       applies = Applies::NotYet("the upgrade handover is not wired into the master yet"), ferricorn = true),
+    // ---- Server Socket
+    s!("bind", ServerSocket, ["-b", "--bind"], Kind::List, D::Computed("['127.0.0.1:8000'], or ['0.0.0.0:$PORT'] when PORT is set"),
+       "Socket to bind: HOST, HOST:PORT, [IPv6]:PORT, unix:PATH or fd://FD. Repeatable.",
+       meta = "ADDRESS", env = "PORT"),
+    s!("backlog", ServerSocket, ["--backlog"], Kind::Int, D::Int(2048),
+       "Most pending connections in the listen queue.",
+       meta = "INT"),
+    // ---- Worker Processes
+    s!("workers", WorkerProcesses, ["-w", "--workers"], Kind::Int, D::Computed("$WEB_CONCURRENCY, else 1"),
+       "Number of worker processes, typically 2-4 per core.",
+       meta = "INT", env = "WEB_CONCURRENCY"),
+    s!("worker_class", WorkerProcesses, ["-k", "--worker-class"], Kind::WorkerClass, D::Str("sync"),
+       "Worker type; ferricorn has the sync worker only.",
+       meta = "STRING",
+       more = "`sync`, `egg:gunicorn#sync` and `gunicorn.workers.sync.SyncWorker` are accepted; any other class is an error, since running an async app on sync workers changes its behaviour."),
+    s!("threads", WorkerProcesses, ["--threads"], Kind::Int, D::Int(1),
+       "Threads per worker (gunicorn's gthread worker).",
+       meta = "INT",
+       applies = Applies::NoEffect("workers are single-threaded sync workers; add workers instead")),
+    s!("worker_connections", WorkerProcesses, ["--worker-connections"], Kind::Int, D::Int(1000),
+       "Most connections one worker holds at once (idle keep-alive and slow clients included).",
+       meta = "INT"),
+    s!("max_requests", WorkerProcesses, ["--max-requests"], Kind::Int, D::Int(0),
+       "Restart a worker after this many requests; 0 never.",
+       meta = "INT"),
+    s!("max_requests_jitter", WorkerProcesses, ["--max-requests-jitter"], Kind::Int, D::Int(0),
+       "Add a random 0..N to max_requests per worker, so workers do not restart together.",
+       meta = "INT"),
+    s!("timeout", WorkerProcesses, ["-t", "--timeout"], Kind::Int, D::Int(30),
+       "Kill and restart a worker silent for this many seconds; 0 disables.",
+       meta = "INT"),
+    s!("graceful_timeout", WorkerProcesses, ["--graceful-timeout"], Kind::Int, D::Int(30),
+       "Seconds workers get to finish their requests on a graceful stop or restart.",
+       meta = "INT"),
+    s!("keepalive", WorkerProcesses, ["--keep-alive"], Kind::Int, D::Int(2),
+       "Seconds to wait for the next request on a keep-alive connection.",
+       meta = "INT",
+       more = "Unlike gunicorn's sync worker, ferricorn's keeps connections alive."),
+    s!("header_timeout", WorkerProcesses, ["--header-timeout"], Kind::Int, D::Int(10),
+       "Seconds a client gets to send a whole request head before it is answered 408.",
+       meta = "INT", ferricorn = true),
+];

@@ -1,0 +1,2 @@
+wsgi_app = "py:app"
+workers = 2

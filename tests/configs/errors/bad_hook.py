@@ -1,0 +1,5 @@
+workers = 2
+
+
+def post_fork(server):
+    pass

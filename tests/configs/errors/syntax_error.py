@@ -1,0 +1,3 @@
+# A syntax error on line 3.
+workers = 2
+timeout = = 5
