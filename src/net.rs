@@ -87,15 +87,30 @@ pub fn read_into(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize,
 /// Write all of `parts` (gathered with writev), waiting up to `timeout` for
 /// the client to make room each time its buffer is full.
 pub fn write_all_vectored(fd: RawFd, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
-    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-    let mut first = 0;
-    while first < parts.len() {
-        let iov: Vec<libc::iovec> = parts[first..]
-            .iter()
-            .take(64)
-            .map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() })
-            .collect();
-        let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as i32) };
+    // Progress through the parts as (index, offset); iovecs live on the stack.
+    let (mut idx, mut off) = (0usize, 0usize);
+    loop {
+        while idx < parts.len() && off >= parts[idx].len() {
+            idx += 1;
+            off = 0;
+        }
+        if idx >= parts.len() {
+            return Ok(());
+        }
+        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 64];
+        let mut count = 0;
+        for (i, p) in parts[idx..].iter().enumerate() {
+            if count == iov.len() {
+                break;
+            }
+            let p = if i == 0 { &p[off..] } else { p };
+            if p.is_empty() {
+                continue;
+            }
+            iov[count] = libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() };
+            count += 1;
+        }
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), count as i32) };
         if n < 0 {
             let e = io::Error::last_os_error();
             match e.kind() {
@@ -108,18 +123,18 @@ pub fn write_all_vectored(fd: RawFd, parts: &[&[u8]], timeout: Duration) -> io::
             }
         }
         let mut n = n as usize;
-        while n > 0 && first < parts.len() {
-            let len = parts[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
+        while n > 0 && idx < parts.len() {
+            let left = parts[idx].len() - off;
+            if n >= left {
+                n -= left;
+                idx += 1;
+                off = 0;
             } else {
-                parts[first] = &parts[first][n..];
+                off += n;
                 n = 0;
             }
         }
     }
-    Ok(())
 }
 
 pub fn write_all(fd: RawFd, data: &[u8], timeout: Duration) -> io::Result<()> {

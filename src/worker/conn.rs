@@ -20,6 +20,9 @@ pub struct Conn {
     /// Done with: our side is shut down and whatever the client still sends
     /// is read and discarded until it closes or the deadline passes.
     pub lingering: bool,
+    /// In the worker's epoll set. A connection whose request was complete
+    /// on the first read and answered with close never needs to be.
+    pub registered: bool,
 }
 
 impl Conn {

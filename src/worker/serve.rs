@@ -268,6 +268,7 @@ impl<'a> Server<'a> {
             served: 0,
             eof: false,
             lingering: false,
+            registered: false,
         };
         let idx = match self.free.pop() {
             Some(idx) => idx,
@@ -276,15 +277,18 @@ impl<'a> Server<'a> {
                 self.conns.len() - 1
             }
         };
-        let raw = conn.raw();
         self.conns[idx] = Some(conn);
         self.open += 1;
-        if self.epoll.add(raw, (libc::EPOLLIN | libc::EPOLLRDHUP) as u32, TOKEN_CONN + idx as u64).is_err() {
-            self.close(idx);
-            return true;
-        }
-        // The request usually arrives with the connection: skip a wait.
+        // The request usually arrives with the connection: serve it before
+        // registering, and register only a connection that stays open.
         self.on_conn_event(idx, libc::EPOLLIN as u32);
+        if let Some(conn) = self.conns[idx].as_mut() {
+            if self.epoll.add(conn.raw(), (libc::EPOLLIN | libc::EPOLLRDHUP) as u32, TOKEN_CONN + idx as u64).is_err() {
+                self.close(idx);
+            } else {
+                conn.registered = true;
+            }
+        }
         true
     }
 
@@ -439,7 +443,8 @@ impl<'a> Server<'a> {
 
     fn close(&mut self, idx: usize) {
         if let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.take()) {
-            self.epoll.delete(conn.raw());
+            // Closing the fd removes it from the epoll set (no other fd
+            // shares its open file description), so no EPOLL_CTL_DEL.
             drop(conn);
             self.open -= 1;
             self.free.push(idx);

@@ -7,6 +7,7 @@ use crate::http::RequestHead;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Where the request came from and arrived at.
 pub struct ConnInfo<'a> {
@@ -42,7 +43,9 @@ pub struct Keys {
     pub empty: Py<PyString>,
     pub https: Py<PyString>,
     /// HTTP_* names by lower-cased header name (bounded: names come from clients).
-    header_keys: HashMap<Vec<u8>, HeaderEntry>,
+    header_keys: HashMap<Vec<u8>, HeaderEntry, BuildHasherDefault<NameHasher>>,
+    method_v: Cached,
+    protocol_v: Cached,
     path_info_v: Cached,
     query_v: Cached,
     raw_uri_v: Cached,
@@ -64,6 +67,11 @@ struct Cached {
 }
 
 impl Cached {
+    /// Whether the object last handed out has exactly these bytes.
+    fn holds(&self, bytes: &[u8]) -> bool {
+        self.obj.is_some() && self.bytes == bytes
+    }
+
     fn get<'py>(&mut self, py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
         if let Some(obj) = &self.obj {
             if self.bytes == bytes {
@@ -77,6 +85,26 @@ impl Cached {
             self.obj = Some(s.clone().unbind());
         }
         s
+    }
+}
+
+/// FNV-1a over header names. The map never holds more than
+/// HEADER_KEY_CACHE names, so even names crafted to collide cost a bounded
+/// scan; SipHash's flooding protection would only add work per request.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        self.0 = h;
     }
 }
 
@@ -113,7 +141,9 @@ impl Keys {
             get: interned(py, "GET"),
             empty: interned(py, ""),
             https: interned(py, "https"),
-            header_keys: HashMap::new(),
+            header_keys: HashMap::default(),
+            method_v: Cached::default(),
+            protocol_v: Cached::default(),
             path_info_v: Cached::default(),
             query_v: Cached::default(),
             raw_uri_v: Cached::default(),
@@ -295,103 +325,110 @@ pub fn build_environ<'py>(
     conn: &ConnInfo<'_>,
     script_name: &str,
 ) -> Result<Bound<'py, PyDict>, EnvironError> {
-    {
-        let env = template.copy().map_err(|e| EnvironError(e.to_string()))?;
-        let set = |key: &Py<PyString>, value: Bound<'_, PyAny>| {
-            env.set_item(key.bind(py), value).map_err(|e| EnvironError(e.to_string()))
-        };
-        let method = head.method(buf);
-        if method == b"GET" {
-            set(&k.request_method, k.get.bind(py).clone().into_any())?;
-        } else {
-            set(&k.request_method, latin1(py, method).into_any())?;
+    // PyDict_SetItem straight away: keys are interned and values already
+    // Python objects, so pyo3's generic conversions would only add work.
+    fn set_raw(py: Python<'_>, dict: *mut pyo3::ffi::PyObject, key: &Py<PyString>, value: &Bound<'_, PyString>) -> Result<(), EnvironError> {
+        // SAFETY: GIL held; all three pointers are live for the call.
+        if unsafe { pyo3::ffi::PyDict_SetItem(dict, key.as_ptr(), value.as_ptr()) } < 0 {
+            return Err(EnvironError(PyErr::fetch(py).to_string()));
         }
-        let target = head.target(buf);
-        let (path, query) = split_target(target);
-        let decoded = percent_decode(path);
-        let mut path_info: &[u8] = &decoded;
-        if !script_name.is_empty() {
-            let sn = script_name.as_bytes();
-            if path_info.starts_with(sn) && (path_info.len() == sn.len() || path_info[sn.len()] == b'/') {
-                path_info = &path_info[sn.len()..];
-            } else {
-                return Err(EnvironError(format!(
-                    "Request path {:?} does not start with SCRIPT_NAME {:?}",
-                    String::from_utf8_lossy(path),
-                    script_name
-                )));
-            }
-        }
-        let path_obj = k.path_info_v.get(py, path_info);
-        if target == path_info {
-            set(&k.raw_uri, path_obj.clone().into_any())?;
-        } else {
-            set(&k.raw_uri, k.raw_uri_v.get(py, target).into_any())?;
-        }
-        set(&k.path_info, path_obj.into_any())?;
-        set(&k.query_string, if query.is_empty() { k.empty.bind(py).clone() } else { k.query_v.get(py, query) }.into_any())?;
-        set(&k.server_protocol, if head.minor_version == 0 { k.http_10.bind(py).clone() } else { k.http_11.bind(py).clone() }.into_any())?;
-        set(&k.remote_addr, k.remote_addr_v.get(py, conn.remote_addr.as_bytes()).into_any())?;
-        match conn.remote_port {
-            Some(port) => set(&k.remote_port, k.remote_port_v.get(py, itoa::Buffer::new().format(port).as_bytes()).into_any())?,
-            // Unix-socket peers have no port; the template's placeholder goes.
-            None => env.del_item(k.remote_port.bind(py)).map_err(|e| EnvironError(e.to_string()))?,
-        }
-
-        let mut https = false;
-        if conn.trusted_proxy {
-            match forwarded_scheme(head, buf) {
-                Ok(Some(true)) => {
-                    https = true;
-                    set(&k.url_scheme, k.https.bind(py).clone().into_any())?;
-                }
-                Ok(_) => {}
-                Err(()) => return Err(EnvironError("Contradictory scheme headers".into())),
-            }
-        }
-
-        let mut host: Option<&[u8]> = None;
-        let repeated = has_repeated_names(head, buf);
-        for (name, value) in head.headers(buf) {
-            if name.eq_ignore_ascii_case(b"content-type") {
-                set(&k.content_type, k.content_type_v.get(py, value).into_any())?;
-                continue;
-            }
-            if name.eq_ignore_ascii_case(b"content-length") {
-                set(&k.content_length, k.content_length_v.get(py, value).into_any())?;
-                continue;
-            }
-            if name.eq_ignore_ascii_case(b"host") {
-                host = Some(value);
-            }
-            let Some(entry) = k.header_entry(py, name) else { continue };
-            let Some(key) = entry.key.as_ref() else { continue };
-            let key = key.bind(py).clone();
-            let previous = if repeated { env.get_item(&key).map_err(|e| EnvironError(e.to_string()))? } else { None };
-            let value_obj = match previous {
-                Some(prev) => {
-                    let mut s: String = prev.extract().unwrap_or_default();
-                    s.push(',');
-                    s.extend(value.iter().map(|&b| b as char));
-                    PyString::new(py, &s)
-                }
-                None => entry.value.get(py, value),
-            };
-            env.set_item(key, value_obj).map_err(|e| EnvironError(e.to_string()))?;
-        }
-        match host.filter(|h| !h.is_empty()) {
-            Some(h) => {
-                let (name, port) = host_name_port(h, https);
-                set(&k.server_name, k.server_name_v.get(py, name).into_any())?;
-                set(&k.server_port, k.server_port_v.get(py, port.unwrap_or(b"")).into_any())?;
-            }
-            None => {
-                set(&k.server_name, k.server_name_v.get(py, conn.server_name.as_bytes()).into_any())?;
-                set(&k.server_port, k.server_port_v.get(py, conn.server_port.as_bytes()).into_any())?;
-            }
-        }
-        Ok(env)
+        Ok(())
     }
+    // The template keeps the previous request's values for the keys every
+    // request has; only the ones that differ are written (into the
+    // template), and the copy then carries them. A client repeating the
+    // same request pays for one dict copy and its HTTP_* headers.
+    let tp = template.as_ptr();
+    let refresh = |cache: &mut Cached, key: &Py<PyString>, bytes: &[u8]| -> Result<(), EnvironError> {
+        if !cache.holds(bytes) {
+            let obj = cache.get(py, bytes);
+            set_raw(py, tp, key, &obj)?;
+        }
+        Ok(())
+    };
+
+    let target = head.target(buf);
+    let (path, query) = split_target(target);
+    let decoded = percent_decode(path);
+    let mut path_info: &[u8] = &decoded;
+    if !script_name.is_empty() {
+        let sn = script_name.as_bytes();
+        if path_info.starts_with(sn) && (path_info.len() == sn.len() || path_info[sn.len()] == b'/') {
+            path_info = &path_info[sn.len()..];
+        } else {
+            return Err(EnvironError(format!(
+                "Request path {:?} does not start with SCRIPT_NAME {:?}",
+                String::from_utf8_lossy(path),
+                script_name
+            )));
+        }
+    }
+    let https = if conn.trusted_proxy {
+        match forwarded_scheme(head, buf) {
+            Ok(v) => v == Some(true),
+            Err(()) => return Err(EnvironError("Contradictory scheme headers".into())),
+        }
+    } else {
+        false
+    };
+    let host = head.header(buf, b"host").filter(|h| !h.is_empty());
+
+    refresh(&mut k.method_v, &k.request_method, head.method(buf))?;
+    refresh(&mut k.path_info_v, &k.path_info, path_info)?;
+    refresh(&mut k.raw_uri_v, &k.raw_uri, target)?;
+    refresh(&mut k.query_v, &k.query_string, query)?;
+    refresh(&mut k.protocol_v, &k.server_protocol, if head.minor_version == 0 { b"HTTP/1.0" } else { b"HTTP/1.1" })?;
+    refresh(&mut k.remote_addr_v, &k.remote_addr, conn.remote_addr.as_bytes())?;
+    if let Some(port) = conn.remote_port {
+        refresh(&mut k.remote_port_v, &k.remote_port, itoa::Buffer::new().format(port).as_bytes())?;
+    }
+    match host {
+        Some(h) => {
+            let (name, port) = host_name_port(h, https);
+            refresh(&mut k.server_name_v, &k.server_name, name)?;
+            refresh(&mut k.server_port_v, &k.server_port, port.unwrap_or(b""))?;
+        }
+        None => {
+            refresh(&mut k.server_name_v, &k.server_name, conn.server_name.as_bytes())?;
+            refresh(&mut k.server_port_v, &k.server_port, conn.server_port.as_bytes())?;
+        }
+    }
+
+    let env = template.copy().map_err(|e| EnvironError(e.to_string()))?;
+    let envp = env.as_ptr();
+    if conn.remote_port.is_none() {
+        // Unix-socket peers have no port.
+        env.del_item(k.remote_port.bind(py)).map_err(|e| EnvironError(e.to_string()))?;
+    }
+    if https {
+        set_raw(py, envp, &k.url_scheme, k.https.bind(py))?;
+    }
+
+    let repeated = has_repeated_names(head, buf);
+    for (name, value) in head.headers(buf) {
+        if name.eq_ignore_ascii_case(b"content-type") {
+            set_raw(py, envp, &k.content_type, &k.content_type_v.get(py, value))?;
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            set_raw(py, envp, &k.content_length, &k.content_length_v.get(py, value))?;
+            continue;
+        }
+        let Some(entry) = k.header_entry(py, name) else { continue };
+        let Some(key) = entry.key.as_ref() else { continue };
+        let previous = if repeated { env.get_item(key.bind(py)).map_err(|e| EnvironError(e.to_string()))? } else { None };
+        let value_obj = match previous {
+            Some(prev) => {
+                let mut s: String = prev.extract().unwrap_or_default();
+                s.push(',');
+                s.extend(value.iter().map(|&b| b as char));
+                PyString::new(py, &s)
+            }
+            None => entry.value.get(py, value),
+        };
+        set_raw(py, envp, key, &value_obj)?;
+    }
+    Ok(env)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod date;
 pub mod environ;
 pub mod errors;
+mod fastcall;
 pub mod file_wrapper;
 pub mod input;
 pub mod response;
@@ -50,7 +51,8 @@ pub struct WsgiApp {
     /// same start_response, wsgi.input and their state serve every request
     /// without allocating.
     responder: Rc<RefCell<Responder>>,
-    start_response: Py<StartResponse>,
+    /// The `start_response` builtin handed to the app (wraps a StartResponse).
+    start_response: Py<PyAny>,
     body: input::SharedBody,
     input: Py<InputStream>,
 }
@@ -108,7 +110,8 @@ impl WsgiApp {
         }
         let responder = Rc::new(RefCell::new(Responder::new(-1, 1, false, false, opts.timeout)));
         let write = Py::new(py, WriteCallable { responder: responder.clone() })?;
-        let start_response = Py::new(py, StartResponse { responder: responder.clone(), write })?;
+        let start_target = Py::new(py, StartResponse { responder: responder.clone(), write })?;
+        let start_response = fastcall::make(py, &start_target)?;
         let body = Rc::new(RefCell::new(Body::new(-1, Vec::new(), &BodyKind::None, &opts.limits, false, opts.timeout)));
         let input = Py::new(py, InputStream { body: body.clone() })?;
         Ok(WsgiApp { app, template: t.unbind(), keys, opts, responder, start_response, body, input })
@@ -274,17 +277,36 @@ fn send_simple(fd: RawFd, minor: u8, status: u16, reason: &str, body: &str, time
 /// iterator (or a non-bytes item); a client that went away is not an error:
 /// the iterator is simply not drained further.
 fn send_iterable(py: Python<'_>, result: &Bound<'_, PyAny>, responder: &Rc<RefCell<Responder>>, sendfile: bool) -> PyResult<()> {
-    // Fast path: a list or tuple of bytes has a known length, sent in one writev.
-    if let Some(items) = sequence_items(result) {
-        let mut parts: Vec<Bound<'_, PyBytes>> = Vec::with_capacity(items.len());
-        for item in &items {
-            parts.push(bytes_item(item)?);
-        }
-        let slices: Vec<&[u8]> = parts.iter().map(|b| b.as_bytes()).collect();
-        let total: u64 = slices.iter().map(|s| s.len() as u64).sum();
+    // Fast path: a list or tuple of bytes has a known length, sent in one
+    // writev; up to 8 items without any allocation.
+    if let Some(n) = sequence_len(result) {
         if !responder.borrow().started {
+            // Let the generic path raise the error for a non-bytes item.
+            for i in 0..n {
+                bytes_item(&sequence_item(result, i)?)?;
+            }
             return Ok(());
         }
+        if n <= 8 {
+            let mut items: [Option<Bound<'_, PyBytes>>; 8] = Default::default();
+            for (i, slot) in items.iter_mut().enumerate().take(n) {
+                *slot = Some(bytes_item(&sequence_item(result, i)?)?);
+            }
+            let mut slices: [&[u8]; 8] = [&[]; 8];
+            let mut total = 0u64;
+            for (slice, item) in slices.iter_mut().zip(items.iter().flatten()) {
+                *slice = item.as_bytes();
+                total += slice.len() as u64;
+            }
+            let _ = responder.borrow_mut().write_parts(&slices[..n], total);
+            return Ok(());
+        }
+        let mut items = Vec::with_capacity(n);
+        for i in 0..n {
+            items.push(bytes_item(&sequence_item(result, i)?)?);
+        }
+        let slices: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
+        let total: u64 = slices.iter().map(|s| s.len() as u64).sum();
         let _ = responder.borrow_mut().write_parts(&slices, total);
         return Ok(());
     }
@@ -318,14 +340,20 @@ fn send_iterable(py: Python<'_>, result: &Bound<'_, PyAny>, responder: &Rc<RefCe
     Ok(())
 }
 
-fn sequence_items<'py>(result: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
+/// The length of an exact list or tuple (not a subclass, whose iteration
+/// may be overridden).
+fn sequence_len(result: &Bound<'_, PyAny>) -> Option<usize> {
     if let Ok(list) = result.cast_exact::<PyList>() {
-        return Some(list.iter().collect());
+        return Some(list.len());
     }
-    if let Ok(tuple) = result.cast_exact::<PyTuple>() {
-        return Some(tuple.iter().collect());
+    result.cast_exact::<PyTuple>().ok().map(|t| t.len())
+}
+
+fn sequence_item<'py>(result: &Bound<'py, PyAny>, i: usize) -> PyResult<Bound<'py, PyAny>> {
+    match result.cast_exact::<PyList>() {
+        Ok(list) => list.get_item(i),
+        Err(_) => result.cast_exact::<PyTuple>().map_err(PyErr::from)?.get_item(i),
     }
-    None
 }
 
 fn bytes_item<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {

@@ -408,6 +408,13 @@ pub struct StartResponse {
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
     fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Py<WriteCallable>> {
+        self.start(py, status, headers, exc_info)
+    }
+}
+
+impl StartResponse {
+    /// PEP 3333's start_response, shared by `__call__` and the fast builtin.
+    pub fn start(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Py<WriteCallable>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
             let r = self.responder.borrow();
@@ -462,15 +469,26 @@ impl Responder {
             return Ok(());
         }
         let head = if first { std::mem::take(&mut self.head) } else { Vec::new() };
-        let mut gathered: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
-        gathered.push(&head);
-        for p in parts {
-            let clipped = self.clip(p);
-            self.sent += clipped.len() as u64;
-            gathered.push(clipped);
-        }
-        let r = self.send(&gathered);
-        drop(gathered);
+        let r = if parts.len() < 8 {
+            // The usual case (a list of one or a few bytes): gathered on the stack.
+            let mut gathered: [&[u8]; 8] = [&[]; 8];
+            gathered[0] = &head;
+            for (slot, p) in gathered[1..].iter_mut().zip(parts) {
+                let clipped = self.clip(p);
+                self.sent += clipped.len() as u64;
+                *slot = clipped;
+            }
+            self.send(&gathered[..parts.len() + 1])
+        } else {
+            let mut gathered: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+            gathered.push(&head);
+            for p in parts {
+                let clipped = self.clip(p);
+                self.sent += clipped.len() as u64;
+                gathered.push(clipped);
+            }
+            self.send(&gathered)
+        };
         if first {
             self.head = head;
         }
