@@ -5,3 +5,6 @@
 mod harness;
 mod load;
 mod restarts;
+#[path = "../tests/integration/upgrade_util.rs"]
+mod upgrade_util;
+mod upgrades;

@@ -9,9 +9,10 @@ use clap::{ArgAction, Parser};
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "ferricorn",
-    version,
+    version = env!("FERRICORN_VERSION"),
     disable_version_flag = true,
-    override_usage = "ferricorn [OPTIONS] [WSGI_APP]"
+    override_usage = "ferricorn [OPTIONS] [WSGI_APP]",
+    after_help = "Upgrade a running server to the binary and code now on disk, without downtime:\n  ferricorn upgrade --pid PIDFILE [--timeout SECONDS]"
 )]
 pub struct Cli {
     /// The WSGI application: `module`, `module:attr`, `module:factory()` or
@@ -155,10 +156,44 @@ pub struct Cli {
     #[arg(long = "no-sendfile")]
     pub no_sendfile: bool,
 
+    /// Restart workers when the app's code changes (development): the
+    /// modules the app imported and --reload-extra-file paths are watched.
+    #[arg(long = "reload")]
+    pub reload: bool,
+
+    /// How --reload watches files: auto (inotify on Linux), inotify, or poll.
+    #[arg(long = "reload-engine", value_name = "STRING", default_value = "auto", value_parser = ["auto", "inotify", "poll"])]
+    pub reload_engine: String,
+
+    /// Also reload when these files change (implies --reload); glob
+    /// patterns such as 'templates/**/*.html' are expanded again on every
+    /// reload, so new files are picked up. Repeatable.
+    #[arg(long = "reload-extra-file", value_name = "FILES", action = ArgAction::Append)]
+    pub reload_extra_file: Vec<String>,
+
+    /// Seconds between scans with --reload-engine poll.
+    #[arg(long = "reload-poll-interval", value_name = "SECONDS", default_value_t = 1.0)]
+    pub reload_poll_interval: f64,
+
     /// Benchmark reference: answer every request with a fixed response from
     /// the Rust request path, without Python (the ceiling for the app path).
     #[arg(long = "reference-responder", hide = true)]
     pub reference_responder: bool,
+
+    /// What an old master does once the new master started by USR2 has
+    /// booted all its workers. `manual`: both serve until the operator
+    /// sends WINCH then QUIT/TERM to the old master (gunicorn's and nginx's
+    /// upgrade dance; HUP to it and TERM to the new one roll back). `auto`:
+    /// the old master retires its workers gracefully and exits by itself, so
+    /// one USR2 is a complete zero-downtime upgrade. Either way a new master
+    /// that fails to start leaves the old one serving.
+    #[arg(long = "upgrade-mode", value_name = "MODE", default_value = "manual", value_parser = ["manual", "auto"])]
+    pub upgrade_mode: String,
+
+    /// Seconds the new master started by USR2 gets to boot all its workers;
+    /// past that the old master stops it and goes on serving.
+    #[arg(long = "upgrade-timeout", value_name = "INT", default_value_t = 60)]
+    pub upgrade_timeout: u64,
 
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]

@@ -43,7 +43,18 @@ pub struct Config {
     pub limits: crate::http::Limits,
     pub forwarded_allow_ips: Vec<String>,
     pub sendfile: bool,
+    /// Whether a bind address was given (-b or $PORT) rather than defaulted:
+    /// without one, inherited listeners (systemd, GUNICORN_FD) are served as they are.
+    pub bind_given: bool,
+    /// Old master retires and exits by itself once its successor is ready.
+    pub upgrade_auto: bool,
+    pub upgrade_timeout: Duration,
     pub reference_responder: bool,
+    pub reload: bool,
+    /// "auto", "inotify" or "poll".
+    pub reload_engine: String,
+    pub reload_extra_files: Vec<String>,
+    pub reload_poll_interval: Duration,
 }
 
 /// A setting the user got wrong, with the message they will see.
@@ -85,6 +96,7 @@ impl Config {
         if workers == 0 {
             return err("--workers must be at least 1.");
         }
+        let bind_given = !cli.bind.is_empty() || std::env::var("PORT").is_ok_and(|p| !p.is_empty());
         let bind_specs: Vec<String> = if cli.bind.is_empty() {
             match std::env::var("PORT") {
                 Ok(port) if !port.is_empty() => vec![format!("0.0.0.0:{port}")],
@@ -179,7 +191,15 @@ impl Config {
             limits,
             forwarded_allow_ips: forwarded.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             sendfile: !cli.no_sendfile,
+            bind_given,
+            upgrade_auto: cli.upgrade_mode == "auto",
+            upgrade_timeout: Duration::from_secs(cli.upgrade_timeout.max(1)),
             reference_responder: cli.reference_responder,
+            // gunicorn: extra files only make sense with reload, so they imply it.
+            reload: cli.reload || !cli.reload_extra_file.is_empty(),
+            reload_engine: cli.reload_engine.clone(),
+            reload_extra_files: cli.reload_extra_file.clone(),
+            reload_poll_interval: Duration::from_secs_f64(cli.reload_poll_interval.clamp(0.01, 3600.0)),
         })
     }
 }

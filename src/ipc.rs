@@ -14,11 +14,14 @@ pub enum Message {
     BootFailed { code: i32, report: String },
     /// The worker reached max_requests and asks to be replaced.
     Recycle,
+    /// Source files the worker's app uses (reload mode): watch them.
+    Watch(Vec<String>),
 }
 
 const BOOTED: u8 = 1;
 const BOOT_FAILED: u8 = 2;
 const RECYCLE: u8 = 3;
+const WATCH: u8 = 4;
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
@@ -30,6 +33,7 @@ impl Message {
                 (BOOT_FAILED, p)
             }
             Message::Recycle => (RECYCLE, vec![]),
+            Message::Watch(files) => (WATCH, files.join("\0").into_bytes()),
         };
         let mut out = Vec::with_capacity(5 + payload.len());
         out.push(kind);
@@ -73,6 +77,9 @@ impl Decoder {
                 report: String::from_utf8_lossy(&payload[4..]).into_owned(),
             },
             RECYCLE => Message::Recycle,
+            WATCH => Message::Watch(
+                String::from_utf8_lossy(&payload).split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect(),
+            ),
             _ => return self.next_message(),
         })
     }
@@ -84,7 +91,12 @@ mod tests {
 
     #[test]
     fn frames_survive_byte_by_byte_delivery() {
-        let msgs = [Message::Booted, Message::BootFailed { code: 4, report: "Traceback ...\n".into() }, Message::Recycle];
+        let msgs = [
+            Message::Booted,
+            Message::BootFailed { code: 4, report: "Traceback ...\n".into() },
+            Message::Recycle,
+            Message::Watch(vec!["/srv/app/app.py".into(), "/srv/app/views.py".into()]),
+        ];
         let bytes: Vec<u8> = msgs.iter().flat_map(|m| m.encode()).collect();
         let mut d = Decoder::default();
         let mut got = vec![];

@@ -19,5 +19,6 @@ pub mod settings;
 pub mod signals;
 pub mod sock;
 pub mod startup;
+pub mod upgrade_cmd;
 pub mod worker;
 pub mod wsgi;

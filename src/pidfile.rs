@@ -1,5 +1,6 @@
 //! The master's pidfile: refuse to start over a live master, remove it on exit
-//! only if it still names this process.
+//! only if it still names this process (after a binary upgrade it names the
+//! new master; see `ferricorn_upgrade::pidfile` for `.oldbin`).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,17 @@ impl Pidfile {
         }
         write_pid(path, pid)?;
         Ok(Pidfile { path: path.to_path_buf() })
+    }
+
+    /// A pidfile this process writes later: a master started by a binary
+    /// upgrade writes it only once it is ready, since until then the old
+    /// master may still take the path back.
+    pub fn deferred(path: &Path) -> Pidfile {
+        Pidfile { path: path.to_path_buf() }
+    }
+
+    pub fn write(&self, pid: u32) -> Result<(), String> {
+        write_pid(&self.path, pid)
     }
 
     pub fn path(&self) -> &Path {

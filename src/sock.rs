@@ -72,6 +72,47 @@ impl BindAddr {
     }
 }
 
+impl BindAddr {
+    /// The address in one canonical spelling: two processes parsing the same
+    /// bind arrive at the same name, so it travels with a handed-over
+    /// listener (`LISTEN_FDNAMES`) and the new master matches it to its binds.
+    pub fn name(&self) -> String {
+        match self {
+            BindAddr::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+            BindAddr::Tcp { host, port } => format!("{host}:{port}"),
+            BindAddr::Unix(path) => format!("unix:{}", path.display()),
+            BindAddr::Fd(fd) => format!("fd://{fd}"),
+        }
+    }
+
+    /// Whether a listening socket bound at `kind` is what this address asks
+    /// for. Port 0 ("any port") matches any port of the same IP.
+    pub fn is_served_by(&self, kind: &ListenerKind) -> bool {
+        match (self, kind) {
+            (BindAddr::Tcp { host, port }, ListenerKind::Tcp(bound)) => {
+                if *port != 0 && *port != bound.port() {
+                    return false;
+                }
+                match host.parse::<IpAddr>() {
+                    Ok(ip) => ip == bound.ip(),
+                    Err(_) => (host.as_str(), *port).to_socket_addrs().map(|mut it| it.any(|a| a.ip() == bound.ip())).unwrap_or(false),
+                }
+            }
+            (BindAddr::Unix(path), ListenerKind::Unix(bound)) => path == bound,
+            _ => false,
+        }
+    }
+
+    /// The address an inherited socket was bound to, for one that came
+    /// without a usable name (systemd socket activation, GUNICORN_FD).
+    pub fn of_kind(kind: &ListenerKind) -> BindAddr {
+        match kind {
+            ListenerKind::Tcp(a) => BindAddr::Tcp { host: a.ip().to_string(), port: a.port() },
+            ListenerKind::Unix(p) => BindAddr::Unix(p.clone()),
+        }
+    }
+}
+
 /// A bound, listening socket.
 #[derive(Debug)]
 pub struct Listener {
@@ -80,7 +121,10 @@ pub struct Listener {
     /// What was asked for (kept so an upgraded master can match inherited fds).
     pub addr: BindAddr,
     /// Whether this process created the unix socket file (and so removes it).
+    /// After an upgrade the new master takes this duty over from the old one.
     pub owns_path: bool,
+    /// Handed over at start (upgrade, systemd, GUNICORN_FD) rather than bound here.
+    pub inherited: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -158,7 +202,7 @@ fn bind_tcp(addr: &BindAddr, host: &str, port: u16, opts: &BindOptions) -> Resul
     })?;
     listen(&fd, Backlog::new(opts.backlog).unwrap_or(Backlog::MAXCONN)).map_err(|e| fail("listen on", e))?;
     let bound = local_tcp_addr(fd.as_raw_fd()).unwrap_or(sockaddr);
-    Ok(Listener { fd, kind: ListenerKind::Tcp(bound), addr: addr.clone(), owns_path: false })
+    Ok(Listener { fd, kind: ListenerKind::Tcp(bound), addr: addr.clone(), owns_path: false, inherited: false })
 }
 
 fn bind_unix(addr: &BindAddr, path: &std::path::Path, opts: &BindOptions) -> Result<Listener, String> {
@@ -177,7 +221,7 @@ fn bind_unix(addr: &BindAddr, path: &std::path::Path, opts: &BindOptions) -> Res
     let ua = UnixAddr::new(path).map_err(|e| fail("use", e))?;
     bind(fd.as_raw_fd(), &ua).map_err(|e| fail("bind", e))?;
     listen(&fd, Backlog::new(opts.backlog).unwrap_or(Backlog::MAXCONN)).map_err(|e| fail("listen on", e))?;
-    Ok(Listener { fd, kind: ListenerKind::Unix(path.to_path_buf()), addr: addr.clone(), owns_path: true })
+    Ok(Listener { fd, kind: ListenerKind::Unix(path.to_path_buf()), addr: addr.clone(), owns_path: true, inherited: false })
 }
 
 /// Take over an fd the process was started with. It must be a listening stream socket.
@@ -190,7 +234,18 @@ fn adopt_fd(addr: &BindAddr, raw: RawFd) -> Result<Listener, String> {
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let kind = listening_kind(&fd).map_err(|why| format!("Cannot use {shown}: {why}"))?;
     set_cloexec(raw, true).map_err(|e| format!("Cannot use {shown}: {e}"))?;
-    Ok(Listener { fd, kind, addr: addr.clone(), owns_path: false })
+    Ok(Listener { fd, kind, addr: addr.clone(), owns_path: false, inherited: true })
+}
+
+/// A listener from a socket handed over at start (checked to be listening).
+/// `owns_path`: this process is to remove the unix socket file when it is
+/// the last master to exit.
+pub fn adopt_inherited(addr: &BindAddr, fd: OwnedFd, owns_path: bool) -> Result<Listener, String> {
+    let raw = fd.as_raw_fd();
+    let kind = listening_kind(&fd).map_err(|why| format!("Cannot use inherited fd {raw}: {why}"))?;
+    set_cloexec(raw, true).map_err(|e| format!("Cannot use inherited fd {raw}: {e}"))?;
+    let owns_path = owns_path && matches!(kind, ListenerKind::Unix(_));
+    Ok(Listener { fd, kind, addr: addr.clone(), owns_path, inherited: true })
 }
 
 /// What kind of listener an inherited fd is, or why it is not one.
@@ -263,6 +318,24 @@ mod tests {
         assert_eq!(BindAddr::parse(":5000").unwrap(), tcp("0.0.0.0", 5000));
         assert_eq!(BindAddr::parse("unix:/tmp/x.sock").unwrap(), BindAddr::Unix("/tmp/x.sock".into()));
         assert_eq!(BindAddr::parse("fd://3").unwrap(), BindAddr::Fd(3));
+    }
+
+    #[test]
+    fn canonical_names_parse_back_to_the_same_address() {
+        for spec in ["127.0.0.1:0", "localhost", "[::1]:9000", "unix:/tmp/x.sock", "fd://3", ":5000"] {
+            let a = BindAddr::parse(spec).unwrap();
+            assert_eq!(BindAddr::parse(&a.name()).unwrap(), a, "{spec}");
+        }
+    }
+
+    #[test]
+    fn port_zero_is_served_by_any_port_of_the_same_ip() {
+        let bound = ListenerKind::Tcp("127.0.0.1:4321".parse().unwrap());
+        assert!(tcp("127.0.0.1", 0).is_served_by(&bound));
+        assert!(tcp("127.0.0.1", 4321).is_served_by(&bound));
+        assert!(!tcp("127.0.0.1", 4322).is_served_by(&bound));
+        assert!(!tcp("0.0.0.0", 4321).is_served_by(&bound));
+        assert!(!BindAddr::Unix("/x".into()).is_served_by(&bound));
     }
 
     #[test]

@@ -1,19 +1,32 @@
-//! From command line to a running master: validate, set up the process,
-//! bind, daemonize, write the pidfile, preload, hand over to the arbiter.
+//! From command line to a running master: take inherited sockets, validate,
+//! set up the process, bind, daemonize, write the pidfile, preload, hand
+//! over to the arbiter.
+//!
+//! A master started by a binary upgrade (USR2) goes the same way with three
+//! differences: it adopts the listeners the old master handed over, it does
+//! not daemonize again (it already is, and forking would change the pid the
+//! old master watches), and it writes the pidfile only once it is ready.
 //!
 //! Every failure here prints one line saying what and where, leaves no
 //! pidfile or socket file behind, and exits non-zero.
 
 use crate::cli::Cli;
 use crate::config::Config;
-use crate::master::{Arbiter, EXIT_APP_LOAD_ERROR};
+use crate::master::{Arbiter, UpgradeSetup, EXIT_APP_LOAD_ERROR};
 use crate::pidfile::Pidfile;
 use crate::signals::SignalPipe;
-use crate::sock::{bind_listener, BindOptions, Listener};
+use crate::sock::{adopt_inherited, bind_listener, listening_kind, BindAddr, BindOptions, Listener};
+use ferricorn_upgrade::{InheritedSocket, StartContext};
 
 const EXIT_CONFIG_ERROR: i32 = 1;
 
 pub fn run(cli: &Cli) -> i32 {
+    // First of all: the hand-off variables leave the environment here, so
+    // nothing later (least of all app code) sees or inherits them.
+    let inherited = ferricorn_upgrade::take_inherited();
+    // How this process was started, before --chdir moves it: USR2 starts the
+    // next master from exactly this (Unicorn's START_CTX).
+    let start = StartContext::capture(crate::proctitle::original_args().to_vec());
     let cfg = match Config::from_cli(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -34,6 +47,17 @@ pub fn run(cli: &Cli) -> i32 {
         eprintln!("Error: {e}");
         return EXIT_CONFIG_ERROR;
     }
+    let inherited = match inherited {
+        Ok(i) => i,
+        Err(e) => {
+            crate::error!("Cannot use the sockets this process was started with: {e}");
+            return EXIT_CONFIG_ERROR;
+        }
+    };
+    if let Some(note) = &inherited.ignored {
+        crate::warning!("{note}");
+    }
+    let upgraded_from = inherited.upgraded_from;
     if cfg.capture_output && crate::log::error_log_is_file() {
         let fd = crate::log::error_fd();
         unsafe {
@@ -50,21 +74,21 @@ pub fn run(cli: &Cli) -> i32 {
         }
     };
 
-    crate::info!("Starting ferricorn {}", env!("CARGO_PKG_VERSION"));
+    crate::info!("Starting ferricorn {}", env!("FERRICORN_VERSION"));
     // A virtualenv the embedded Python cannot use is refused here, before
     // anything is bound or forked, rather than by every worker in turn.
     if let Err(e) = crate::python::interp::choose_executable() {
         crate::error!("{e}");
         return EXIT_CONFIG_ERROR;
     }
-    let listeners = match bind_all(&cfg) {
+    let listeners = match open_listeners(&cfg, inherited.sockets) {
         Ok(l) => l,
         Err(e) => {
             crate::error!("{e}");
             return EXIT_CONFIG_ERROR;
         }
     };
-    if cfg.daemon {
+    if cfg.daemon && upgraded_from.is_none() {
         if let Err(e) = daemonize() {
             crate::error!("Cannot daemonize: {e}");
             cleanup(&listeners, None);
@@ -73,6 +97,7 @@ pub fn run(cli: &Cli) -> i32 {
     }
     let pid = std::process::id();
     let pidfile = match &cfg.pidfile {
+        Some(path) if upgraded_from.is_some() => Some(Pidfile::deferred(path)),
         Some(path) => match Pidfile::create(path, pid) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -98,6 +123,7 @@ pub fn run(cli: &Cli) -> i32 {
         }
     };
     arbiter.set_pidfile(pidfile);
+    arbiter.set_upgrade(UpgradeSetup { start, ready_fd: inherited.ready_fd, upgraded_from });
     if preload {
         if let Err((code, report)) = arbiter.preload() {
             crate::error!("Exception while loading the application:\n{}", report.trim_end());
@@ -124,21 +150,76 @@ const MASTER_SIGNALS: [i32; 11] = [
     libc::SIGALRM,
 ];
 
-fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
+/// The listeners to serve: inherited sockets that match the configured
+/// binds are adopted (matched by the name the old master sent, else by
+/// address), the other binds are bound, and inherited sockets no longer
+/// configured are closed. Without any bind given (-b, $PORT), sockets from
+/// systemd or a supervisor are served as they are, as gunicorn does.
+fn open_listeners(cfg: &Config, inherited: Vec<InheritedSocket>) -> Result<Vec<Listener>, String> {
     let opts = BindOptions { backlog: cfg.backlog, reuse_port: cfg.reuse_port };
+    let mut pool: Vec<Option<(InheritedSocket, crate::sock::ListenerKind)>> = Vec::new();
+    for s in inherited {
+        let kind = listening_kind(&s.fd).map_err(|why| format!("Cannot use inherited fd {}: {why}", std::os::fd::AsRawFd::as_raw_fd(&s.fd)))?;
+        pool.push(Some((s, kind)));
+    }
     let mut out: Vec<Listener> = Vec::new();
-    for addr in &cfg.binds {
-        match bind_listener(addr, &opts) {
-            Ok(l) => {
-                // Shared by every worker's event loop; accept must never block.
-                let _ = crate::sock::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&l.fd), true);
-                out.push(l);
-            }
-            Err(e) => {
-                cleanup(&out, None);
-                return Err(e);
+    // Only socket files bound here are removed on failure: an adopted one
+    // may be serving the old master still.
+    let fail = |out: &[Listener], e: String| {
+        for l in out.iter().filter(|l| !l.inherited) {
+            l.unlink();
+        }
+        Err(e)
+    };
+    if !cfg.bind_given && !pool.is_empty() {
+        for (s, kind) in pool.into_iter().flatten() {
+            let addr = s.name.as_deref().and_then(|n| BindAddr::parse(n).ok()).filter(|a| a.is_served_by(&kind)).unwrap_or_else(|| BindAddr::of_kind(&kind));
+            match adopt_inherited(&addr, s.fd, s.owns_path) {
+                Ok(l) => out.push(l),
+                Err(e) => return fail(&out, e),
             }
         }
+    } else {
+        // First by the name the old master sent (exact, and the only way
+        // for port 0 and fd://), then by address (systemd and GUNICORN_FD
+        // send no usable names), then bind what is left.
+        let raw = |s: &InheritedSocket| std::os::fd::AsRawFd::as_raw_fd(&s.fd);
+        let mut chosen: Vec<Option<InheritedSocket>> = Vec::new();
+        for addr in &cfg.binds {
+            let name = addr.name();
+            let i = pool.iter().position(|p| {
+                p.as_ref().is_some_and(|(s, kind)| match addr {
+                    BindAddr::Fd(n) => s.name.as_deref() == Some(name.as_str()) || (s.name.is_none() && raw(s) == *n),
+                    _ => s.name.as_deref() == Some(name.as_str()) && addr.is_served_by(kind),
+                })
+            });
+            chosen.push(i.and_then(|i| pool[i].take()).map(|(s, _)| s));
+        }
+        for (addr, slot) in cfg.binds.iter().zip(chosen.iter_mut()) {
+            if slot.is_some() || matches!(addr, BindAddr::Fd(_) | BindAddr::Tcp { port: 0, .. }) {
+                continue;
+            }
+            let i = pool.iter().position(|p| p.as_ref().is_some_and(|(_, kind)| addr.is_served_by(kind)));
+            *slot = i.and_then(|i| pool[i].take()).map(|(s, _)| s);
+        }
+        for (addr, slot) in cfg.binds.iter().zip(chosen) {
+            let result = match slot {
+                Some(s) => adopt_inherited(addr, s.fd, s.owns_path),
+                None => bind_listener(addr, &opts),
+            };
+            match result {
+                Ok(l) => out.push(l),
+                Err(e) => return fail(&out, e),
+            }
+        }
+        for (s, kind) in pool.into_iter().flatten() {
+            let shown = BindAddr::of_kind(&kind).name();
+            crate::info!("Closing inherited socket {shown} (fd {}): not among the configured binds", std::os::fd::AsRawFd::as_raw_fd(&s.fd));
+        }
+    }
+    for l in &out {
+        // Shared by every worker's event loop; accept must never block.
+        let _ = crate::sock::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&l.fd), true);
     }
     Ok(out)
 }

@@ -13,7 +13,10 @@
 //! its place. If a new generation fails to boot, the old one keeps serving.
 
 mod spawn;
+mod upgrade;
 mod workers;
+
+pub use upgrade::UpgradeSetup;
 
 use crate::config::Config;
 use crate::heartbeat::Heartbeats;
@@ -70,6 +73,9 @@ pub struct Arbiter {
     /// A generation whose workers failed to boot: no more spawning for it.
     blocked_generation: Option<u64>,
     pid: u32,
+    /// Binary upgrades: the successor this master started, or the old
+    /// master that started this one; readiness announcements.
+    upgrade: upgrade::Upgrades,
 }
 
 /// sys.argv and sys.path for the embedded interpreter (master or worker).
@@ -102,6 +108,7 @@ impl Arbiter {
             ever_booted: false,
             blocked_generation: None,
             pid: std::process::id(),
+            upgrade: upgrade::Upgrades::new(),
         })
     }
 
@@ -111,12 +118,7 @@ impl Arbiter {
 
     /// Give up before running (preload failed): remove what start-up created.
     pub fn abandon(&mut self) {
-        for l in &self.listeners {
-            l.unlink();
-        }
-        if let Some(p) = &self.pidfile {
-            p.remove_if_ours(self.pid);
-        }
+        self.release_files();
     }
 
     /// Import the app in the master (--preload). Exits 4 with the report on failure.
@@ -134,6 +136,7 @@ impl Arbiter {
         let code = loop {
             self.reap();
             self.handle_signals();
+            self.upgrade_tick();
             if let Some(code) = self.check_phase() {
                 break code;
             }
@@ -152,12 +155,7 @@ impl Arbiter {
         if let Phase::Halting { reason, .. } = self.phase {
             crate::info!("Reason: {reason}");
         }
-        for l in &self.listeners {
-            l.unlink();
-        }
-        if let Some(p) = &self.pidfile {
-            p.remove_if_ours(self.pid);
-        }
+        self.release_files();
     }
 
     /// Decide whether the master is done, and force the stragglers.
@@ -215,7 +213,7 @@ impl Arbiter {
                     crate::info!("graceful stop of workers");
                     self.num_workers = 0;
                 }
-                libc::SIGUSR2 => crate::warning!("USR2 (binary upgrade) is not available in this build; ignoring"),
+                libc::SIGUSR2 => self.on_usr2(),
                 _ => {}
             }
         }
@@ -226,6 +224,7 @@ impl Arbiter {
             return;
         }
         crate::info!("Hang up: Master");
+        self.notify_reloading();
         self.num_workers = self.cfg.workers;
         self.generation += 1;
         self.blocked_generation = None;
@@ -233,6 +232,9 @@ impl Arbiter {
 
     fn stop(&mut self, graceful: bool) {
         let now = Instant::now();
+        if self.phase == Phase::Running {
+            self.notify_stopping();
+        }
         match (self.phase, graceful) {
             (Phase::Running, true) => {
                 self.phase = Phase::Draining { deadline: now + self.cfg.graceful_timeout };
@@ -264,7 +266,10 @@ impl Arbiter {
 
     fn forget(&mut self, status: WaitStatus) {
         let Some(pid) = status.pid() else { return };
-        let Some(pos) = self.workers.iter().position(|w| w.pid == pid) else { return };
+        let Some(pos) = self.workers.iter().position(|w| w.pid == pid) else {
+            self.on_child_exit(pid, &status);
+            return;
+        };
         let mut w = self.workers.swap_remove(pos);
         self.drain_reports(&mut w);
         self.slots.give_back(w.slot);
@@ -324,6 +329,7 @@ impl Arbiter {
                 (EXIT_WORKER_BOOT_ERROR, "Worker failed to boot.")
             };
             self.blocked_generation = Some(generation);
+            self.notify_stopping();
             self.phase = Phase::Halting { code, reason, deadline: Instant::now() + self.cfg.graceful_timeout.min(Duration::from_secs(5)) };
             self.signal_workers(Signal::SIGTERM);
             return;
@@ -367,6 +373,8 @@ impl Arbiter {
                         boot_failures.push((w.generation, w.pid, code, report));
                     }
                     Message::Recycle => w.wants_recycle = true,
+                    // Reload mode: wired up with the watcher.
+                    Message::Watch(_) => {}
                 }
             }
         }
@@ -477,9 +485,12 @@ impl Arbiter {
 
     /// Sleep until a signal, a worker report, or the next tick.
     fn sleep(&mut self) {
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.workers.len() + 1);
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.workers.len() + 2);
         if let Some(p) = &self.signals {
             fds.push(libc::pollfd { fd: p.fd(), events: libc::POLLIN, revents: 0 });
+        }
+        if let Some(fd) = self.upgrade.poll_fd() {
+            fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
         }
         for w in &self.workers {
             fds.push(libc::pollfd { fd: w.status.as_raw_fd(), events: libc::POLLIN, revents: 0 });

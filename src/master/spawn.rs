@@ -60,6 +60,7 @@ impl Arbiter {
             sig.uninstall();
         }
         self.alive_write.take();
+        self.upgrade.drop_in_worker();
         for w in self.workers.drain(..) {
             drop(w.status);
         }

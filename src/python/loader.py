@@ -68,3 +68,70 @@ def describe(exc):
     if isinstance(exc, AppImportError):
         return str(exc) + "\n"
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def module_files():
+    """Source files behind sys.modules, for the reloader to watch.
+
+    The standard library is left out (it does not change under a running
+    app, and watching it would cost hundreds of watches); site-packages is
+    kept, so an edited dependency reloads too."""
+    import os
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    stdlib = tuple(
+        os.path.join(os.path.realpath(paths[k]), "") for k in ("stdlib", "platstdlib") if paths.get(k)
+    )
+    files = set()
+    for mod in list(sys.modules.values()):
+        f = getattr(mod, "__file__", None)
+        if not isinstance(f, str) or not f:
+            continue
+        f = os.path.abspath(f)
+        if f.endswith((".pyc", ".pyo")):
+            try:
+                import importlib.util
+
+                f = importlib.util.source_from_cache(f)
+            except ValueError:
+                pass
+        real = os.path.realpath(f)
+        if real.startswith(stdlib) and "site-packages" not in real:
+            continue
+        files.add(f)
+    return sorted(files)
+
+
+def error_files(exc):
+    """Files a failed import involved: the SyntaxError's file and every
+    frame of the traceback, so fixing any of them triggers a retry."""
+    files = set()
+    if isinstance(exc, SyntaxError) and exc.filename:
+        files.add(exc.filename)
+    tb = exc.__traceback__
+    while tb is not None:
+        files.add(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return sorted(f for f in files if f and not f.startswith("<"))
+
+
+def error_app(report):
+    """The app served when the code is broken and nothing better exists
+    (reload mode only): a 500 page with the traceback, as a dev server shows."""
+    import html
+
+    body = (
+        "<!doctype html><html><head><title>Application failed to load</title></head><body>"
+        "<h1>Application failed to load</h1><p>ferricorn is watching the code and will reload "
+        "it as soon as it is saved.</p><pre>%s</pre></body></html>" % html.escape(report)
+    ).encode("utf-8")
+
+    def app(environ, start_response):
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return app

@@ -14,3 +14,5 @@ mod logging;
 mod slow_clients;
 mod frameworks;
 mod python_env;
+mod upgrade;
+mod upgrade_util;

@@ -1,7 +1,7 @@
 //! Starting the new master: fork, arrange the fds, exec the binary that is
 //! on disk *now* at the path resolved when the server first started.
 
-use crate::env::{encode_name, vars, FIRST_FD};
+use crate::env::{encode_name, vars, write_decimal, FIRST_FD};
 use crate::ready::Successor;
 use crate::UpgradeError;
 use std::ffi::{CString, OsStr};
@@ -60,9 +60,24 @@ fn resolve_exe(argv0: &Path, cwd: &Path) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(argv0)).find(|p| p.is_file())
 }
 
-/// Fork and exec the new master with `listeners` (fd, bind name) at fds
-/// 3.. and a readiness pipe. Returns at once in the old master.
-pub fn spawn_successor(ctx: &StartContext, listeners: &[(RawFd, String)], ready_timeout: std::time::Duration) -> Result<Successor, UpgradeError> {
+/// One listener to hand over.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    pub fd: RawFd,
+    /// The bind address as configured (`127.0.0.1:8000`, `unix:/run/a.sock`),
+    /// so the new master can match it to its own binds.
+    pub name: String,
+    /// This master created the unix socket file: the receiver inherits the
+    /// duty to remove it when it is the last master to exit.
+    pub owns_path: bool,
+}
+
+/// Fork and exec the new master with `listeners` at fds 3.. and a readiness
+/// pipe right after them. Returns at once in the old master.
+///
+/// If `execve` fails, the child writes `exec <errno>` to the readiness pipe
+/// before it exits 127, so [`Successor::poll`] can say why.
+pub fn spawn_successor(ctx: &StartContext, listeners: &[Handoff], ready_timeout: std::time::Duration) -> Result<Successor, UpgradeError> {
     let spawn_err = |what: &str| UpgradeError::Spawn(format!("{what}: {}", std::io::Error::last_os_error()));
     if !ctx.exe.exists() {
         return Err(UpgradeError::Spawn(format!("{} does not exist (was the new binary installed?)", ctx.exe.display())));
@@ -82,8 +97,9 @@ pub fn spawn_successor(ctx: &StartContext, listeners: &[(RawFd, String)], ready_
     let cwd = CString::new(ctx.cwd.as_os_str().as_bytes()).map_err(|_| UpgradeError::Spawn("working directory contains NUL".into()))?;
     let mut argv: Vec<*const libc::c_char> = ctx.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
-    let names: Vec<String> = listeners.iter().map(|(_, name)| encode_name(name)).collect();
+    let names: Vec<String> = listeners.iter().map(|l| encode_name(&l.name)).collect();
     let gunicorn_fds: Vec<String> = (0..n).map(|i| (FIRST_FD + i).to_string()).collect();
+    let owned: Vec<String> = (0..n).filter(|i| listeners[*i as usize].owns_path).map(|i| (FIRST_FD + i).to_string()).collect();
     // LISTEN_PID must be the child's pid, known only after fork: reserve room
     // and write the digits in the child without allocating.
     let mut pid_var: Vec<u8> = format!("{}=", vars::LISTEN_PID).into_bytes();
@@ -106,6 +122,7 @@ pub fn spawn_successor(ctx: &StartContext, listeners: &[(RawFd, String)], ready_
         (vars::GUNICORN_FD, gunicorn_fds.join(",")),
         (vars::READY_FD, ready_target.to_string()),
         (vars::UPGRADE_FROM, std::process::id().to_string()),
+        (vars::OWNED_FDS, owned.join(",")),
         ("PWD", ctx.cwd.display().to_string()),
     ] {
         env.push(CString::new(format!("{k}={v}")).map_err(|_| UpgradeError::Spawn("bad environment".into()))?);
@@ -113,8 +130,11 @@ pub fn spawn_successor(ctx: &StartContext, listeners: &[(RawFd, String)], ready_
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(pid_var.as_ptr().cast());
     envp.push(std::ptr::null());
-    let sources: Vec<RawFd> = listeners.iter().map(|(fd, _)| *fd).chain(std::iter::once(ready_write.as_raw_fd())).collect();
+    let sources: Vec<RawFd> = listeners.iter().map(|l| l.fd).chain(std::iter::once(ready_write.as_raw_fd())).collect();
 
+    if sources.len() > 256 {
+        return Err(UpgradeError::Spawn(format!("{} listeners: at most 255 can be handed over", listeners.len())));
+    }
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(spawn_err("fork"));
@@ -132,31 +152,36 @@ pub fn spawn_successor(ctx: &StartContext, listeners: &[(RawFd, String)], ready_
                     libc::_exit(127);
                 }
             }
-            for i in 0..count {
-                if libc::dup2(lifted[i], FIRST_FD + i as i32) < 0 {
+            for (target, fd) in (FIRST_FD..).zip(&lifted[..count]) {
+                if libc::dup2(*fd, target) < 0 {
                     libc::_exit(127);
                 }
             }
-            let mut p = libc::getpid() as u64;
             let mut digits = [0u8; 20];
-            let mut len = 0;
-            loop {
-                digits[len] = b'0' + (p % 10) as u8;
-                len += 1;
-                p /= 10;
-                if p == 0 {
-                    break;
-                }
-            }
-            for j in 0..len {
-                *pid_dst.add(j) = digits[len - 1 - j];
-            }
+            let len = write_decimal(libc::getpid() as u64, &mut digits);
+            std::ptr::copy_nonoverlapping(digits.as_ptr(), pid_dst, len);
             *pid_dst.add(len) = 0;
-            libc::chdir(cwd.as_ptr());
+            if libc::chdir(cwd.as_ptr()) < 0 {
+                report_exec_failure(ready_target);
+            }
             libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            libc::_exit(127);
+            report_exec_failure(ready_target);
         }
     }
     drop(ready_write);
     Ok(Successor::new(pid as u32, ready_read, Instant::now() + ready_timeout))
+}
+
+/// In the forked child after a failed chdir/execve: tell the old master the
+/// errno through the readiness pipe, then exit. Async-signal-safe only.
+unsafe fn report_exec_failure(ready_fd: RawFd) -> ! {
+    let errno = *libc::__errno_location();
+    let mut msg = [0u8; 32];
+    msg[..5].copy_from_slice(b"exec ");
+    let mut digits = [0u8; 20];
+    let len = write_decimal(errno.max(0) as u64, &mut digits);
+    msg[5..5 + len].copy_from_slice(&digits[..len]);
+    msg[5 + len] = b'\n';
+    libc::write(ready_fd, msg.as_ptr().cast(), 6 + len);
+    libc::_exit(127)
 }

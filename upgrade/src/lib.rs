@@ -17,6 +17,7 @@
 //!    | `GUNICORN_FD` | `3,4,…`, for tools that speak gunicorn's variant |
 //!    | `FERRICORN_READY_FD` | the readiness pipe's write end |
 //!    | `FERRICORN_UPGRADE_FROM` | the old master's pid |
+//!    | `FERRICORN_OWNED_FDS` | the fds whose unix socket file the old master created |
 //!
 //!    It then `execve`s the executable path resolved at *first* start (see
 //!    [`StartContext`]) with the original argv, in the original working
@@ -28,16 +29,30 @@
 //!    `LISTEN_PID` is its own pid and that every fd is a listening socket,
 //!    and marks them close-on-exec again. It adopts the sockets matching its
 //!    binds, binds the rest, closes the ones it no longer wants, boots its
-//!    workers, then calls [`notify_ready`].
+//!    workers, then calls [`notify_ready`], writes the pidfile (not before:
+//!    until then the pidfile path is free and `.oldbin` names the old
+//!    master) and, under systemd, sends `MAINPID=<pid>` + `READY=1`
+//!    ([`sd_notify::notify`]).
 //! 4. The old master polls [`Successor::ready_fd`] in its loop and calls
 //!    [`Successor::poll`] when it is readable: `Ready` means the new
-//!    generation serves; `Failed` (the child exited, closed the pipe without
-//!    `ready`, or passed the deadline) means the upgrade did not happen: the
+//!    generation serves; `Closed` (the pipe closed without `ready`) means the
+//!    child is exiting: the caller reaps it and reports its exit status;
+//!    `Failed` (an exec failure, or the deadline passed) and a child reaped
+//!    before `Ready` mean the upgrade did not happen: the
 //!    old master renames `.oldbin` back ([`pidfile::restore_from_oldbin`]) and
 //!    keeps serving.
 //!
+//!    If `execve` itself fails, the forked child writes `exec <errno>` to the
+//!    pipe first, so the failure names its cause.
+//! 5. Rollback, the nginx way: while the new master runs, the old one is its
+//!    parent; when it reaps the new master (killed, or TERM from the
+//!    operator) it renames `.oldbin` back. The outcome of each upgrade is
+//!    also written to `<pidfile>.upgrade` ([`pidfile::write_status`]) for
+//!    tools such as `ferricorn upgrade` that wait on it.
+//!
 //! The same `LISTEN_FDS` path serves systemd socket activation at first
-//! start, and `GUNICORN_FD` alone is honoured for external supervisors.
+//! start (only when `LISTEN_PID` is this process, as `sd_listen_fds` does),
+//! and `GUNICORN_FD` alone is honoured for external supervisors.
 //!
 //! # Preconditions
 //!
@@ -57,7 +72,7 @@ mod ready;
 pub mod sd_notify;
 
 pub use env::{vars, FIRST_FD};
-pub use exec::{spawn_successor, StartContext};
+pub use exec::{spawn_successor, Handoff, StartContext};
 pub use inherit::{take_inherited, Inherited, InheritedSocket};
 pub use ready::{notify_ready, ReadyState, Successor};
 
@@ -66,8 +81,6 @@ pub use ready::{notify_ready, ReadyState, Successor};
 pub enum UpgradeError {
     #[error("{var}={value:?} is not valid: {why}")]
     BadVariable { var: &'static str, value: String, why: String },
-    #[error("LISTEN_PID={expected} names another process (this is {actual}); the sockets were meant for it")]
-    NotForUs { expected: u32, actual: u32 },
     #[error("inherited fd {fd} is not a listening socket: {why}")]
     NotAListener { fd: i32, why: String },
     #[error("cannot start the new master: {0}")]
