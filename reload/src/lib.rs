@@ -11,6 +11,7 @@
 //! [`Debounce`] turns a burst of events into one reload.
 
 mod debounce;
+pub mod glob;
 mod inotify;
 mod poll;
 
@@ -56,6 +57,8 @@ pub fn is_ignored(path: &Path) -> bool {
 /// Watches a set of files through their directories.
 pub struct Watcher {
     files: BTreeSet<PathBuf>,
+    /// Glob patterns: files created later that match are watched too.
+    patterns: Vec<glob::Pattern>,
     engine: Box<dyn EngineImpl>,
 }
 
@@ -72,7 +75,7 @@ impl Watcher {
             Engine::Inotify => Box::new(inotify::Inotify::new()?),
             Engine::Poll { .. } => Box::new(poll::Poll::default()),
         };
-        Ok(Watcher { files: BTreeSet::new(), engine })
+        Ok(Watcher { files: BTreeSet::new(), patterns: Vec::new(), engine })
     }
 
     /// Add files (e.g. the app's modules); their directories get watched.
@@ -93,6 +96,31 @@ impl Watcher {
         Ok(())
     }
 
+    /// Watch what `pattern` (a path or a glob, relative to `base`) matches,
+    /// now and later.
+    pub fn add_pattern(&mut self, pattern: &str, base: &Path) -> Result<(), WatchError> {
+        let p = glob::Pattern::new(pattern, base);
+        for d in p.dirs() {
+            if d.is_dir() {
+                self.engine.watch_dir(&d)?;
+            }
+        }
+        self.add_files(p.expand())?;
+        if glob::is_pattern(pattern) {
+            self.patterns.push(p);
+        }
+        Ok(())
+    }
+
+    /// Files matching a pattern that are not watched yet.
+    fn new_pattern_matches(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> =
+            self.patterns.iter().flat_map(|p| p.expand()).filter(|f| !self.files.contains(f) && !is_ignored(f)).collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
     pub fn watched(&self) -> &BTreeSet<PathBuf> {
         &self.files
     }
@@ -104,9 +132,27 @@ impl Watcher {
 
     /// Watched files that changed since the last call.
     pub fn scan(&mut self) -> Vec<PathBuf> {
+        let polling = self.engine.fd().is_none();
+        if polling && !self.patterns.is_empty() {
+            // A new file matching a pattern is a change; the poll engine
+            // only compares files it already knows, so expand again here.
+            let new = self.new_pattern_matches();
+            if !new.is_empty() {
+                let _ = self.add_files(new.clone());
+                // Let the engine record the new files' stamps.
+                let _ = self.engine.changes(&self.files);
+                return new;
+            }
+        }
         let mut seen = BTreeMap::new();
         for p in self.engine.changes(&self.files) {
-            if self.files.contains(&p) && !is_ignored(&p) {
+            if is_ignored(&p) {
+                continue;
+            }
+            if self.files.contains(&p) {
+                seen.insert(p, ());
+            } else if self.patterns.iter().any(|pat| pat.matches(&p)) {
+                self.files.insert(p.clone());
                 seen.insert(p, ());
             }
         }

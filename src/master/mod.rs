@@ -12,6 +12,7 @@
 //! old or recycled worker is retired only when a new one has booted to take
 //! its place. If a new generation fails to boot, the old one keeps serving.
 
+mod reload;
 mod spawn;
 mod upgrade;
 mod workers;
@@ -76,6 +77,10 @@ pub struct Arbiter {
     /// Binary upgrades: the successor this master started, or the old
     /// master that started this one; readiness announcements.
     upgrade: upgrade::Upgrades,
+    /// The file watcher, with --reload (set up when the loop starts).
+    reload: Option<reload::Reload>,
+    /// The configuration file, watched too with --reload.
+    config_file: Option<std::path::PathBuf>,
 }
 
 /// sys.argv and sys.path for the embedded interpreter (master or worker).
@@ -109,7 +114,14 @@ impl Arbiter {
             blocked_generation: None,
             pid: std::process::id(),
             upgrade: upgrade::Upgrades::new(),
+            reload: None,
+            config_file: None,
         })
+    }
+
+    /// The configuration file in use (watched with --reload).
+    pub fn set_config_file(&mut self, path: Option<std::path::PathBuf>) {
+        self.config_file = path;
     }
 
     pub fn set_pidfile(&mut self, pidfile: Option<Pidfile>) {
@@ -133,10 +145,36 @@ impl Arbiter {
     /// Run until stopped; returns the process exit code.
     pub fn run(mut self) -> i32 {
         crate::proctitle::set(&format!("ferricorn: master [{}]", self.cfg.proc_name));
+        if self.cfg.reload {
+            if self.cfg.preload {
+                // The master holds the app's code, so a change re-executes
+                // the master (a self-upgrade), which must hand over by itself.
+                self.cfg.upgrade_auto = true;
+            }
+            if !crate::python::is_initialized() {
+                // Workers forked from a master whose interpreter is already
+                // up only import the app: a reload then costs milliseconds,
+                // not an interpreter start. The app itself is never imported here.
+                if let Err(e) = crate::python::initialize(&python_setup(&self.cfg)) {
+                    crate::warning!("Reload mode without a warm interpreter: {e}");
+                } else {
+                    // Also compile the loader and import what listing module
+                    // files needs, once, before any fork.
+                    Python::attach(|py| drop(crate::python::loader::module_files(py)));
+                }
+            }
+            match reload::Reload::new(&self.cfg, self.config_file.clone()) {
+                Ok(r) => self.reload = Some(r),
+                Err(e) => crate::error!("Reloading is off: {e}"),
+            }
+        }
         let code = loop {
             self.reap();
             self.handle_signals();
             self.upgrade_tick();
+            if self.phase == Phase::Running {
+                self.reload_tick();
+            }
             if let Some(code) = self.check_phase() {
                 break code;
             }
@@ -373,8 +411,11 @@ impl Arbiter {
                         boot_failures.push((w.generation, w.pid, code, report));
                     }
                     Message::Recycle => w.wants_recycle = true,
-                    // Reload mode: wired up with the watcher.
-                    Message::Watch(_) => {}
+                    Message::Watch(files) => {
+                        if let Some(r) = self.reload.as_mut() {
+                            r.add_files(files);
+                        }
+                    }
                 }
             }
         }
@@ -492,10 +533,16 @@ impl Arbiter {
         if let Some(fd) = self.upgrade.poll_fd() {
             fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
         }
+        if let Some(fd) = self.reload.as_ref().and_then(|r| r.fd()) {
+            fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+        }
         for w in &self.workers {
             fds.push(libc::pollfd { fd: w.status.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
-        let timeout_ms = if self.phase == Phase::Running { 1000 } else { 100 };
+        let mut timeout_ms = if self.phase == Phase::Running { 1000 } else { 100 };
+        if let Some(r) = &self.reload {
+            timeout_ms = timeout_ms.min(r.timeout(Instant::now()).as_millis() as i32);
+        }
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         self.read_reports();
     }

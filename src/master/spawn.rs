@@ -74,6 +74,7 @@ impl Arbiter {
             master_pid: self.pid,
             preloaded,
             age,
+            load_error_page: self.cfg.reload && !self.ever_booted,
         };
         worker::run(ctx)
     }

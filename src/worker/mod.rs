@@ -34,6 +34,10 @@ pub struct WorkerCtx<'a> {
     /// The app, when the master preloaded it.
     pub preloaded: Option<Py<PyAny>>,
     pub age: u64,
+    /// Reload mode with no working code yet: an app that fails to import
+    /// is replaced by an error page showing its traceback (development
+    /// server behaviour) instead of stopping the server.
+    pub load_error_page: bool,
 }
 
 fn fail(ctx: &WorkerCtx<'_>, code: i32, report: String) -> ! {
@@ -74,13 +78,31 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     if let Err(e) = crate::python::interp::dump_stacks_on_abort(crate::log::error_fd()) {
         crate::warning!("Python stacks will not be logged on timeout: {e}");
     }
+    let mut watch_extra: Vec<String> = Vec::new();
     let app = match &ctx.preloaded {
         Some(app) => Python::attach(|py| app.clone_ref(py)),
         None => match Python::attach(|py| crate::python::load_app(py, &cfg.wsgi_app)) {
             Ok(app) => app,
-            Err(e) => fail(&ctx, EXIT_APP_LOAD_ERROR, e.report),
+            Err(e) if ctx.load_error_page => {
+                crate::error!("The app failed to load; serving an error page until the code is fixed:\n{}", e.report.trim_end());
+                watch_extra = e.files;
+                match Python::attach(|py| crate::python::loader::error_app(py, &e.report)) {
+                    Ok(app) => app,
+                    Err(err) => fail(&ctx, EXIT_BOOT_ERROR, format!("cannot build the error page: {err}\n")),
+                }
+            }
+            Err(e) => {
+                if cfg.reload {
+                    // So that saving a fix to any file involved retries.
+                    let mut files = e.files.clone();
+                    files.extend(Python::attach(crate::python::loader::module_files));
+                    Message::Watch(files).send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+                }
+                fail(&ctx, EXIT_APP_LOAD_ERROR, e.report)
+            }
         },
     };
+
     let opts = crate::wsgi::WsgiOptions {
         limits: cfg.limits.clone(),
         timeout: cfg.timeout.unwrap_or(std::time::Duration::from_secs(3600)),
@@ -95,6 +117,12 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     };
     ctx.beat.beat();
     Message::Booted.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+    if cfg.reload {
+        // After `Booted`: the new code serves first, the list follows.
+        let mut files = Python::attach(crate::python::loader::module_files);
+        files.extend(watch_extra);
+        Message::Watch(files).send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+    }
     // Serving: a dead master now means a graceful exit through the pipe, so
     // in-flight requests finish instead of being killed.
     die_with_master_while_booting(ctx.master_pid, false);

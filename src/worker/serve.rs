@@ -86,6 +86,9 @@ pub struct Server<'a> {
     served: u64,
     max_requests: u64,
     recycle_requested: bool,
+    /// len(sys.modules) when the app's files were last reported (reload mode):
+    /// modules imported lazily by a request are watched too.
+    modules_seen: Option<usize>,
     access: Option<AccessFormat>,
     /// SERVER_NAME / SERVER_PORT for requests without Host, per listener.
     server_names: Vec<(String, String)>,
@@ -127,6 +130,7 @@ impl<'a> Server<'a> {
             served: 0,
             max_requests,
             recycle_requested: false,
+            modules_seen: ctx.cfg.reload.then(|| Python::attach(sys_modules_len)),
             access: crate::log::access_enabled().then(|| AccessFormat::compile(&cfg.access_logformat)),
             server_names,
             head_cap: head_cap.min(1 << 22),
@@ -377,6 +381,9 @@ impl<'a> Server<'a> {
                 + if conn.buf.is_empty() { self.ctx.cfg.keep_alive.as_millis() as u64 } else { self.ctx.cfg.header_timeout.as_millis() as u64 };
             self.ctx.beat.beat();
             self.check_max_requests();
+            if self.modules_seen.is_some() {
+                self.report_new_modules();
+            }
             if !keep {
                 if outcome.linger {
                     self.linger(idx);
@@ -385,6 +392,15 @@ impl<'a> Server<'a> {
                 }
                 return;
             }
+        }
+    }
+
+    fn report_new_modules(&mut self) {
+        let now = Python::attach(sys_modules_len);
+        if Some(now) != self.modules_seen {
+            self.modules_seen = Some(now);
+            let files = Python::attach(crate::python::loader::module_files);
+            Message::Watch(files).send(self.ctx.status.as_raw_fd());
         }
     }
 
@@ -469,6 +485,10 @@ fn discard_input(fd: RawFd) -> bool {
         }
     }
     false
+}
+
+fn sys_modules_len(py: Python<'_>) -> usize {
+    py.import("sys").and_then(|s| s.getattr("modules")).and_then(|m| m.len()).unwrap_or(0)
 }
 
 fn html_escape(s: &str) -> String {
