@@ -37,10 +37,6 @@ pub struct Keys {
     pub wsgi_input: Py<PyString>,
     pub url_scheme: Py<PyString>,
     pub script_name: Py<PyString>,
-    pub http_10: Py<PyString>,
-    pub http_11: Py<PyString>,
-    pub get: Py<PyString>,
-    pub empty: Py<PyString>,
     pub https: Py<PyString>,
     /// HTTP_* names by lower-cased header name (bounded: names come from clients).
     header_keys: HashMap<Vec<u8>, HeaderEntry, BuildHasherDefault<NameHasher>>,
@@ -136,10 +132,6 @@ impl Keys {
             wsgi_input: interned(py, "wsgi.input"),
             url_scheme: interned(py, "wsgi.url_scheme"),
             script_name: interned(py, "SCRIPT_NAME"),
-            http_10: interned(py, "HTTP/1.0"),
-            http_11: interned(py, "HTTP/1.1"),
-            get: interned(py, "GET"),
-            empty: interned(py, ""),
             https: interned(py, "https"),
             header_keys: HashMap::default(),
             method_v: Cached::default(),
@@ -274,7 +266,11 @@ pub fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
 
 /// The scheme front-end proxies claim, per gunicorn's secure_scheme_headers.
 /// Err when they contradict each other.
-pub fn forwarded_scheme(head: &RequestHead, buf: &[u8]) -> Result<Option<bool>, ()> {
+/// Front-end proxies disagree about the scheme (answered 400).
+#[derive(Debug)]
+pub struct ContradictoryScheme;
+
+pub fn forwarded_scheme(head: &RequestHead, buf: &[u8]) -> Result<Option<bool>, ContradictoryScheme> {
     const SECURE: [(&[u8], &[u8]); 3] = [
         (b"x-forwarded-protocol", b"ssl"),
         (b"x-forwarded-proto", b"https"),
@@ -286,7 +282,7 @@ pub fn forwarded_scheme(head: &RequestHead, buf: &[u8]) -> Result<Option<bool>, 
             if name.eq_ignore_ascii_case(h) {
                 let secure = value.trim_ascii().eq_ignore_ascii_case(secure_value);
                 match verdict {
-                    Some(v) if v != secure => return Err(()),
+                    Some(v) if v != secure => return Err(ContradictoryScheme),
                     _ => verdict = Some(secure),
                 }
             }
@@ -296,7 +292,7 @@ pub fn forwarded_scheme(head: &RequestHead, buf: &[u8]) -> Result<Option<bool>, 
 }
 
 /// Host header → (SERVER_NAME, SERVER_PORT), with the scheme's default port.
-fn host_name_port<'a>(host: &'a [u8], https: bool) -> (&'a [u8], Option<&'a [u8]>) {
+fn host_name_port(host: &[u8], https: bool) -> (&[u8], Option<&[u8]>) {
     let default = if https { &b"443"[..] } else { &b"80"[..] };
     if host.first() == Some(&b'[') {
         if let Some(end) = host.iter().position(|&b| b == b']') {
@@ -366,7 +362,7 @@ pub fn build_environ<'py>(
     let https = if conn.trusted_proxy {
         match forwarded_scheme(head, buf) {
             Ok(v) => v == Some(true),
-            Err(()) => return Err(EnvironError("Contradictory scheme headers".into())),
+            Err(ContradictoryScheme) => return Err(EnvironError("Contradictory scheme headers".into())),
         }
     } else {
         false
