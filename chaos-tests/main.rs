@@ -8,3 +8,4 @@ mod restarts;
 #[path = "../tests/integration/upgrade_util.rs"]
 mod upgrade_util;
 mod upgrades;
+mod reload;

@@ -1,15 +1,38 @@
-//! Validated settings, resolved from the command line and the environment.
+//! The configuration the server runs with, resolved from the settings table
+//! (`crate::settings`): every source already merged and validated there;
+//! here the values become the types the master and workers use.
 //!
-//! Each setting keeps gunicorn's name, default and meaning; errors name the
-//! offending flag and what to write instead.
+//! [`ConfigSource`] keeps what a load needs (argv, the environment at
+//! start) so SIGHUP can load the configuration again exactly as at start.
 
-use crate::cli::Cli;
+use crate::settings::{self, Env, Hook, Loaded, Settings, SettingsError, Source, Value};
 use crate::sock::BindAddr;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
+
+/// The server hooks a config file set, by setting name.
+#[derive(Default)]
+pub struct HookSet(pub BTreeMap<&'static str, Hook>);
+
+impl HookSet {
+    pub fn get(&self, name: &str) -> Option<&Hook> {
+        self.0.get(name)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for HookSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,8 +66,9 @@ pub struct Config {
     pub limits: crate::http::Limits,
     pub forwarded_allow_ips: Vec<String>,
     pub sendfile: bool,
-    /// Whether a bind address was given (-b or $PORT) rather than defaulted:
-    /// without one, inherited listeners (systemd, GUNICORN_FD) are served as they are.
+    /// Whether a bind address was given (-b, a config file, or $PORT) rather
+    /// than defaulted: without one, inherited listeners (systemd,
+    /// GUNICORN_FD) are served as they are.
     pub bind_given: bool,
     /// Old master retires and exits by itself once its successor is ready.
     pub upgrade_auto: bool,
@@ -55,6 +79,12 @@ pub struct Config {
     pub reload_engine: String,
     pub reload_extra_files: Vec<String>,
     pub reload_poll_interval: Duration,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// Every setting's value, for hooks (`server.cfg`) and `--print-config`.
+    pub values: Arc<Vec<(&'static str, Value)>>,
+    /// Server hooks; empty unless a config file set some.
+    pub hooks: Arc<HookSet>,
 }
 
 /// A setting the user got wrong, with the message they will see.
@@ -68,181 +98,149 @@ impl std::fmt::Display for ConfigError {
 }
 impl std::error::Error for ConfigError {}
 
-fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError(msg.into()))
+fn secs(s: &Settings, name: &str) -> Duration {
+    Duration::from_secs(s.int(name).max(0) as u64)
+}
+
+/// gunicorn's sendfile rule: unset means use it unless `$SENDFILE` says no.
+fn use_sendfile(v: &Value, env: &Env) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        _ => match env.get("SENDFILE") {
+            Some(x) => matches!(x.to_ascii_lowercase().as_str(), "y" | "1" | "yes" | "true"),
+            None => true,
+        },
+    }
 }
 
 impl Config {
-    pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
-        let wsgi_app = match &cli.wsgi_app {
-            Some(app) => app.clone(),
-            None => return err("No application module specified. Usage: ferricorn [OPTIONS] MODULE:ATTR"),
-        };
-        if !is_sync_worker_class(&cli.worker_class) {
-            return err(format!(
-                "Worker class '{}' is not supported: ferricorn runs sync workers only (use -k sync, or drop -k).",
-                cli.worker_class
-            ));
-        }
-        let workers = match cli.workers {
-            Some(n) => n,
-            None => match std::env::var("WEB_CONCURRENCY") {
-                Ok(v) => v.trim().parse().map_err(|_| {
-                    ConfigError(format!("WEB_CONCURRENCY={v:?} is not a number of workers."))
-                })?,
-                Err(_) => 1,
-            },
-        };
-        if workers == 0 {
-            return err("--workers must be at least 1.");
-        }
-        let bind_given = !cli.bind.is_empty() || std::env::var("PORT").is_ok_and(|p| !p.is_empty());
-        let bind_specs: Vec<String> = if cli.bind.is_empty() {
-            match std::env::var("PORT") {
-                Ok(port) if !port.is_empty() => vec![format!("0.0.0.0:{port}")],
-                _ => vec!["127.0.0.1:8000".to_string()],
-            }
-        } else {
-            cli.bind.clone()
-        };
+    /// The configuration from loaded settings. `env` is the environment the
+    /// settings were loaded with (for `$PORT` and `$SENDFILE`).
+    pub fn from_loaded(mut loaded: Loaded, env: &Env) -> Result<Config, ConfigError> {
+        let hooks = HookSet(loaded.settings.take_hooks());
+        let s = &loaded.settings;
+        let wsgi_app = s.str("wsgi_app").unwrap_or_default().to_string();
+        let bind_given =
+            *s.source("bind") != Source::Default || env.get("PORT").is_some_and(|p| !p.is_empty());
         let mut binds = Vec::new();
-        for spec in &bind_specs {
+        for spec in s.list("bind") {
             binds.push(BindAddr::parse(spec).map_err(ConfigError)?);
         }
-        let chdir = match &cli.chdir {
-            Some(dir) => {
-                let path = PathBuf::from(dir);
-                if !path.is_dir() {
-                    return err(format!("--chdir {dir}: no such directory."));
-                }
-                std::path::absolute(&path).unwrap_or(path)
-            }
-            None => std::env::current_dir()
-                .map_err(|e| ConfigError(format!("cannot read the working directory: {e}")))?,
-        };
-        let pythonpath = cli
-            .pythonpath
-            .iter()
-            .flat_map(|p| p.split(','))
+        let chdir = PathBuf::from(s.str("chdir").unwrap_or("."));
+        let pythonpath = s
+            .str("pythonpath")
+            .unwrap_or_default()
+            .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(|p| chdir.join(p))
             .collect();
-        let mut raw_env = Vec::new();
-        for kv in &cli.env {
-            match kv.split_once('=') {
-                Some((k, v)) if !k.is_empty() => raw_env.push((k.to_string(), v.to_string())),
-                _ => return err(format!("-e/--env {kv:?}: expected KEY=VALUE.")),
-            }
-        }
-        let log_level = crate::log::Level::parse(&cli.log_level).ok_or_else(|| {
-            ConfigError(format!(
-                "--log-level {:?}: expected one of debug, info, warning, error, critical.",
-                cli.log_level
-            ))
-        })?;
-        let umask = parse_umask(&cli.umask)?;
-        let uid = cli.user.as_deref().map(resolve_user).transpose()?;
-        let gid = cli.group.as_deref().map(resolve_group).transpose()?;
+        let raw_env = s
+            .list("raw_env")
+            .into_iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        let log_level = crate::log::Level::parse(s.str("loglevel").unwrap_or("info")).unwrap_or(crate::log::Level::Info);
+        // -u/-g equal to who we already are: nothing to switch.
+        let uid = Some(s.int("user") as u32).filter(|u| *u != nix::unistd::geteuid().as_raw());
+        let gid = Some(s.int("group") as u32).filter(|g| *g != nix::unistd::getegid().as_raw());
         let limits = crate::http::Limits {
-            request_line: cli.limit_request_line,
-            fields: cli.limit_request_fields.min(32768),
-            field_size: cli.limit_request_field_size,
+            request_line: s.int("limit_request_line") as usize,
+            fields: (s.int("limit_request_fields") as usize).min(32768),
+            field_size: s.int("limit_request_field_size") as usize,
         };
-        if cli.limit_request_line > 8190 {
-            return err("--limit-request-line must be at most 8190 (0 means unlimited).");
-        }
-        let forwarded = cli
-            .forwarded_allow_ips
-            .clone()
-            .or_else(|| std::env::var("FORWARDED_ALLOW_IPS").ok())
-            .unwrap_or_else(|| "127.0.0.1,::1".to_string());
+        let timeout = s.int("timeout");
+        let reload_extra_files: Vec<String> = s.list("reload_extra_files").into_iter().map(String::from).collect();
+        let poll = match s.get("reload_poll_interval") {
+            Value::Float(x) => *x,
+            Value::Int(n) => *n as f64,
+            _ => 1.0,
+        };
+        let values = s.iter().map(|(k, v)| (k, v.clone())).collect();
         Ok(Config {
-            proc_name: cli.name.clone().unwrap_or_else(|| wsgi_app.clone()),
+            proc_name: s.proc_name().to_string(),
             wsgi_app,
             binds,
-            workers,
-            worker_connections: cli.worker_connections.max(1) as usize,
-            timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
-            graceful_timeout: Duration::from_secs(cli.graceful_timeout),
-            keep_alive: Duration::from_secs(cli.keep_alive),
-            header_timeout: Duration::from_secs(cli.header_timeout.max(1)),
-            max_requests: cli.max_requests,
-            max_requests_jitter: cli.max_requests_jitter,
-            backlog: cli.backlog.max(1),
-            reuse_port: cli.reuse_port,
+            workers: s.int("workers").clamp(1, u32::MAX as i64) as u32,
+            worker_connections: s.int("worker_connections").max(1) as usize,
+            timeout: (timeout > 0).then(|| Duration::from_secs(timeout as u64)),
+            graceful_timeout: secs(s, "graceful_timeout"),
+            keep_alive: secs(s, "keepalive"),
+            header_timeout: secs(s, "header_timeout").max(Duration::from_secs(1)),
+            max_requests: s.int("max_requests") as u64,
+            max_requests_jitter: s.int("max_requests_jitter") as u64,
+            backlog: s.int("backlog").clamp(1, i32::MAX as i64) as i32,
+            reuse_port: s.bool("reuse_port"),
             chdir,
             pythonpath,
             raw_env,
-            pidfile: cli.pidfile.as_ref().map(PathBuf::from),
-            daemon: cli.daemon,
+            pidfile: s.str("pidfile").map(PathBuf::from),
+            daemon: s.bool("daemon"),
             uid,
             gid,
-            umask,
-            preload: cli.preload,
-            access_logfile: cli.access_logfile.clone(),
-            access_logformat: cli
-                .access_logformat
-                .clone()
-                .unwrap_or_else(|| DEFAULT_ACCESS_LOG_FORMAT.to_string()),
-            error_logfile: cli.error_logfile.clone(),
+            umask: s.int("umask") as u32,
+            preload: s.bool("preload_app"),
+            access_logfile: s.str("accesslog").map(String::from),
+            access_logformat: s.str("access_log_format").unwrap_or(DEFAULT_ACCESS_LOG_FORMAT).to_string(),
+            error_logfile: s.str("errorlog").unwrap_or("-").to_string(),
             log_level,
-            capture_output: cli.capture_output,
+            capture_output: s.bool("capture_output"),
             limits,
-            forwarded_allow_ips: forwarded.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-            sendfile: !cli.no_sendfile,
+            forwarded_allow_ips: s.list("forwarded_allow_ips").into_iter().map(String::from).collect(),
+            sendfile: use_sendfile(s.get("sendfile"), env),
             bind_given,
-            upgrade_auto: cli.upgrade_mode == "auto",
-            upgrade_timeout: Duration::from_secs(cli.upgrade_timeout.max(1)),
-            reference_responder: cli.reference_responder,
+            upgrade_auto: s.str("upgrade_mode") == Some("auto"),
+            upgrade_timeout: secs(s, "upgrade_timeout").max(Duration::from_secs(1)),
+            reference_responder: loaded.reference_responder,
             // gunicorn: extra files only make sense with reload, so they imply it.
-            reload: cli.reload || !cli.reload_extra_file.is_empty(),
-            reload_engine: cli.reload_engine.clone(),
-            reload_extra_files: cli.reload_extra_file.clone(),
-            reload_poll_interval: Duration::from_secs_f64(cli.reload_poll_interval.clamp(0.01, 3600.0)),
+            reload: s.bool("reload") || !reload_extra_files.is_empty(),
+            reload_engine: s.str("reload_engine").unwrap_or("auto").to_string(),
+            reload_extra_files,
+            reload_poll_interval: Duration::from_secs_f64(poll.clamp(0.01, 3600.0)),
+            config_file: loaded.config_file.take(),
+            values: Arc::new(values),
+            hooks: Arc::new(hooks),
         })
     }
 }
 
-fn is_sync_worker_class(name: &str) -> bool {
-    matches!(
-        name,
-        "sync" | "egg:gunicorn#sync" | "gunicorn.workers.sync.SyncWorker" | "ferricorn.sync"
-    )
+/// What a configuration load reads, kept from start so that a reload
+/// (SIGHUP) reads the same sources: the same argv, and the environment as it
+/// was before `raw_env` changed it (as gunicorn keeps `env_orig`).
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub argv: Vec<String>,
+    pub env: Env,
 }
 
-/// gunicorn's `auto_int`: `0o22`, `022` (read as octal), `0x12` or decimal.
-fn parse_umask(text: &str) -> Result<u32, ConfigError> {
-    let t = text.trim().to_ascii_lowercase();
-    let parsed = if let Some(oct) = t.strip_prefix("0o") {
-        u32::from_str_radix(oct, 8)
-    } else if let Some(hex) = t.strip_prefix("0x") {
-        u32::from_str_radix(hex, 16)
-    } else if t.len() > 1 && t.starts_with('0') {
-        u32::from_str_radix(&t[1..], 8)
-    } else {
-        t.parse()
-    };
-    parsed.map_err(|_| ConfigError(format!("-m/--umask {text:?}: expected a number such as 0o22 or 18.")))
+/// A load that succeeded: the configuration, the action asked for on the
+/// command line, and warnings to log (settings that have no effect here).
+pub struct LoadedConfig {
+    pub config: Config,
+    pub action: settings::Action,
+    pub warnings: Vec<String>,
+    /// `--print-config` text.
+    pub printed: String,
 }
 
-fn resolve_user(user: &str) -> Result<u32, ConfigError> {
-    if let Ok(uid) = user.parse() {
-        return Ok(uid);
+impl ConfigSource {
+    pub fn new(argv: Vec<String>, env: Env) -> ConfigSource {
+        ConfigSource { argv, env }
     }
-    match nix::unistd::User::from_name(user) {
-        Ok(Some(u)) => Ok(u.uid.as_raw()),
-        _ => err(format!("-u/--user {user:?}: no such user.")),
-    }
-}
 
-fn resolve_group(group: &str) -> Result<u32, ConfigError> {
-    if let Ok(gid) = group.parse() {
-        return Ok(gid);
+    /// Whether [`ConfigSource::load`] will run Python (see `settings::needs_python`).
+    pub fn needs_python(&self) -> bool {
+        settings::needs_python(&self.argv, &self.env)
     }
-    match nix::unistd::Group::from_name(group) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        _ => err(format!("-g/--group {group:?}: no such group.")),
+
+    pub fn load(&self) -> Result<LoadedConfig, SettingsError> {
+        let loaded = settings::load(&self.argv, &self.env)?;
+        let action = loaded.action();
+        let printed = loaded.settings.print_config();
+        let warnings = loaded.warnings.clone();
+        let config = Config::from_loaded(loaded, &self.env)
+            .map_err(|e| SettingsError::Invalid { at: settings::Location::CommandLine, message: e.0, traceback: None })?;
+        Ok(LoadedConfig { config, action, warnings, printed })
     }
 }
 
@@ -250,12 +248,36 @@ fn resolve_group(group: &str) -> Result<u32, ConfigError> {
 mod tests {
     use super::*;
 
+    fn load(args: &[&str], vars: &[(&str, &str)]) -> Config {
+        let argv = std::iter::once("ferricorn").chain(args.iter().copied()).map(String::from).collect();
+        let env = Env::new(std::env::current_dir().unwrap(), vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ConfigSource::new(argv, env).load().unwrap_or_else(|e| panic!("{e}")).config
+    }
+
     #[test]
-    fn umask_accepts_gunicorn_spellings() {
-        assert_eq!(parse_umask("0o22").unwrap(), 0o22);
-        assert_eq!(parse_umask("022").unwrap(), 0o22);
-        assert_eq!(parse_umask("18").unwrap(), 18);
-        assert_eq!(parse_umask("0").unwrap(), 0);
-        assert!(parse_umask("abc").is_err());
+    fn settings_map_to_config_fields() {
+        let c = load(&["-w", "3", "--keep-alive", "7", "--preload", "-t", "0", "--upgrade-mode", "auto", "-m", "022", "app:x"], &[]);
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.keep_alive, Duration::from_secs(7));
+        assert!(c.preload);
+        assert_eq!(c.timeout, None);
+        assert!(c.upgrade_auto);
+        assert_eq!(c.umask, 0o22);
+        assert_eq!(c.proc_name, "app:x");
+        assert!(!c.bind_given);
+        assert_eq!(c.uid, None, "our own uid means no switch");
+        assert!(c.sendfile);
+        assert!(c.hooks.is_empty());
+    }
+
+    #[test]
+    fn environment_decides_defaults() {
+        let c = load(&["app"], &[("PORT", "9001"), ("SENDFILE", "0")]);
+        assert!(c.bind_given);
+        assert_eq!(c.binds, vec![BindAddr::parse("0.0.0.0:9001").unwrap()]);
+        assert!(!c.sendfile);
+        let c = load(&["--reload-extra-file", "templates/*.html", "--reload-poll-interval", "0.5", "app"], &[]);
+        assert!(c.reload, "extra files imply reload");
+        assert_eq!(c.reload_poll_interval, Duration::from_millis(500));
     }
 }

@@ -3,7 +3,6 @@
 //! → app, and back out as bytes.
 
 pub mod access_log;
-pub mod cli;
 pub mod config;
 pub mod heartbeat;
 pub mod http;

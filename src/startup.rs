@@ -1,6 +1,7 @@
-//! From command line to a running master: take inherited sockets, validate,
-//! set up the process, bind, daemonize, write the pidfile, preload, hand
-//! over to the arbiter.
+//! From command line to a running master: take inherited sockets, load the
+//! configuration (starting Python first when the config file is Python),
+//! set up the process, bind, daemonize, write the pidfile, preload, run the
+//! start-up hooks, hand over to the arbiter.
 //!
 //! A master started by a binary upgrade (USR2) goes the same way with three
 //! differences: it adopts the listeners the old master handed over, it does
@@ -10,34 +11,169 @@
 //! Every failure here prints one line saying what and where, leaves no
 //! pidfile or socket file behind, and exits non-zero.
 
-use crate::cli::Cli;
-use crate::config::Config;
+use crate::config::{Config, ConfigSource, LoadedConfig};
 use crate::master::{Arbiter, UpgradeSetup, EXIT_APP_LOAD_ERROR};
 use crate::pidfile::Pidfile;
+use crate::settings::{Action, Env, SettingsError};
 use crate::signals::SignalPipe;
 use crate::sock::{adopt_inherited, bind_listener, listening_kind, BindAddr, BindOptions, Listener};
 use ferricorn_upgrade::{InheritedSocket, StartContext};
+use pyo3::prelude::*;
 
 const EXIT_CONFIG_ERROR: i32 = 1;
 
-pub fn run(cli: &Cli) -> i32 {
+/// Print a configuration error as gunicorn does (`Error: ...`), with the
+/// config file's traceback first when it raised.
+pub fn print_settings_error(e: &SettingsError) {
+    match e {
+        SettingsError::Usage(clap_err) => {
+            let _ = clap_err.print();
+        }
+        SettingsError::Invalid { traceback, .. } => {
+            if let Some(tb) = traceback {
+                eprint!("{}", tb);
+            }
+            eprintln!("Error: {e}");
+        }
+    }
+}
+
+/// Start the interpreter in the master: only when it must run Python.
+/// Signal handlers are installed before (CPython then leaves SIGINT alone)
+/// and a virtualenv it cannot use is refused before anything starts.
+fn start_python_in_master(signals: &mut Option<SignalPipe>, path: Vec<std::path::PathBuf>) -> Result<(), String> {
+    if crate::python::is_initialized() {
+        return Ok(());
+    }
+    if signals.is_none() {
+        *signals = Some(SignalPipe::install(&MASTER_SIGNALS).map_err(|e| format!("Cannot install signal handlers: {e}"))?);
+    }
+    crate::python::interp::choose_executable()?;
+    let setup = crate::python::PythonSetup { argv: crate::proctitle::original_args().to_vec(), path_prepend: path };
+    crate::python::initialize(&setup)
+}
+
+/// Set (or with None remove) an environment variable for the server and
+/// the app. With the interpreter already up (a Python config), its
+/// `os.environ` was copied at start and must be told too; it calls
+/// putenv/unsetenv itself.
+pub fn set_env_var(key: &str, value: Option<&str>) {
+    if crate::python::is_initialized() {
+        let r = Python::attach(|py| -> PyResult<()> {
+            let environ = py.import("os")?.getattr("environ")?;
+            match value {
+                Some(v) => environ.set_item(key, v)?,
+                None => {
+                    environ.call_method1("pop", (key, py.None()))?;
+                }
+            }
+            Ok(())
+        });
+        if r.is_ok() {
+            return;
+        }
+    }
+    // Single-threaded here (master, before any thread), so this is sound.
+    match value {
+        Some(v) => unsafe { std::env::set_var(key, v) },
+        None => unsafe { std::env::remove_var(key) },
+    }
+}
+
+/// Put the app's directories first on `sys.path` (an interpreter started
+/// to read the config only has the working directory there).
+pub fn prepend_sys_path(cfg: &Config) {
+    if !crate::python::is_initialized() {
+        return;
+    }
+    let setup = crate::master::python_setup(cfg);
+    let r = Python::attach(|py| -> PyResult<()> {
+        let path = py.import("sys")?.getattr("path")?;
+        for (i, dir) in setup.path_prepend.iter().enumerate() {
+            let s = dir.to_string_lossy();
+            while path.call_method1("__contains__", (s.as_ref(),))?.is_truthy()? {
+                path.call_method1("remove", (s.as_ref(),))?;
+            }
+            path.call_method1("insert", (i, s.as_ref()))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        crate::warning!("Cannot set sys.path: {e}");
+    }
+}
+
+/// `--check-config` / `--print-config`: as gunicorn, the app is imported
+/// too, so a config that names a broken app fails the check.
+fn check_app(cfg: &Config, signals: &mut Option<SignalPipe>) -> i32 {
+    for (k, v) in &cfg.raw_env {
+        set_env_var(k, Some(v));
+    }
+    if let Err(e) = std::env::set_current_dir(&cfg.chdir) {
+        eprintln!("Error: --chdir {}: {e}", cfg.chdir.display());
+        return EXIT_CONFIG_ERROR;
+    }
+    let setup = crate::master::python_setup(cfg);
+    if let Err(e) = start_python_in_master(signals, setup.path_prepend) {
+        eprintln!("Error: {e}");
+        return EXIT_CONFIG_ERROR;
+    }
+    prepend_sys_path(cfg);
+    match Python::attach(|py| crate::python::load_app(py, &cfg.wsgi_app).map(|_| ())) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("\nError while loading the application:\n");
+            eprint!("{}", e.report);
+            EXIT_CONFIG_ERROR
+        }
+    }
+}
+
+/// Run the server (or `--check-config`/`--print-config`) for this command
+/// line (`argv[0]` first); returns the exit status.
+pub fn run(argv: Vec<String>) -> i32 {
     // First of all: the hand-off variables leave the environment here, so
     // nothing later (least of all app code) sees or inherits them.
     let inherited = ferricorn_upgrade::take_inherited();
     // How this process was started, before --chdir moves it: USR2 starts the
     // next master from exactly this (Unicorn's START_CTX).
     let start = StartContext::capture(crate::proctitle::original_args().to_vec());
-    let cfg = match Config::from_cli(cli) {
-        Ok(c) => c,
+    let env = match Env::from_process() {
+        Ok(env) => env,
         Err(e) => {
-            eprintln!("Error: {e}");
+            eprintln!("Error: cannot read the working directory: {e}");
             return EXIT_CONFIG_ERROR;
         }
     };
+    let source = ConfigSource::new(argv, env);
+    let mut signals: Option<SignalPipe> = None;
+    if source.needs_python() {
+        // A Python config file runs in the master's interpreter (gunicorn's
+        // does too); its imports are found from the working directory.
+        if let Err(e) = start_python_in_master(&mut signals, vec![source.env.cwd.clone()]) {
+            eprintln!("Error: {e}");
+            return EXIT_CONFIG_ERROR;
+        }
+    }
+    let LoadedConfig { config: cfg, action, warnings, printed } = match source.load() {
+        Ok(l) => l,
+        Err(e) => {
+            print_settings_error(&e);
+            return e.exit_code();
+        }
+    };
+    if action != Action::Serve {
+        for w in &warnings {
+            eprintln!("Warning: {w}");
+        }
+        if action == Action::PrintConfig {
+            println!("{printed}");
+        }
+        return check_app(&cfg, &mut signals);
+    }
     unsafe { libc::umask(cfg.umask as libc::mode_t) };
     for (k, v) in &cfg.raw_env {
-        // Single-threaded here, so changing the environment is sound.
-        unsafe { std::env::set_var(k, v) };
+        set_env_var(k, Some(v));
     }
     if let Err(e) = std::env::set_current_dir(&cfg.chdir) {
         eprintln!("Error: --chdir {}: {e}", cfg.chdir.display());
@@ -47,6 +183,10 @@ pub fn run(cli: &Cli) -> i32 {
         eprintln!("Error: {e}");
         return EXIT_CONFIG_ERROR;
     }
+    for w in &warnings {
+        crate::warning!("{w}");
+    }
+    prepend_sys_path(&cfg);
     let inherited = match inherited {
         Ok(i) => i,
         Err(e) => {
@@ -66,12 +206,15 @@ pub fn run(cli: &Cli) -> i32 {
         }
     }
     // Before Python can start: CPython then leaves our SIGINT handler alone.
-    let signals = match SignalPipe::install(&MASTER_SIGNALS) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::error!("Cannot install signal handlers: {e}");
-            return EXIT_CONFIG_ERROR;
-        }
+    let signals = match signals.take() {
+        Some(s) => s,
+        None => match SignalPipe::install(&MASTER_SIGNALS) {
+            Ok(s) => s,
+            Err(e) => {
+                crate::error!("Cannot install signal handlers: {e}");
+                return EXIT_CONFIG_ERROR;
+            }
+        },
     };
 
     crate::info!("Starting ferricorn {}", env!("FERRICORN_VERSION"));
@@ -115,6 +258,7 @@ pub fn run(cli: &Cli) -> i32 {
     crate::info!("Using worker: sync");
 
     let preload = cfg.preload;
+    let config_file = cfg.config_file.clone();
     let mut arbiter = match Arbiter::new(cfg, listeners, signals) {
         Ok(a) => a,
         Err(e) => {
@@ -124,6 +268,8 @@ pub fn run(cli: &Cli) -> i32 {
     };
     arbiter.set_pidfile(pidfile);
     arbiter.set_upgrade(UpgradeSetup { start, ready_fd: inherited.ready_fd, upgraded_from });
+    arbiter.set_config_source(source);
+    arbiter.set_config_file(config_file);
     if preload {
         if let Err((code, report)) = arbiter.preload() {
             crate::error!("Exception while loading the application:\n{}", report.trim_end());
@@ -132,6 +278,13 @@ pub fn run(cli: &Cli) -> i32 {
             arbiter.abandon();
             return code;
         }
+    }
+    // gunicorn's order: on_starting, then when_ready once the arbiter is
+    // up, both before the first worker is forked.
+    if let Err(code) = arbiter.start_hooks() {
+        crate::info!("Shutting down: Master");
+        arbiter.abandon();
+        return code;
     }
     arbiter.run()
 }
@@ -260,13 +413,16 @@ fn cleanup(listeners: &[Listener], pidfile: Option<&Pidfile>) {
 
 /// Detach from the terminal: fork, new session, fork again, stdio to /dev/null.
 fn daemonize() -> Result<(), String> {
-    use nix::unistd::{fork, setsid, ForkResult};
-    match unsafe { fork() }.map_err(|e| e.to_string())? {
+    use nix::unistd::{setsid, ForkResult};
+    // With a Python config the interpreter is up already: fork with its
+    // cooperation so the daemon's interpreter is consistent.
+    let fork = crate::python::fork_with_python;
+    match fork().map_err(|e| e.to_string())? {
         ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
         ForkResult::Child => {}
     }
     setsid().map_err(|e| e.to_string())?;
-    match unsafe { fork() }.map_err(|e| e.to_string())? {
+    match fork().map_err(|e| e.to_string())? {
         ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
         ForkResult::Child => {}
     }

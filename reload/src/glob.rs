@@ -59,6 +59,12 @@ impl Pattern {
         match_parts(&self.parts, &names)
     }
 
+    /// Whether files under the (new) directory `dir` could match: it lies
+    /// below the literal root and a directory part of the pattern follows.
+    pub fn may_hold(&self, dir: &Path) -> bool {
+        dir.starts_with(&self.root) && dir != self.root && self.parts.len() > 1
+    }
+
     /// Directories in which a new matching file could appear.
     pub fn dirs(&self) -> Vec<PathBuf> {
         let mut out = vec![self.root.clone()];
@@ -69,7 +75,7 @@ impl Pattern {
     }
 }
 
-fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+pub(crate) fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > 16 {
         return;
     }

@@ -50,7 +50,7 @@ impl super::EngineImpl for Inotify {
         Ok(())
     }
 
-    fn changes(&mut self, _files: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
+    fn changes(&mut self, files: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
@@ -65,7 +65,17 @@ impl super::EngineImpl for Inotify {
                 let ev: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
                 let name_bytes = &buf[off + header..off + header + ev.len as usize];
                 let name_end = name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len());
-                if let Some(dir) = self.dirs.get(&ev.wd) {
+                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    // Events were lost: any watched file may have changed.
+                    out.extend(files.iter().cloned());
+                } else if ev.mask & libc::IN_IGNORED != 0 {
+                    // The directory is gone (deleted, or its file system
+                    // unmounted): forget it, so that a directory recreated
+                    // under the same name can be watched again.
+                    if let Some(dir) = self.dirs.remove(&ev.wd) {
+                        self.watched.remove(&dir);
+                    }
+                } else if let Some(dir) = self.dirs.get(&ev.wd) {
                     if name_end > 0 {
                         out.push(dir.join(std::ffi::OsStr::from_bytes(&name_bytes[..name_end])));
                     }

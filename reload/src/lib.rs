@@ -65,6 +65,8 @@ pub struct Watcher {
 trait EngineImpl {
     fn fd(&self) -> Option<i32>;
     fn watch_dir(&mut self, dir: &Path) -> Result<(), WatchError>;
+    /// A file joined the watched set: what it is now is not a change.
+    fn track(&mut self, _file: &Path) {}
     /// Paths that changed since the last call (directory entries).
     fn changes(&mut self, files: &BTreeSet<PathBuf>) -> Vec<PathBuf>;
 }
@@ -88,12 +90,20 @@ impl Watcher {
             if let Some(d) = f.parent() {
                 dirs.insert(d.to_path_buf());
             }
-            self.files.insert(f);
+            if !self.files.contains(&f) {
+                self.engine.track(&f);
+                self.files.insert(f);
+            }
         }
+        // One directory that cannot be watched (permissions, the inotify
+        // watch limit) must not leave the others unwatched.
+        let mut first_err = None;
         for d in dirs {
-            self.engine.watch_dir(&d)?;
+            if let Err(e) = self.engine.watch_dir(&d) {
+                first_err.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Watch what `pattern` (a path or a glob, relative to `base`) matches,
@@ -105,9 +115,13 @@ impl Watcher {
                 self.engine.watch_dir(&d)?;
             }
         }
-        self.add_files(p.expand())?;
         if glob::is_pattern(pattern) {
+            self.add_files(p.expand())?;
             self.patterns.push(p);
+        } else {
+            // A plain path is watched even if it does not exist yet: its
+            // creation is a change like any other.
+            self.add_files([p.root.clone()])?;
         }
         Ok(())
     }
@@ -145,6 +159,7 @@ impl Watcher {
             }
         }
         let mut seen = BTreeMap::new();
+        let mut new_dirs = false;
         for p in self.engine.changes(&self.files) {
             if is_ignored(&p) {
                 continue;
@@ -154,6 +169,22 @@ impl Watcher {
             } else if self.patterns.iter().any(|pat| pat.matches(&p)) {
                 self.files.insert(p.clone());
                 seen.insert(p, ());
+            } else if p.is_dir() && self.patterns.iter().any(|pat| pat.may_hold(&p)) {
+                // A new directory where "**" or a wildcard directory could
+                // match: watch it (and what is already inside, created before
+                // the watch was in place).
+                let mut dirs = vec![p.clone()];
+                glob::collect_dirs(&p, &mut dirs, 0);
+                for d in dirs {
+                    let _ = self.engine.watch_dir(&d);
+                }
+                new_dirs = true;
+            }
+        }
+        if new_dirs {
+            for f in self.new_pattern_matches() {
+                self.files.insert(f.clone());
+                seen.insert(f, ());
             }
         }
         seen.into_keys().collect()
@@ -196,6 +227,59 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(changed, vec![file]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("reload-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn scan_until_change(w: &mut Watcher) -> Vec<PathBuf> {
+        for _ in 0..100 {
+            let changed = w.scan();
+            if !changed.is_empty() {
+                return changed;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        vec![]
+    }
+
+    #[test]
+    fn polling_sees_a_save_made_right_after_the_file_was_added() {
+        let dir = temp_dir("poll-baseline");
+        let file = dir.join("app.py");
+        std::fs::write(&file, "v = 1\n").unwrap();
+        let mut w = Watcher::new(Engine::Poll { interval: Duration::from_millis(10) }).unwrap();
+        w.add_files([file.clone()]).unwrap();
+        // Saved before the first scan: still a change.
+        std::fs::write(&file, "v = 22\n").unwrap();
+        assert_eq!(w.scan(), vec![file]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn inotify_sees_matches_in_a_directory_created_later() {
+        let dir = temp_dir("inotify-newdir");
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        let mut w = Watcher::new(Engine::Inotify).unwrap();
+        w.add_pattern("templates/**/*.html", &dir).unwrap();
+        assert!(w.scan().is_empty());
+        std::fs::create_dir_all(dir.join("templates/admin/deep")).unwrap();
+        std::fs::write(dir.join("templates/admin/deep/list.html"), "x").unwrap();
+        assert_eq!(scan_until_change(&mut w), vec![dir.join("templates/admin/deep/list.html")]);
+        // Now an edit inside the new directory is seen too.
+        std::fs::write(dir.join("templates/admin/deep/list.html"), "y").unwrap();
+        assert_eq!(scan_until_change(&mut w), vec![dir.join("templates/admin/deep/list.html")]);
+        // Deleted and recreated, the directory is watched again.
+        std::fs::remove_dir_all(dir.join("templates/admin")).unwrap();
+        let _ = scan_until_change(&mut w);
+        std::fs::create_dir_all(dir.join("templates/admin")).unwrap();
+        std::fs::write(dir.join("templates/admin/new.html"), "z").unwrap();
+        assert!(scan_until_change(&mut w).contains(&dir.join("templates/admin/new.html")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

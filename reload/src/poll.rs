@@ -31,6 +31,12 @@ impl super::EngineImpl for Poll {
         Ok(())
     }
 
+    fn track(&mut self, file: &Path) {
+        // Stamp it now, not at the next scan: a save in between would
+        // otherwise become the baseline and never reload.
+        self.known.entry(file.to_path_buf()).or_insert_with(|| stamp(file));
+    }
+
     fn changes(&mut self, files: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
         let mut changed = Vec::new();
         for f in files {

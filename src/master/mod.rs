@@ -12,6 +12,8 @@
 //! old or recycled worker is retired only when a new one has booted to take
 //! its place. If a new generation fails to boot, the old one keeps serving.
 
+pub mod hooks;
+mod reconfig;
 mod reload;
 mod spawn;
 mod upgrade;
@@ -81,6 +83,10 @@ pub struct Arbiter {
     reload: Option<reload::Reload>,
     /// The configuration file, watched too with --reload.
     config_file: Option<std::path::PathBuf>,
+    /// Server hooks: the Python objects they are called with.
+    hooks: hooks::MasterHooks,
+    /// Where the configuration came from, to read it again on HUP.
+    source: Option<crate::config::ConfigSource>,
 }
 
 /// sys.argv and sys.path for the embedded interpreter (master or worker).
@@ -116,6 +122,8 @@ impl Arbiter {
             upgrade: upgrade::Upgrades::new(),
             reload: None,
             config_file: None,
+            hooks: hooks::MasterHooks::default(),
+            source: None,
         })
     }
 
@@ -171,6 +179,7 @@ impl Arbiter {
         let code = loop {
             self.reap();
             self.handle_signals();
+            self.hook_nworkers_changed();
             self.upgrade_tick();
             if self.phase == Phase::Running {
                 self.reload_tick();
@@ -194,6 +203,7 @@ impl Arbiter {
             crate::info!("Reason: {reason}");
         }
         self.release_files();
+        self.hook_on_exit();
     }
 
     /// Decide whether the master is done, and force the stragglers.
@@ -263,6 +273,7 @@ impl Arbiter {
         }
         crate::info!("Hang up: Master");
         self.notify_reloading();
+        self.reload_config();
         self.num_workers = self.cfg.workers;
         self.generation += 1;
         self.blocked_generation = None;
@@ -310,6 +321,7 @@ impl Arbiter {
         };
         let mut w = self.workers.swap_remove(pos);
         self.drain_reports(&mut w);
+        self.hook_child_exit(pid);
         self.slots.give_back(w.slot);
         let expected = w.is_retiring() || self.phase != Phase::Running;
         let (code, sig) = match status {

@@ -29,6 +29,9 @@ pub(super) struct Reload {
     poll_interval: Option<Duration>,
     next_scan: Instant,
     last_start: Option<Instant>,
+    /// Changes are waiting for the last reload's workers to boot; their
+    /// reports wake the master, so no timer is needed meanwhile.
+    held_for_boot: bool,
     /// A config file whose change means a configuration reload (HUP).
     config_file: Option<PathBuf>,
 }
@@ -56,6 +59,7 @@ impl Reload {
             poll_interval,
             next_scan: Instant::now(),
             last_start: None,
+            held_for_boot: false,
             config_file,
         };
         for pattern in &cfg.reload_extra_files {
@@ -89,7 +93,10 @@ impl Reload {
     /// How long the master may sleep before the reloader needs a turn.
     pub(super) fn timeout(&self, now: Instant) -> Duration {
         let mut t = Duration::from_secs(1);
-        if let Some(due) = self.debounce.due() {
+        if let Some(due) = self.debounce.due().filter(|_| !self.held_for_boot) {
+            // Not before the spacing allows: a due burst held back by it
+            // would otherwise make the master spin.
+            let due = self.last_start.map_or(due, |t| due.max(t + MIN_SPACING));
             t = t.min(due.saturating_duration_since(now));
         }
         if self.poll_interval.is_some() {
@@ -113,6 +120,7 @@ impl Reload {
             let changed = self.watcher.scan();
             self.debounce.push(changed, now);
         }
+        self.held_for_boot = booting;
         if booting || self.last_start.is_some_and(|t| now < t + MIN_SPACING) {
             return None;
         }
@@ -126,6 +134,30 @@ impl Reload {
     }
 }
 
+/// Python trusts a module's cached bytecode while the source's mtime, in
+/// whole seconds, and size match the ones recorded in it; an edit of the
+/// same size within the second of the last compile (a version bump, two
+/// quick saves) would make the new workers import the old code. Dropping
+/// the changed modules' caches makes them compile the source.
+fn forget_bytecode(changed: &[PathBuf]) {
+    for f in changed {
+        if f.extension() != Some(std::ffi::OsStr::new("py")) {
+            continue;
+        }
+        let (Some(dir), Some(stem)) = (f.parent(), f.file_stem()) else { continue };
+        // `<module>.<tag>[.opt-N].pyc`; module names hold no dot.
+        let prefix = format!("{}.", stem.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(dir.join("__pycache__")) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".pyc") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 impl Arbiter {
     /// One turn of the reloader in the master loop.
     pub(super) fn reload_tick(&mut self) {
@@ -136,6 +168,7 @@ impl Arbiter {
         let config_changed = reload.is_config_file(&changed);
         let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
         crate::info!("Reloading: {} modified", names.join(", "));
+        forget_bytecode(&changed);
         if config_changed {
             // The configuration itself changed: what HUP does.
             self.on_hup();

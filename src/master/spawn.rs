@@ -27,6 +27,13 @@ impl Arbiter {
         let _ = crate::sock::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&status_read), true);
         let age = self.next_age;
         self.next_age += 1;
+        let hook_worker = match self.hook_pre_fork(age) {
+            Ok(w) => w,
+            Err(e) => {
+                self.slots.give_back(slot);
+                return Err(e);
+            }
+        };
         match crate::python::fork_with_python() {
             Err(e) => {
                 self.slots.give_back(slot);
@@ -46,10 +53,12 @@ impl Arbiter {
                     aborted_at: None,
                     boot_failure: None,
                 });
+                self.hook_forked(child, hook_worker);
                 Ok(())
             }
             Ok(ForkResult::Child) => {
                 drop(status_read);
+                self.hook_in_child(hook_worker);
                 self.become_worker(slot, status_write, age)
             }
         }

@@ -163,6 +163,9 @@ impl Arbiter {
         let Some(start) = self.upgrade.start.clone() else {
             return self.ignore_usr2("no start context recorded".into());
         };
+        if !self.hook_pre_exec() {
+            return self.ignore_usr2("the pre_exec hook raised (see the traceback above)".into());
+        }
         crate::info!("Upgrading: starting a new master from {}", start.exe.display());
         let mut pidfile_rotated = false;
         if let Some(p) = &self.pidfile {

@@ -8,12 +8,17 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, Command};
 
 const APP_ARG: &str = "WSGI_APP";
+/// Not a setting: a benchmark switch, kept out of the table, `--help` and the docs.
+const REFERENCE_ARG: &str = "reference_responder";
 
 /// What one command line (or `$GUNICORN_CMD_ARGS`) explicitly set, in
 /// table order. Values are raw: validation happens when they are applied.
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub wsgi_app: Option<String>,
+    /// `--reference-responder`: answer every request from Rust, without
+    /// Python (the ceiling the app path is measured against).
+    pub reference_responder: bool,
     pub values: Vec<(&'static Setting, Value)>,
 }
 
@@ -28,6 +33,7 @@ fn help_default(s: &Setting) -> String {
         Default::None => "None".into(),
         Default::Bool(b) => if b { "True" } else { "False" }.into(),
         Default::Int(n) => n.to_string(),
+        Default::Float(x) => Value::Float(x).to_string(),
         Default::Str(t) => t.to_string(),
         Default::List(items) => Value::List(items.iter().map(|i| Value::Str(i.to_string())).collect()).to_string(),
         Default::Dict(_) => "see docs".into(),
@@ -70,10 +76,11 @@ fn arg_for(s: &'static Setting, order: usize) -> Arg {
 /// `-v/--version` and `-h/--help`.
 pub fn command() -> Command {
     let mut cmd = Command::new("ferricorn")
-        .version(env!("CARGO_PKG_VERSION"))
+        .version(env!("FERRICORN_VERSION"))
         .about("ferricorn: a zero-downtime WSGI HTTP server for UNIX, a drop-in for gunicorn.")
         .override_usage("ferricorn [OPTIONS] [WSGI_APP]")
         .disable_version_flag(true)
+        .after_help("Upgrade a running server to the binary and code now on disk, without downtime:\n  ferricorn upgrade --pid PIDFILE [--timeout SECONDS]")
         .arg(
             Arg::new(APP_ARG)
                 .value_name("WSGI_APP")
@@ -85,7 +92,8 @@ pub fn command() -> Command {
                 .long("version")
                 .action(ArgAction::Version)
                 .help("Print the version and exit."),
-        );
+        )
+        .arg(Arg::new(REFERENCE_ARG).long("reference-responder").action(ArgAction::SetTrue).hide(true));
     let mut order = 0;
     for section in Section::ALL {
         cmd = cmd.next_help_heading(section.title());
@@ -103,7 +111,11 @@ pub fn command() -> Command {
 pub fn parse(args: &[String]) -> Result<Parsed, clap::Error> {
     let argv = std::iter::once("ferricorn".to_string()).chain(args.iter().cloned());
     let m = command().try_get_matches_from(argv)?;
-    let mut parsed = Parsed { wsgi_app: m.get_one::<String>(APP_ARG).cloned(), values: Vec::new() };
+    let mut parsed = Parsed {
+        wsgi_app: m.get_one::<String>(APP_ARG).cloned(),
+        reference_responder: m.get_flag(REFERENCE_ARG),
+        values: Vec::new(),
+    };
     for s in SETTINGS.iter().filter(|s| s.has_cli()) {
         if m.value_source(s.name) != Some(ValueSource::CommandLine) {
             continue;

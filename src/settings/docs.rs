@@ -9,6 +9,7 @@ fn default_text(d: Default) -> String {
         Default::None => "`None`".into(),
         Default::Bool(b) => format!("`{}`", if b { "True" } else { "False" }),
         Default::Int(n) => format!("`{n}`"),
+        Default::Float(x) => format!("`{:?}`", x),
         Default::Str(s) => format!("`{}`", s.replace('`', "\\`")),
         Default::List([]) => "`[]`".into(),
         Default::List(items) => format!("`{:?}`", items),

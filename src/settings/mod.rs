@@ -125,6 +125,16 @@ impl Settings {
         self.hooks.iter().map(|(k, v)| (*k, v))
     }
 
+    /// Move the hook callables out (the server keeps them apart from the values).
+    pub fn take_hooks(&mut self) -> BTreeMap<&'static str, Hook> {
+        std::mem::take(&mut self.hooks)
+    }
+
+    /// Every setting and its value, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.values.iter().map(|(k, (v, _))| (*k, v))
+    }
+
     /// `proc_name`, else `default_proc_name`, as gunicorn resolves it.
     pub fn proc_name(&self) -> &str {
         self.str("proc_name").or_else(|| self.str("default_proc_name")).unwrap_or("ferricorn")
@@ -155,6 +165,8 @@ pub struct Loaded {
     pub config_file: Option<PathBuf>,
     /// Settings that were set but do nothing here, and similar notices: log them.
     pub warnings: Vec<String>,
+    /// The hidden `--reference-responder` benchmark switch.
+    pub reference_responder: bool,
 }
 
 impl Loaded {
@@ -237,6 +249,12 @@ pub(crate) struct FileEntry {
     pub setting: &'static Setting,
     pub raw: Raw,
     pub line: Option<usize>,
+}
+
+impl FileEntry {
+    fn raw_is_set(&self) -> bool {
+        !matches!(self.raw, Raw::Value(Value::None))
+    }
 }
 
 #[derive(Debug)]
@@ -366,6 +384,30 @@ fn default_values(env: &Env) -> Result<BTreeMap<&'static str, (Value, Source)>, 
     Ok(values)
 }
 
+/// Whether loading with this `argv` and `env` runs Python: a Python config
+/// file, or a TOML one naming hooks by import path. The interpreter must be
+/// initialised before [`load`] then. Problems are left for [`load`] to report.
+pub fn needs_python(argv: &[String], env: &Env) -> bool {
+    let args = argv.get(1..).unwrap_or(&[]);
+    let Ok(command_line) = cli::parse(args) else { return false };
+    let env_args = [
+        parse_env_args(ENV_ARGS[0], env).unwrap_or_default(),
+        parse_env_args(ENV_ARGS[1], env).unwrap_or_default(),
+    ];
+    let spec = [&command_line, &env_args[1], &env_args[0]]
+        .into_iter()
+        .find_map(|p| p.get("config").and_then(Value::as_str).map(|s| s.trim().to_string()));
+    let mut ignored = Vec::new();
+    match locate_config(spec.as_deref().map(|s| (s, Location::CommandLine)), env, &mut ignored) {
+        Ok(Some(ConfigRef::Python(_) | ConfigRef::Module(_))) => true,
+        Ok(Some(ConfigRef::Toml(path))) => std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| file_toml::parse(&path, &text).ok())
+            .is_some_and(|entries| entries.iter().any(|e| e.setting.kind.is_hook() && e.raw_is_set())),
+        _ => false,
+    }
+}
+
 /// Load the effective settings from `argv` (with the program name first,
 /// as `std::env::args()` gives it) and `env`.
 pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
@@ -447,6 +489,7 @@ pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
         }
     }
 
-    Ok(Loaded { settings: Settings { values: b.values, hooks: b.hooks }, config_file, warnings })
+    let reference_responder = command_line.reference_responder || env_args.iter().any(|p| p.reference_responder);
+    Ok(Loaded { settings: Settings { values: b.values, hooks: b.hooks }, config_file, warnings, reference_responder })
 }
 

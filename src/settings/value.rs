@@ -233,6 +233,18 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
             }
             Value::Int(n)
         }
+        Kind::Float => {
+            let x = match raw {
+                Value::Int(n) => *n as f64,
+                Value::Float(x) => *x,
+                Value::Str(t) => t.trim().parse::<f64>().map_err(|_| bad(raw, "a number"))?,
+                other => return Err(bad(other, "a number")),
+            };
+            if !x.is_finite() || x < 0.0 {
+                return Err(format!("{x} is not valid here: expected a number of 0 or more"));
+            }
+            Value::Float(x)
+        }
         Kind::Bool | Kind::NegFlag => match raw {
             Value::Bool(b) => Value::Bool(*b),
             Value::None if s.kind == Kind::NegFlag => Value::None,
@@ -261,16 +273,9 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
             }
             other => Value::List(string_list(other)?),
         },
-        Kind::FileList => {
-            let items = string_list(raw)?;
-            for item in &items {
-                let p = item.as_str().unwrap_or_default();
-                if !ctx.cwd.join(p).exists() {
-                    return Err(format!("file {p:?} does not exist"));
-                }
-            }
-            Value::List(items)
-        }
+        // Paths and glob patterns: a pattern may match nothing yet, so
+        // nothing is checked here; the watcher reports what it cannot watch.
+        Kind::FileList => Value::List(string_list(raw)?),
         Kind::Dict => match raw {
             Value::Dict(items) => Value::Dict(items.clone()),
             other => return Err(bad(other, "a dictionary")),
@@ -288,7 +293,7 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
             let w = one_string(raw)?;
             if !is_sync_worker_class(&w) {
                 return Err(format!(
-                    "worker class {w:?} is not available: ferricorn runs sync workers only (use sync, or leave it unset)"
+                    "Worker class '{w}' is not supported: ferricorn runs sync workers only (use -k sync, or leave it unset)"
                 ));
             }
             Value::Str(w)
@@ -374,6 +379,7 @@ pub fn raw_default(s: &Setting, env: &super::Env) -> Result<Value, String> {
         Default::None => Value::None,
         Default::Bool(b) => Value::Bool(b),
         Default::Int(n) => Value::Int(n),
+        Default::Float(x) => Value::Float(x),
         Default::Str(t) => match s.env_default.and_then(|var| env.get(var)) {
             Some(from_env) if s.name == "forwarded_allow_ips" => Value::Str(from_env.to_string()),
             _ => Value::Str(t.to_string()),

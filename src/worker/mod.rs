@@ -75,6 +75,11 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
         }
     }
+    if let Err(report) = crate::master::hooks::post_fork() {
+        fail(&ctx, EXIT_BOOT_ERROR, report);
+    }
+    // Before faulthandler, which hands SIGABRT on to it after the dump.
+    crate::master::hooks::install_abort_handler();
     if let Err(e) = crate::python::interp::dump_stacks_on_abort(crate::log::error_fd()) {
         crate::warning!("Python stacks will not be logged on timeout: {e}");
     }
@@ -115,6 +120,9 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         Ok(w) => w,
         Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("cannot prepare the WSGI environment: {e}\n")),
     };
+    if let Err(report) = crate::master::hooks::post_worker_init() {
+        fail(&ctx, EXIT_BOOT_ERROR, report);
+    }
     ctx.beat.beat();
     Message::Booted.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
     if cfg.reload {
@@ -129,6 +137,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
 
     let code = serve::Server::new(&ctx, Some(wsgi), signals).run();
     crate::info!("Worker exiting (pid: {})", std::process::id());
+    crate::master::hooks::worker_exit();
     crate::python::interp::finalize();
     unsafe { libc::_exit(code) }
 }

@@ -33,12 +33,22 @@ const LINGER_MS: u64 = 2000;
 pub fn install_worker_signals() -> std::io::Result<SignalPipe> {
     // Quick stop: the master sends QUIT/INT and expects the worker gone now,
     // even in the middle of a request. _exit is async-signal-safe.
+    // With a worker_int hook the loop runs it first, between requests; the
+    // alarm (default action: terminate) still ends a worker busy for 1 s.
+    let worker_int = crate::master::hooks::worker_has("worker_int");
     for sig in [libc::SIGINT, libc::SIGQUIT] {
-        unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
+        if worker_int {
+            unsafe { signal_hook::low_level::register(sig, || { libc::alarm(1); }) }?;
+        } else {
+            unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
+        }
     }
     // Graceful stop: responses still being produced must close their
     // connection. A relaxed atomic store is async-signal-safe.
     unsafe { signal_hook::low_level::register(libc::SIGTERM, || crate::wsgi::STOPPING.store(true, std::sync::atomic::Ordering::Relaxed)) }?;
+    if worker_int {
+        return SignalPipe::install(&[libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP, libc::SIGWINCH, libc::SIGINT, libc::SIGQUIT]);
+    }
     SignalPipe::install(&[libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP, libc::SIGWINCH])
 }
 
@@ -186,6 +196,10 @@ impl<'a> Server<'a> {
         for (sig, _) in self.signals.drain() {
             match sig {
                 libc::SIGTERM => self.begin_stop(),
+                libc::SIGINT | libc::SIGQUIT => {
+                    crate::master::hooks::worker_int();
+                    return true;
+                }
                 libc::SIGUSR1 => {
                     if let Err(e) = crate::log::reopen() {
                         crate::error!("Cannot reopen log files: {e}");

@@ -55,6 +55,12 @@ pub struct WsgiApp {
     start_response: Py<PyAny>,
     body: input::SharedBody,
     input: Py<InputStream>,
+    /// pre_request/post_request server hooks; None (the usual case) costs
+    /// one check per request.
+    request_hooks: Option<crate::master::hooks::RequestHooks>,
+    /// The last request's environ, kept for post_request only (`hooked`).
+    last_environ: Option<Py<PyDict>>,
+    hooked: bool,
 }
 
 /// One request as the worker hands it over.
@@ -114,10 +120,33 @@ impl WsgiApp {
         let start_response = fastcall::make(py, &start_target)?;
         let body = Rc::new(RefCell::new(Body::new(-1, Vec::new(), &BodyKind::None, &opts.limits, false, opts.timeout)));
         let input = Py::new(py, InputStream { body: body.clone() })?;
-        Ok(WsgiApp { app, template: t.unbind(), keys, opts, responder, start_response, body, input })
+        let request_hooks = crate::master::hooks::RequestHooks::for_this_worker();
+        Ok(WsgiApp { app, template: t.unbind(), keys, opts, responder, start_response, body, input, hooked: request_hooks.is_some(), request_hooks, last_environ: None })
     }
 
     pub fn handle(&mut self, py: Python<'_>, req: &Request<'_>) -> Outcome {
+        let Some(hooks) = self.request_hooks.take() else { return self.call_app(py, req) };
+        let out = match hooks.pre_request(py, req.head, req.buf, req.conn.remote_addr) {
+            Ok(r) => {
+                let out = self.call_app(py, req);
+                hooks.post_request(py, &r, self.last_environ.take(), out.status, &out.response_headers, out.sent);
+                out
+            }
+            // As gunicorn: a failing pre_request is that request's 500.
+            Err((r, e)) => {
+                let path = String::from_utf8_lossy(environ::split_target(req.head.target(req.buf)).0).into_owned();
+                crate::error!("Error handling request {path}\n{}", crate::python::loader::format_traceback(py, &e).trim_end());
+                let page = error_page("Internal Server Error", "");
+                send_simple(req.fd, req.head.minor_version, 500, "Internal Server Error", &page, self.opts.timeout);
+                hooks.post_request(py, &r, None, 500, &[], page.len() as u64);
+                Outcome { keep_alive: false, leftover: None, status: 500, sent: page.len() as u64, response_headers: vec![], linger: true }
+            }
+        };
+        self.request_hooks = Some(hooks);
+        out
+    }
+
+    fn call_app(&mut self, py: Python<'_>, req: &Request<'_>) -> Outcome {
         let head = req.head;
         let allowed = req.head.keep_alive && req.keep_alive_enabled && !req.stopping;
         let is_head = head.method(req.buf) == b"HEAD";
@@ -148,6 +177,9 @@ impl WsgiApp {
             Err(e) => return self.client_error(req, &responder, 400, "Bad Request", &e.0),
         };
         let _ = environ.set_item(self.keys.wsgi_input.bind(py), self.input.bind(py));
+        if self.hooked {
+            self.last_environ = Some(environ.clone().unbind());
+        }
         let start = self.start_response.bind(py).clone();
         let result = match self.app.bind(py).call1((environ, start)) {
             Ok(r) => r,

@@ -68,6 +68,8 @@ pub struct Server {
     pub port: u16,
     log: Arc<Mutex<String>>,
     exited: Option<ExitStatus>,
+    /// The threads copying stdout/stderr into `log`.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 pub struct Builder {
@@ -138,9 +140,10 @@ impl Builder {
         cmd.process_group(0);
         let mut child = cmd.spawn().expect("spawn ferricorn");
         let log = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
         for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
             let log = log.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 let mut r = BufReader::new(stream);
                 let mut line = String::new();
                 while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
@@ -150,10 +153,10 @@ impl Builder {
                     log.lock().unwrap().push_str(&line);
                     line.clear();
                 }
-            });
+            }));
         }
         let pid = child.id();
-        Server { child, pid, port: 0, log, exited: None }
+        Server { child, pid, port: 0, log, exited: None, readers }
     }
 
     pub fn start(self) -> Server {
@@ -267,8 +270,12 @@ impl Server {
         while Instant::now() < end {
             if let Ok(Some(s)) = self.child.try_wait() {
                 self.exited = Some(s);
-                // let the log readers catch up
-                std::thread::sleep(Duration::from_millis(50));
+                // Let the log readers reach the end of the output (bounded:
+                // a surviving worker could hold the pipe open).
+                let end = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < end && !self.readers.iter().all(|r| r.is_finished()) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return Some(s);
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -620,7 +627,7 @@ impl Server {
             });
         }
         let pid = child.id();
-        Server { child, pid, port: 0, log, exited: None }
+        Server { child, pid, port: 0, log, exited: None, readers: Vec::new() }
     }
 
     /// Wait for "Listening at: http://HOST:PORT" and remember the port.

@@ -16,3 +16,6 @@ mod frameworks;
 mod python_env;
 mod upgrade;
 mod upgrade_util;
+mod reload;
+mod config_files;
+mod config_hooks;

@@ -148,7 +148,8 @@ fn app_exception_gives_500_and_the_worker_lives() {
         assert_eq!(s.get("/boom").status, 500);
     }
     assert_eq!(s.get_text("/pid"), before, "the worker was replaced after an app exception");
-    assert!(s.log().contains("foundation app failed on purpose"));
+    // The log is read by another thread: wait for the line rather than race it.
+    assert!(s.wait_log("foundation app failed on purpose", std::time::Duration::from_secs(10)), "{}", s.log());
 }
 
 fn uid_of(name: &str) -> Option<u32> {
