@@ -54,7 +54,6 @@ pub struct WsgiApp {
     /// The `start_response` builtin handed to the app (wraps a StartResponse).
     start_response: Py<PyAny>,
     body: input::SharedBody,
-    input: Py<InputStream>,
     /// pre_request/post_request server hooks; None (the usual case) costs
     /// one check per request.
     request_hooks: Option<crate::master::hooks::RequestHooks>,
@@ -120,8 +119,11 @@ impl WsgiApp {
         let start_response = fastcall::make(py, &start_target)?;
         let body = Rc::new(RefCell::new(Body::new(-1, Vec::new(), &BodyKind::None, &opts.limits, false, opts.timeout)));
         let input = Py::new(py, InputStream { body: body.clone() })?;
+        // One wsgi.input object serves every request (its body is reset per
+        // request), so it lives in the template.
+        t.set_item(keys.wsgi_input.bind(py), input.bind(py))?;
         let request_hooks = crate::master::hooks::RequestHooks::for_this_worker();
-        Ok(WsgiApp { app, template: t.unbind(), keys, opts, responder, start_response, body, input, hooked: request_hooks.is_some(), request_hooks, last_environ: None })
+        Ok(WsgiApp { app, template: t.unbind(), keys, opts, responder, start_response, body, hooked: request_hooks.is_some(), request_hooks, last_environ: None })
     }
 
     pub fn handle(&mut self, py: Python<'_>, req: &Request<'_>) -> Outcome {
@@ -176,7 +178,6 @@ impl WsgiApp {
             Ok(env) => env,
             Err(e) => return self.client_error(req, &responder, 400, "Bad Request", &e.0),
         };
-        let _ = environ.set_item(self.keys.wsgi_input.bind(py), self.input.bind(py));
         if self.hooked {
             self.last_environ = Some(environ.clone().unbind());
         }
