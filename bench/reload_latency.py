@@ -104,7 +104,10 @@ class Server:
         env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '')}"
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env.pop("WEB_CONCURRENCY", None)
-        self.log = open(self.dir.parent / f"{self.dir.name}.log", "w+")
+        # Beside the app's directory, not in it: granian watches the whole
+        # working directory, and a log written there would reload it.
+        self.log_path = self.dir.parent / f"{self.dir.name}.log"
+        self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(command(name, self.port, ferricorn), cwd=self.dir, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.version = "v0000"
@@ -149,6 +152,7 @@ class Server:
                 pass
             self.proc.wait()
         self.log.close()
+        self.log_path.unlink(missing_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

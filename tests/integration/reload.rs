@@ -506,7 +506,6 @@ fn no_request_fails_during_reloads() {
 }
 
 #[test]
-#[ignore = "the command line has no -c/--config yet (being wired); enable when `ferricorn -c gunicorn.conf.py` works"]
 fn editing_the_config_file_reloads_the_configuration() {
     let p = Project::new("reload-config");
     p.write("gunicorn.conf.py", "workers = 1\nreload = True\nloglevel = 'debug'\n");
