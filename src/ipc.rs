@@ -16,12 +16,16 @@ pub enum Message {
     Recycle,
     /// Source files the worker's app uses (reload mode): watch them.
     Watch(Vec<String>),
+    /// Reload mode: the app failed to import and this worker serves an
+    /// error page with `report` instead (the master prints it once).
+    ErrorPage(String),
 }
 
 const BOOTED: u8 = 1;
 const BOOT_FAILED: u8 = 2;
 const RECYCLE: u8 = 3;
 const WATCH: u8 = 4;
+const ERROR_PAGE: u8 = 5;
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
@@ -34,6 +38,7 @@ impl Message {
             }
             Message::Recycle => (RECYCLE, vec![]),
             Message::Watch(files) => (WATCH, files.join("\0").into_bytes()),
+            Message::ErrorPage(report) => (ERROR_PAGE, report.as_bytes().to_vec()),
         };
         let mut out = Vec::with_capacity(5 + payload.len());
         out.push(kind);
@@ -80,6 +85,7 @@ impl Decoder {
             WATCH => Message::Watch(
                 String::from_utf8_lossy(&payload).split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect(),
             ),
+            ERROR_PAGE => Message::ErrorPage(String::from_utf8_lossy(&payload).into_owned()),
             _ => return self.next_message(),
         })
     }

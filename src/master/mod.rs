@@ -79,6 +79,8 @@ pub struct Arbiter {
     /// Binary upgrades: the successor this master started, or the old
     /// master that started this one; readiness announcements.
     upgrade: upgrade::Upgrades,
+    /// The generation whose error page report was printed (printed once).
+    error_page_reported: Option<u64>,
     /// The file watcher, with --reload (set up when the loop starts).
     reload: Option<reload::Reload>,
     /// The configuration file, watched too with --reload.
@@ -121,6 +123,7 @@ impl Arbiter {
             pid: std::process::id(),
             upgrade: upgrade::Upgrades::new(),
             reload: None,
+            error_page_reported: None,
             config_file: None,
             hooks: hooks::MasterHooks::default(),
             source: None,
@@ -387,7 +390,8 @@ impl Arbiter {
         self.blocked_generation = Some(generation);
         let serving = self.workers.iter().filter(|w| w.is_booted() && !w.is_retiring()).count();
         crate::error!(
-            "New worker (pid:{pid}) failed to boot; {serving} running worker(s) keep serving the previous code. Fix the error and send HUP to retry.\n{}",
+            "New worker (pid:{pid}) failed to boot; {serving} running worker(s) keep serving the previous code. {}\n{}",
+            if self.cfg.reload { "Save a fix to retry." } else { "Fix the error and send HUP to retry." },
             report.trim_end()
         );
         // Workers of the failed generation that are still booting will fail alike.
@@ -428,6 +432,16 @@ impl Arbiter {
                             r.add_files(files);
                         }
                     }
+                    Message::ErrorPage(report) => {
+                        w.error_page = true;
+                        if self.error_page_reported != Some(w.generation) {
+                            self.error_page_reported = Some(w.generation);
+                            crate::error!(
+                                "The app failed to load; workers answer with an error page until a fix is saved:\n{}",
+                                report.trim_end()
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -446,8 +460,16 @@ impl Arbiter {
             w.decoder.feed(&buf[..n as usize]);
         }
         while let Some(msg) = w.decoder.next_message() {
-            if let Message::BootFailed { code, report } = msg {
-                w.boot_failure = Some((code, report));
+            match msg {
+                Message::BootFailed { code, report } => w.boot_failure = Some((code, report)),
+                // A failing worker's files, read only after it exited: still
+                // watched, so saving the fix retries.
+                Message::Watch(files) => {
+                    if let Some(r) = self.reload.as_mut() {
+                        r.add_files(files);
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -51,6 +51,7 @@ impl Arbiter {
                     state: WorkerState::Booting,
                     wants_recycle: false,
                     aborted_at: None,
+                    error_page: false,
                     boot_failure: None,
                 });
                 self.hook_forked(child, hook_worker);
@@ -65,6 +66,11 @@ impl Arbiter {
     }
 
     fn become_worker(&mut self, slot: usize, status: std::os::fd::OwnedFd, age: u64) -> ! {
+        // Decided before the worker table is dropped below: only while no
+        // worker runs real code does a broken app get an error page (then
+        // showing the latest error); once good code runs, broken code must
+        // not replace it.
+        let load_error_page = self.cfg.reload && !self.workers.iter().any(|w| w.is_booted() && !w.error_page && !w.is_retiring());
         if let Some(sig) = self.signals.take() {
             sig.uninstall();
         }
@@ -83,7 +89,7 @@ impl Arbiter {
             master_pid: self.pid,
             preloaded,
             age,
-            load_error_page: self.cfg.reload && !self.ever_booted,
+            load_error_page,
         };
         worker::run(ctx)
     }

@@ -29,6 +29,8 @@ pub struct WorkerProc {
     pub wants_recycle: bool,
     /// When the master sent SIGABRT for a timeout.
     pub aborted_at: Option<Instant>,
+    /// Serves the error page of an app that failed to import (reload mode).
+    pub error_page: bool,
     /// A boot failure report already received from this worker.
     pub boot_failure: Option<(i32, String)>,
 }

@@ -106,9 +106,21 @@ def module_files():
 def error_files(exc):
     """Files a failed import involved: the SyntaxError's file and every
     frame of the traceback, so fixing any of them triggers a retry."""
+    import os
+
     files = set()
     if isinstance(exc, SyntaxError) and exc.filename:
         files.add(exc.filename)
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        # The module does not exist yet: watch where it would appear in the
+        # app's own directories, so creating it retries.
+        rel = exc.name.replace(".", os.sep)
+        cwd = os.getcwd()
+        for entry in sys.path:
+            base = os.path.abspath(entry or cwd)
+            if os.path.isdir(base) and (base == cwd or base.startswith(cwd + os.sep)):
+                files.add(os.path.join(base, rel + ".py"))
+                files.add(os.path.join(base, rel, "__init__.py"))
     tb = exc.__traceback__
     while tb is not None:
         files.add(tb.tb_frame.f_code.co_filename)

@@ -89,7 +89,8 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         None => match Python::attach(|py| crate::python::load_app(py, &cfg.wsgi_app)) {
             Ok(app) => app,
             Err(e) if ctx.load_error_page => {
-                crate::error!("The app failed to load; serving an error page until the code is fixed:\n{}", e.report.trim_end());
+                // The master prints the report once for all workers.
+                Message::ErrorPage(e.report.clone()).send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
                 watch_extra = e.files;
                 match Python::attach(|py| crate::python::loader::error_app(py, &e.report)) {
                     Ok(app) => app,

@@ -271,7 +271,6 @@ fn a_broken_new_module_is_watched_and_its_fix_reloads() {
 }
 
 #[test]
-#[ignore = "bug: once the error page has booted, a later broken save fails to boot and the error page keeps the first, stale traceback (spawn.rs load_error_page = !ever_booted)"]
 fn the_error_page_shows_the_latest_error() {
     let p = Project::new("reload-first-twice");
     let good = p.read("app.py");
@@ -416,7 +415,6 @@ fn code_broken_at_first_start_serves_the_traceback_until_fixed() {
 }
 
 #[test]
-#[ignore = "bug: the worker reports only the files of the failed traceback, not where the missing module would be, so creating it reloads nothing (loader.py error_files)"]
 fn a_missing_module_at_first_start_reloads_once_the_module_is_created() {
     let p = Project::new("reload-first-missing");
     std::fs::remove_file(p.file("helper.py")).unwrap();
