@@ -271,6 +271,17 @@ impl<'a> Server<'a> {
             return false;
         }
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if self.open >= 1 && self.accepting {
+            // EPOLLEXCLUSIVE wakes the waiting epoll registered first, so an
+            // idle first worker would collect every keep-alive connection
+            // while the others idle (throughput and tail latency suffer).
+            // A worker already holding connections moves itself to the back
+            // of the queue; with one connection at a time (Connection:
+            // close traffic) this costs nothing.
+            let ev = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
+            self.epoll.delete(lfd);
+            let _ = self.epoll.add(lfd, ev, TOKEN_LISTENER + i as u64);
+        }
         let is_tcp = matches!(self.ctx.listeners[i].kind, ListenerKind::Tcp(_));
         if is_tcp {
             crate::net::set_nodelay(fd.as_raw_fd());
