@@ -80,6 +80,13 @@ impl Reload {
     }
 
     pub(super) fn add_files(&mut self, files: Vec<String>) {
+        // Events already queued (inotify) belong to the files watched so
+        // far: take them first, or the creation of a module the worker has
+        // just imported would look like a change to it.
+        if self.poll_interval.is_none() {
+            let pending = self.watcher.scan();
+            self.debounce.push(pending, Instant::now());
+        }
         let before = self.watcher.watched().len();
         if let Err(e) = self.watcher.add_files(files.into_iter().map(PathBuf::from)) {
             crate::warning!("Reloader: {e}");

@@ -34,7 +34,17 @@ impl Arbiter {
                 return Err(e);
             }
         };
-        match crate::python::fork_with_python() {
+        // Signals stay blocked across fork: until the child has replaced
+        // the master's handlers with its own, a signal for it (a TERM sent
+        // right after the fork) would run the master's handler in the child
+        // and be lost. The child unblocks once its handlers are in place.
+        let mut previous = nix::sys::signal::SigSet::empty();
+        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&nix::sys::signal::SigSet::all()), Some(&mut previous));
+        let forked = crate::python::fork_with_python();
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&previous), None);
+        }
+        match forked {
             Err(e) => {
                 self.slots.give_back(slot);
                 Err(format!("fork: {e}"))

@@ -52,6 +52,9 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         Ok(s) => s,
         Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("cannot install signal handlers: {e}\n")),
     };
+    // The master forked with every signal blocked (see spawn.rs); with the
+    // worker's own handlers in place, what arrived meanwhile is delivered now.
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::empty()), None);
     crate::proctitle::set(&format!("ferricorn: worker [{}]", cfg.proc_name));
     if let Err(e) = drop_privileges(cfg) {
         fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
