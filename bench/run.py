@@ -251,6 +251,9 @@ def main():
                     continue
                 s = Server(server, app)
                 try:
+                    # The first 200 means one worker serves; give every server's
+                    # other workers time to finish booting before measuring.
+                    time.sleep(2)
                     run_wrk(s.port, APPS[app][2], "keepalive", 1, args.connections)  # warm-up
                     for mode in modes:
                         r = run_wrk(s.port, APPS[app][2], mode, args.duration, args.connections)
