@@ -1,14 +1,34 @@
-//! Worker liveness through shared memory.
+//! Worker liveness and load through shared memory.
 //!
 //! The master maps one anonymous shared region before forking; each worker
 //! owns a slot and stores the monotonic time there every turn of its loop
 //! (an atomic store, no syscall: clock_gettime is served by the vDSO). The
 //! master compares slots against --timeout without talking to anyone.
+//!
+//! Beside each heartbeat a worker publishes its load: how many connections
+//! it holds, whether it serves, and whether it is waiting in epoll right
+//! now. Workers read each other's loads to share connections fairly (see
+//! the accept decision in the worker's event loop).
+//!
+//! Layout: `SLOTS` heartbeats, then `SLOTS` loads, then one word holding
+//! the number of slots ever handed out (so readers scan only those).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const SLOTS: usize = 1024;
+
+const WORDS: usize = 2 * SLOTS + 1;
+const HIGH_WATER: usize = 2 * SLOTS;
+
+/// Load word flags; the low 32 bits count open connections.
+const SERVING: u64 = 1 << 62;
+const WAITING: u64 = 1 << 61;
+const COUNT: u64 = 0xffff_ffff;
+
+/// A worker counts as able to take a connection now if it waits in epoll,
+/// or if it beat this recently (between two requests).
+const FRESH_MS: u64 = 100;
 
 pub struct Heartbeats {
     base: *mut AtomicU64,
@@ -28,7 +48,7 @@ pub fn now_ms() -> u64 {
 
 impl Heartbeats {
     pub fn new() -> std::io::Result<Heartbeats> {
-        let len = SLOTS * std::mem::size_of::<AtomicU64>();
+        let len = WORDS * std::mem::size_of::<AtomicU64>();
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -45,33 +65,82 @@ impl Heartbeats {
         Ok(Heartbeats { base: p.cast() })
     }
 
-    fn slot(&self, i: usize) -> &AtomicU64 {
-        assert!(i < SLOTS);
+    fn word(&self, i: usize) -> &AtomicU64 {
+        assert!(i < WORDS);
         unsafe { &*self.base.add(i) }
     }
 
+    /// Start a slot for a new worker: beating now, serving nothing yet.
     pub fn beat(&self, slot: usize) {
-        self.slot(slot).store(now_ms(), Ordering::Relaxed);
+        self.word(slot).store(now_ms(), Ordering::Relaxed);
+        self.word(SLOTS + slot).store(0, Ordering::Relaxed);
+        self.word(HIGH_WATER).fetch_max(slot as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// The worker in `slot` is gone: others stop counting it.
+    pub fn release(&self, slot: usize) {
+        self.word(SLOTS + slot).store(0, Ordering::Relaxed);
     }
 
     /// How long since the worker in `slot` last beat.
     pub fn silence(&self, slot: usize) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.slot(slot).load(Ordering::Relaxed)))
+        Duration::from_millis(now_ms().saturating_sub(self.word(slot).load(Ordering::Relaxed)))
     }
 }
 
-/// Handle a worker keeps to its own slot.
+/// Handle a worker keeps to its own slot (and to read its peers').
 #[derive(Clone, Copy)]
 pub struct Beat {
-    ptr: *const AtomicU64,
+    base: *const AtomicU64,
+    slot: usize,
 }
 
 impl Beat {
     pub fn new(hb: &Heartbeats, slot: usize) -> Beat {
-        Beat { ptr: hb.slot(slot) }
+        assert!(slot < SLOTS);
+        Beat { base: hb.base, slot }
     }
+
+    fn word(&self, i: usize) -> &AtomicU64 {
+        unsafe { &*self.base.add(i) }
+    }
+
     #[inline]
     pub fn beat(&self) {
-        unsafe { &*self.ptr }.store(now_ms(), Ordering::Relaxed);
+        self.word(self.slot).store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Publish this worker's load. `serving` false (booting or stopping)
+    /// takes it out of the others' reckoning.
+    #[inline]
+    pub fn publish(&self, open: usize, serving: bool, waiting: bool) {
+        let mut v = (open as u64).min(COUNT);
+        if serving {
+            v |= SERVING;
+        }
+        if waiting {
+            v |= WAITING;
+        }
+        self.word(SLOTS + self.slot).store(v, Ordering::Relaxed);
+    }
+
+    /// The fewest connections any other worker that could take one now
+    /// holds; None when no other worker could.
+    pub fn least_loaded_peer(&self, now: u64) -> Option<u64> {
+        let high = (self.word(HIGH_WATER).load(Ordering::Relaxed) as usize).min(SLOTS);
+        let mut least: Option<u64> = None;
+        for slot in (0..high).filter(|s| *s != self.slot) {
+            let load = self.word(SLOTS + slot).load(Ordering::Relaxed);
+            if load & SERVING == 0 {
+                continue;
+            }
+            let fresh = now.saturating_sub(self.word(slot).load(Ordering::Relaxed)) <= FRESH_MS;
+            if load & WAITING == 0 && !fresh {
+                continue; // busy in a long request, or hung
+            }
+            let open = load & COUNT;
+            least = Some(least.map_or(open, |l| l.min(open)));
+        }
+        least
     }
 }

@@ -325,6 +325,7 @@ impl Arbiter {
         let mut w = self.workers.swap_remove(pos);
         self.drain_reports(&mut w);
         self.hook_child_exit(pid);
+        self.heartbeats.release(w.slot);
         self.slots.give_back(w.slot);
         let expected = w.is_retiring() || self.phase != Phase::Running;
         let (code, sig) = match status {

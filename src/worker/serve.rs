@@ -3,9 +3,11 @@
 //!
 //! Idle keep-alive clients and clients still trickling in their request head
 //! sit in epoll here, each with a deadline, so they cost a file descriptor,
-//! not a worker. Listeners are registered with EPOLLEXCLUSIVE and one
-//! connection is accepted per wake-up, which spreads connections across
-//! workers instead of letting the first awake worker take them all.
+//! not a worker. Every waiting worker is woken for a new connection and one
+//! connection is accepted per wake-up; a worker that holds two or more
+//! connections more than a peer able to take one leaves it to that peer
+//! (loads are published in the shared heartbeat memory), so keep-alive
+//! connections spread across workers.
 
 use super::conn::{peer_of, Conn};
 use super::WorkerCtx;
@@ -27,6 +29,8 @@ const TOKEN_LISTENER: u64 = 2;
 const TOKEN_CONN: u64 = 1 << 32;
 /// How often deadlines are checked; also bounds how stale a heartbeat gets.
 const SWEEP_MS: u64 = 100;
+/// How soon a worker that left a connection to a less loaded peer looks again.
+const DEFER_RECHECK_MS: i32 = 5;
 /// How long a lingering close waits for the client to stop sending.
 const LINGER_MS: u64 = 2000;
 
@@ -96,6 +100,8 @@ pub struct Server<'a> {
     served: u64,
     max_requests: u64,
     recycle_requested: bool,
+    /// Stopped accepting because other workers hold fewer connections.
+    deferring: bool,
     /// len(sys.modules) when the app's files were last reported (reload mode):
     /// modules imported lazily by a request are watched too.
     modules_seen: Option<usize>,
@@ -140,6 +146,7 @@ impl<'a> Server<'a> {
             served: 0,
             max_requests,
             recycle_requested: false,
+            deferring: false,
             modules_seen: ctx.cfg.reload.then(|| Python::attach(sys_modules_len)),
             access: crate::log::access_enabled().then(|| AccessFormat::compile(&cfg.access_logformat)),
             server_names,
@@ -163,8 +170,17 @@ impl<'a> Server<'a> {
             if self.stopping && self.open == 0 {
                 return 0;
             }
-            let timeout = if self.open > 0 { SWEEP_MS as i32 } else { 1000 };
+            let timeout = if self.deferring {
+                // Look again soon: the less loaded worker may have become busy.
+                DEFER_RECHECK_MS
+            } else if self.open > 0 {
+                SWEEP_MS as i32
+            } else {
+                1000
+            };
+            self.ctx.beat.publish(self.open, !self.stopping, true);
             let n = self.epoll.wait(&mut events, timeout);
+            self.ctx.beat.publish(self.open, !self.stopping, false);
             for ev in events.iter().take(n) {
                 let (token, flags) = (ev.u64, ev.events);
                 match token {
@@ -179,8 +195,19 @@ impl<'a> Server<'a> {
                     }
                     t if t >= TOKEN_CONN => self.on_conn_event((t - TOKEN_CONN) as usize, flags),
                     t => {
-                        self.accept_one((t - TOKEN_LISTENER) as usize);
+                        if self.fair_to_accept() {
+                            self.accept_one((t - TOKEN_LISTENER) as usize);
+                        } else {
+                            self.deferring = true;
+                            self.set_accepting(false);
+                        }
                     }
+                }
+            }
+            if self.deferring && (self.stopping || self.fair_to_accept()) {
+                self.deferring = false;
+                if !self.stopping {
+                    self.set_accepting(true);
                 }
             }
             let now = now_ms();
@@ -188,6 +215,17 @@ impl<'a> Server<'a> {
                 self.sweep(now);
                 next_sweep = now + SWEEP_MS;
             }
+        }
+    }
+
+    /// Whether this worker should take the next connection: not while
+    /// another worker that could take it now holds two or more fewer.
+    /// Keep-alive connections stay with the worker that accepted them, so
+    /// this is what spreads them (and their requests) across workers.
+    fn fair_to_accept(&self) -> bool {
+        match self.ctx.beat.least_loaded_peer(now_ms()) {
+            Some(least) => (self.open as u64) <= least + 1,
+            None => true,
         }
     }
 
@@ -217,7 +255,11 @@ impl<'a> Server<'a> {
         }
         for (i, l) in self.ctx.listeners.iter().enumerate() {
             if on {
-                let ev = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
+                // Not EPOLLEXCLUSIVE: it wakes only the first waiting worker,
+                // and a burst of connections (a client pool opening all at
+                // once) would then all stay with it. Every waiting worker
+                // is woken; the load check decides who accepts.
+                let ev = libc::EPOLLIN as u32;
                 let _ = self.epoll.add(l.fd.as_raw_fd(), ev, TOKEN_LISTENER + i as u64);
             } else {
                 self.epoll.delete(l.fd.as_raw_fd());
@@ -271,17 +313,6 @@ impl<'a> Server<'a> {
             return false;
         }
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        if self.open >= 1 && self.accepting {
-            // EPOLLEXCLUSIVE wakes the waiting epoll registered first, so an
-            // idle first worker would collect every keep-alive connection
-            // while the others idle (throughput and tail latency suffer).
-            // A worker already holding connections moves itself to the back
-            // of the queue; with one connection at a time (Connection:
-            // close traffic) this costs nothing.
-            let ev = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
-            self.epoll.delete(lfd);
-            let _ = self.epoll.add(lfd, ev, TOKEN_LISTENER + i as u64);
-        }
         let is_tcp = matches!(self.ctx.listeners[i].kind, ListenerKind::Tcp(_));
         if is_tcp {
             crate::net::set_nodelay(fd.as_raw_fd());
@@ -489,7 +520,7 @@ impl<'a> Server<'a> {
             drop(conn);
             self.open -= 1;
             self.free.push(idx);
-            if !self.stopping && !self.accepting && self.open < self.ctx.cfg.worker_connections {
+            if !self.stopping && !self.accepting && !self.deferring && self.open < self.ctx.cfg.worker_connections {
                 self.set_accepting(true);
             }
         }
