@@ -12,7 +12,10 @@
 //! two builds of one release can be told apart, e.g. across a binary upgrade.
 fn main() {
     let suffix = std::env::var("FERRICORN_VERSION_SUFFIX").unwrap_or_default();
-    println!("cargo:rustc-env=FERRICORN_VERSION={}{suffix}", std::env::var("CARGO_PKG_VERSION").unwrap_or_default());
+    println!(
+        "cargo:rustc-env=FERRICORN_VERSION={}{suffix}",
+        std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
+    );
     println!("cargo:rerun-if-env-changed=FERRICORN_VERSION_SUFFIX");
     pyo3_build_config::add_libpython_rpath_link_args();
     let cfg = pyo3_build_config::get();

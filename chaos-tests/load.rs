@@ -127,7 +127,10 @@ fn exchange(c: &mut Conn, req: &[u8]) -> Result<(u16, String, bool), (std::io::E
         let n = c.read(&mut tmp).map_err(|e| (e, !buf.is_empty()))?;
         if n == 0 {
             let got_any = !buf.is_empty();
-            return Err((std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"), got_any));
+            return Err((
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"),
+                got_any,
+            ));
         }
         buf.extend_from_slice(&tmp[..n]);
         if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -135,21 +138,33 @@ fn exchange(c: &mut Conn, req: &[u8]) -> Result<(u16, String, bool), (std::io::E
         }
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let lower = head.to_ascii_lowercase();
     let close = lower.contains("\r\nconnection: close");
     let len: usize = lower
         .lines()
-        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0);
     while buf.len() < head_end + len {
         let n = c.read(&mut tmp).map_err(|e| (e, true))?;
         if n == 0 {
-            return Err((std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body cut short"), true));
+            return Err((
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body cut short"),
+                true,
+            ));
         }
         buf.extend_from_slice(&tmp[..n]);
     }
-    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).trim().to_string();
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + len])
+        .trim()
+        .to_string();
     Ok((status, body, close))
 }
 
@@ -240,7 +255,11 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, threads, live }
+        Load {
+            stop,
+            threads,
+            live,
+        }
     }
 
     /// Successful responses so far (to wait for traffic to flow).

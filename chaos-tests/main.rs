@@ -4,8 +4,8 @@
 #[path = "../tests/integration/harness.rs"]
 mod harness;
 mod load;
+mod reload;
 mod restarts;
 #[path = "../tests/integration/upgrade_util.rs"]
 mod upgrade_util;
 mod upgrades;
-mod reload;

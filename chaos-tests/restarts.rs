@@ -6,7 +6,10 @@ use crate::load::{Load, Target};
 use std::time::Duration;
 
 fn server(extra: &[&str]) -> Server {
-    Server::builder("chaos:app").args(["-w", "2", "--graceful-timeout", "10"]).args(extra.iter().copied()).start()
+    Server::builder("chaos:app")
+        .args(["-w", "2", "--graceful-timeout", "10"])
+        .args(extra.iter().copied())
+        .start()
 }
 
 fn booted(s: &Server) -> usize {
@@ -18,12 +21,24 @@ fn ten_hups_under_load_fail_no_request() {
     let s = server(&[]);
     for keepalive in [true, false] {
         let load = Load::start(Target::Tcp(s.addr()), "/", 8, keepalive);
-        assert!(load.wait_progress(50, Duration::from_secs(10)), "no traffic; log:\n{}", s.log());
+        assert!(
+            load.wait_progress(50, Duration::from_secs(10)),
+            "no traffic; log:\n{}",
+            s.log()
+        );
         for _ in 0..5 {
             let before = booted(&s);
             s.signal(libc::SIGHUP);
             // Each HUP replaces both workers: wait for two new boots and the traffic to go on.
-            assert!(s.wait_log_n("Booting worker with pid", before + 2, Duration::from_secs(20)), "{}", s.log());
+            assert!(
+                s.wait_log_n(
+                    "Booting worker with pid",
+                    before + 2,
+                    Duration::from_secs(20)
+                ),
+                "{}",
+                s.log()
+            );
             assert!(load.wait_progress(50, Duration::from_secs(10)));
         }
         let stats = load.stop();
@@ -37,7 +52,15 @@ fn max_requests_recycling_under_load_fails_no_request() {
     let s = server(&["--max-requests", "200", "--max-requests-jitter", "50"]);
     let load = Load::start(Target::Tcp(s.addr()), "/", 8, true);
     let start = booted(&s);
-    assert!(s.wait_log_n("Booting worker with pid", start + 6, Duration::from_secs(60)), "{}", s.log());
+    assert!(
+        s.wait_log_n(
+            "Booting worker with pid",
+            start + 6,
+            Duration::from_secs(60)
+        ),
+        "{}",
+        s.log()
+    );
     let stats = load.stop();
     println!("max_requests recycling: {stats}");
     assert_eq!(stats.failed(), 0, "{stats}\nlog:\n{}", s.log());
@@ -50,10 +73,20 @@ fn ttin_ttou_under_load_fail_no_request() {
     assert!(load.wait_progress(20, Duration::from_secs(10)));
     for _ in 0..3 {
         s.signal(libc::SIGTTIN);
-        assert_eq!(s.wait_workers(3, Duration::from_secs(10)).len(), 3, "{}", s.log());
+        assert_eq!(
+            s.wait_workers(3, Duration::from_secs(10)).len(),
+            3,
+            "{}",
+            s.log()
+        );
         assert!(load.wait_progress(10, Duration::from_secs(10)));
         s.signal(libc::SIGTTOU);
-        assert_eq!(s.wait_workers(2, Duration::from_secs(15)).len(), 2, "{}", s.log());
+        assert_eq!(
+            s.wait_workers(2, Duration::from_secs(15)).len(),
+            2,
+            "{}",
+            s.log()
+        );
         assert!(load.wait_progress(10, Duration::from_secs(10)));
     }
     let stats = load.stop();
@@ -77,5 +110,10 @@ fn a_killed_worker_is_replaced_and_serving_goes_on() {
     println!("worker SIGKILL: {stats}");
     // Only a request the killed worker held at that instant may fail.
     assert!(stats.failed() <= 4, "{stats}");
-    assert!(s.log().contains(&format!("Worker (pid:{victim}) was sent SIGKILL!")), "{}", s.log());
+    assert!(
+        s.log()
+            .contains(&format!("Worker (pid:{victim}) was sent SIGKILL!")),
+        "{}",
+        s.log()
+    );
 }

@@ -23,17 +23,29 @@ struct Mixed {
 
 impl Mixed {
     fn start(t: Target, path: &str) -> Mixed {
-        Mixed { keepalive: Load::start(t.clone(), path, 6, true), close: Load::start(t, path, 4, false) }
+        Mixed {
+            keepalive: Load::start(t.clone(), path, 6, true),
+            close: Load::start(t, path, 4, false),
+        }
     }
     fn progress(&self, s: &Server) {
-        assert!(self.keepalive.wait_progress(30, T) && self.close.wait_progress(10, T), "traffic stalled; log:\n{}", s.log());
+        assert!(
+            self.keepalive.wait_progress(30, T) && self.close.wait_progress(10, T),
+            "traffic stalled; log:\n{}",
+            s.log()
+        );
     }
     /// Stop, print the counts under `label`, assert none failed.
     fn finish(self, label: &str, s: &Server) -> (Stats, Stats) {
         let (k, c) = (self.keepalive.stop(), self.close.stop());
         println!("{label}: keep-alive: {k}");
         println!("{label}: per-request: {c}");
-        assert_eq!(k.failed() + c.failed(), 0, "{label}\nkeep-alive: {k}\nper-request: {c}\nlog:\n{}", s.log());
+        assert_eq!(
+            k.failed() + c.failed(),
+            0,
+            "{label}\nkeep-alive: {k}\nper-request: {c}\nlog:\n{}",
+            s.log()
+        );
         (k, c)
     }
 }
@@ -115,12 +127,22 @@ fn an_upgrade_to_a_binary_with_another_version_switches_every_response() {
     let (k, c) = load.finish("upgrade to another binary", &s);
     let new_software = format!("{old_software}{ALT_SUFFIX}");
     for stats in [&k, &c] {
-        assert!(stats.bodies.contains_key(&old_software) && stats.bodies.contains_key(&new_software), "{stats}");
+        assert!(
+            stats.bodies.contains_key(&old_software) && stats.bodies.contains_key(&new_software),
+            "{stats}"
+        );
     }
     for _ in 0..20 {
         assert_eq!(s.get_text("/server"), new_software);
     }
-    assert!(s.log().contains(&format!("Starting ferricorn {}", new_software.trim_start_matches("ferricorn/"))), "{}", s.log());
+    assert!(
+        s.log().contains(&format!(
+            "Starting ferricorn {}",
+            new_software.trim_start_matches("ferricorn/")
+        )),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
@@ -172,13 +194,32 @@ fn killing_the_new_master_mid_upgrade_fails_no_request() {
     s.signal(libc::SIGUSR2);
     assert!(s.wait_log("New master started (pid", T), "{}", s.log());
     // Its workers are importing (1 s) when it dies.
-    assert!(s.wait_log_n("Booting worker with pid", boots + 2, T), "{}", s.log());
-    let line = s.log().lines().find(|l| l.contains("New master started (pid")).unwrap().to_string();
-    let new: u32 = line.split("(pid ").nth(1).and_then(|r| r.split(')').next()).and_then(|p| p.parse().ok()).unwrap();
+    assert!(
+        s.wait_log_n("Booting worker with pid", boots + 2, T),
+        "{}",
+        s.log()
+    );
+    let line = s
+        .log()
+        .lines()
+        .find(|l| l.contains("New master started (pid"))
+        .unwrap()
+        .to_string();
+    let new: u32 = line
+        .split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     unsafe { libc::kill(new as i32, libc::SIGKILL) };
-    assert!(s.wait_log("Upgrade failed: the new master", T), "{}", s.log());
-    assert!(eventually(T, || d.master() == Some(s.pid) && !oldbin(&d.pidfile).exists()));
+    assert!(
+        s.wait_log("Upgrade failed: the new master", T),
+        "{}",
+        s.log()
+    );
+    assert!(eventually(T, || d.master() == Some(s.pid)
+        && !oldbin(&d.pidfile).exists()));
     load.progress(&s);
     let (k, _) = load.finish("kill -9 of the new master mid-upgrade", &s);
     assert_eq!(k.bodies.keys().collect::<Vec<_>>(), vec!["release 1"]);
@@ -194,8 +235,15 @@ fn killing_the_old_master_once_the_new_one_is_ready_fails_no_request() {
     load.progress(&s);
     s.signal(libc::SIGKILL);
     wait_alone(new, s.pid);
-    assert!(s.wait_log("has exited; this master serves alone", T), "{}", s.log());
-    assert!(eventually(T, || !oldbin(&d.pidfile).exists()), "the new master removes the stale .oldbin");
+    assert!(
+        s.wait_log("has exited; this master serves alone", T),
+        "{}",
+        s.log()
+    );
+    assert!(
+        eventually(T, || !oldbin(&d.pidfile).exists()),
+        "the new master removes the stale .oldbin"
+    );
     load.progress(&s);
     load.finish("kill -9 of the old master after the new one is ready", &s);
     assert_eq!(s.get_text("/master"), new.to_string());
@@ -206,7 +254,10 @@ fn upgrades_over_a_unix_socket_fail_no_request() {
     let d = Deploy::new("chaos-unix");
     let sock = d.dir.join("app.sock");
     let bind = format!("unix:{}", sock.display());
-    let s = d.start(&apps_dir(), &tcp(&["-b", &bind, "--upgrade-mode", "auto", APP]));
+    let s = d.start(
+        &apps_dir(),
+        &tcp(&["-b", &bind, "--upgrade-mode", "auto", APP]),
+    );
     let load = Mixed::start(Target::Unix(sock.clone()), "/");
     load.progress(&s);
     let mut cur = s.pid;

@@ -155,16 +155,24 @@ fn atom(name: &str) -> Atom {
 }
 
 fn or_dash(v: Option<String>) -> String {
-    v.filter(|s| !s.is_empty()).unwrap_or_else(|| "-".to_string())
+    v.filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "-".to_string())
 }
 
 fn write_atom(a: &Atom, r: &AccessRecord<'_>, out: &mut String) {
     match a {
         Atom::RemoteAddr => out.push_str(r.remote_addr),
         Atom::Dash | Atom::Unknown => out.push('-'),
-        Atom::User => out.push_str(&or_dash(r.req_header("authorization").and_then(|v| basic_auth_user(&v)))),
+        Atom::User => out.push_str(&or_dash(
+            r.req_header("authorization")
+                .and_then(|v| basic_auth_user(&v)),
+        )),
         Atom::Time => {
-            let _ = write!(out, "{}", chrono::Local::now().format("[%d/%b/%Y:%H:%M:%S %z]"));
+            let _ = write!(
+                out,
+                "{}",
+                chrono::Local::now().format("[%d/%b/%Y:%H:%M:%S %z]")
+            );
         }
         Atom::RequestLine => {
             let _ = write!(out, "{} {} {}", r.method, r.target, r.version);
@@ -192,7 +200,10 @@ fn write_atom(a: &Atom, r: &AccessRecord<'_>, out: &mut String) {
         }
         Atom::RequestHeader(h) => out.push_str(&or_dash(r.req_header(h))),
         Atom::ResponseHeader(h) => out.push_str(&or_dash(
-            r.response_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(h)).map(|(_, v)| v.clone()),
+            r.response_headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(h))
+                .map(|(_, v)| v.clone()),
         )),
         Atom::EnvVar(v) => out.push_str(&or_dash(std::env::var(v).ok())),
     }
@@ -206,7 +217,12 @@ fn basic_auth_user(value: &str) -> Option<String> {
     }
     let decoded = base64_decode(token.trim())?;
     let text = String::from_utf8(decoded).ok()?;
-    Some(text.split_once(':').map(|(u, _)| u).unwrap_or(&text).to_string())
+    Some(
+        text.split_once(':')
+            .map(|(u, _)| u)
+            .unwrap_or(&text)
+            .to_string(),
+    )
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
@@ -238,7 +254,10 @@ mod tests {
     #[test]
     fn default_format_renders_like_gunicorn() {
         let f = AccessFormat::compile(crate::config::DEFAULT_ACCESS_LOG_FORMAT);
-        let headers: Vec<(&[u8], &[u8])> = vec![(b"User-Agent", b"curl/8"), (b"Authorization", b"Basic dXNlcjpwYXNz")];
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b"User-Agent", b"curl/8"),
+            (b"Authorization", b"Basic dXNlcjpwYXNz"),
+        ];
         let r = AccessRecord {
             remote_addr: "127.0.0.1",
             method: "GET",
@@ -255,7 +274,10 @@ mod tests {
         let mut out = String::new();
         f.format(&r, &mut out);
         assert!(out.starts_with("127.0.0.1 - user ["), "{out}");
-        assert!(out.ends_with("] \"GET /a?b=1 HTTP/1.1\" 200 13 \"-\" \"curl/8\"\n"), "{out}");
+        assert!(
+            out.ends_with("] \"GET /a?b=1 HTTP/1.1\" 200 13 \"-\" \"curl/8\"\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -263,8 +285,16 @@ mod tests {
         let f = AccessFormat::compile("%% %(zz)s %({x-id}i)s %(D)s");
         let headers: Vec<(&[u8], &[u8])> = vec![(b"X-Id", b"7")];
         let r = AccessRecord {
-            remote_addr: "", method: "GET", target: "/", path: "/", query: "", version: "HTTP/1.0",
-            status: 404, response_length: None, request_headers: &headers, response_headers: &[],
+            remote_addr: "",
+            method: "GET",
+            target: "/",
+            path: "/",
+            query: "",
+            version: "HTTP/1.0",
+            status: 404,
+            response_length: None,
+            request_headers: &headers,
+            response_headers: &[],
             duration: Duration::from_micros(42),
         };
         let mut out = String::new();

@@ -138,9 +138,13 @@ impl Config {
         let raw_env = s
             .list("raw_env")
             .into_iter()
-            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
-        let log_level = crate::log::Level::parse(s.str("loglevel").unwrap_or("info")).unwrap_or(crate::log::Level::Info);
+        let log_level = crate::log::Level::parse(s.str("loglevel").unwrap_or("info"))
+            .unwrap_or(crate::log::Level::Info);
         // -u/-g equal to who we already are: nothing to switch.
         let uid = Some(s.int("user") as u32).filter(|u| *u != nix::unistd::geteuid().as_raw());
         let gid = Some(s.int("group") as u32).filter(|g| *g != nix::unistd::getegid().as_raw());
@@ -150,7 +154,11 @@ impl Config {
             field_size: s.int("limit_request_field_size") as usize,
         };
         let timeout = s.int("timeout");
-        let reload_extra_files: Vec<String> = s.list("reload_extra_files").into_iter().map(String::from).collect();
+        let reload_extra_files: Vec<String> = s
+            .list("reload_extra_files")
+            .into_iter()
+            .map(String::from)
+            .collect();
         let poll = match s.get("reload_poll_interval") {
             Value::Float(x) => *x,
             Value::Int(n) => *n as f64,
@@ -181,12 +189,19 @@ impl Config {
             umask: s.int("umask") as u32,
             preload: s.bool("preload_app"),
             access_logfile: s.str("accesslog").map(String::from),
-            access_logformat: s.str("access_log_format").unwrap_or(DEFAULT_ACCESS_LOG_FORMAT).to_string(),
+            access_logformat: s
+                .str("access_log_format")
+                .unwrap_or(DEFAULT_ACCESS_LOG_FORMAT)
+                .to_string(),
             error_logfile: s.str("errorlog").unwrap_or("-").to_string(),
             log_level,
             capture_output: s.bool("capture_output"),
             limits,
-            forwarded_allow_ips: s.list("forwarded_allow_ips").into_iter().map(String::from).collect(),
+            forwarded_allow_ips: s
+                .list("forwarded_allow_ips")
+                .into_iter()
+                .map(String::from)
+                .collect(),
             sendfile: use_sendfile(s.get("sendfile"), env),
             bind_given,
             upgrade_auto: s.str("upgrade_mode") == Some("auto"),
@@ -238,9 +253,18 @@ impl ConfigSource {
         let action = loaded.action();
         let printed = loaded.settings.print_config();
         let warnings = loaded.warnings.clone();
-        let config = Config::from_loaded(loaded, &self.env)
-            .map_err(|e| SettingsError::Invalid { at: settings::Location::CommandLine, message: e.0, traceback: None })?;
-        Ok(LoadedConfig { config, action, warnings, printed })
+        let config =
+            Config::from_loaded(loaded, &self.env).map_err(|e| SettingsError::Invalid {
+                at: settings::Location::CommandLine,
+                message: e.0,
+                traceback: None,
+            })?;
+        Ok(LoadedConfig {
+            config,
+            action,
+            warnings,
+            printed,
+        })
     }
 }
 
@@ -249,14 +273,39 @@ mod tests {
     use super::*;
 
     fn load(args: &[&str], vars: &[(&str, &str)]) -> Config {
-        let argv = std::iter::once("ferricorn").chain(args.iter().copied()).map(String::from).collect();
-        let env = Env::new(std::env::current_dir().unwrap(), vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        ConfigSource::new(argv, env).load().unwrap_or_else(|e| panic!("{e}")).config
+        let argv = std::iter::once("ferricorn")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
+        let env = Env::new(
+            std::env::current_dir().unwrap(),
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        ConfigSource::new(argv, env)
+            .load()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
     }
 
     #[test]
     fn settings_map_to_config_fields() {
-        let c = load(&["-w", "3", "--keep-alive", "7", "--preload", "-t", "0", "--upgrade-mode", "auto", "-m", "022", "app:x"], &[]);
+        let c = load(
+            &[
+                "-w",
+                "3",
+                "--keep-alive",
+                "7",
+                "--preload",
+                "-t",
+                "0",
+                "--upgrade-mode",
+                "auto",
+                "-m",
+                "022",
+                "app:x",
+            ],
+            &[],
+        );
         assert_eq!(c.workers, 3);
         assert_eq!(c.keep_alive, Duration::from_secs(7));
         assert!(c.preload);
@@ -276,7 +325,16 @@ mod tests {
         assert!(c.bind_given);
         assert_eq!(c.binds, vec![BindAddr::parse("0.0.0.0:9001").unwrap()]);
         assert!(!c.sendfile);
-        let c = load(&["--reload-extra-file", "templates/*.html", "--reload-poll-interval", "0.5", "app"], &[]);
+        let c = load(
+            &[
+                "--reload-extra-file",
+                "templates/*.html",
+                "--reload-poll-interval",
+                "0.5",
+                "app",
+            ],
+            &[],
+        );
         assert!(c.reload, "extra files imply reload");
         assert_eq!(c.reload_poll_interval, Duration::from_millis(500));
     }

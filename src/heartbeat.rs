@@ -41,7 +41,10 @@ unsafe impl Sync for Heartbeats {}
 
 /// Milliseconds on CLOCK_MONOTONIC, the same clock in every process.
 pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
@@ -74,7 +77,8 @@ impl Heartbeats {
     pub fn beat(&self, slot: usize) {
         self.word(slot).store(now_ms(), Ordering::Relaxed);
         self.word(SLOTS + slot).store(0, Ordering::Relaxed);
-        self.word(HIGH_WATER).fetch_max(slot as u64 + 1, Ordering::Relaxed);
+        self.word(HIGH_WATER)
+            .fetch_max(slot as u64 + 1, Ordering::Relaxed);
     }
 
     /// The worker in `slot` is gone: others stop counting it.
@@ -98,7 +102,10 @@ pub struct Beat {
 impl Beat {
     pub fn new(hb: &Heartbeats, slot: usize) -> Beat {
         assert!(slot < SLOTS);
-        Beat { base: hb.base, slot }
+        Beat {
+            base: hb.base,
+            slot,
+        }
     }
 
     fn word(&self, i: usize) -> &AtomicU64 {

@@ -83,7 +83,11 @@ impl Decoder {
             },
             RECYCLE => Message::Recycle,
             WATCH => Message::Watch(
-                String::from_utf8_lossy(&payload).split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect(),
+                String::from_utf8_lossy(&payload)
+                    .split('\0')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             ),
             ERROR_PAGE => Message::ErrorPage(String::from_utf8_lossy(&payload).into_owned()),
             _ => return self.next_message(),
@@ -99,7 +103,10 @@ mod tests {
     fn frames_survive_byte_by_byte_delivery() {
         let msgs = [
             Message::Booted,
-            Message::BootFailed { code: 4, report: "Traceback ...\n".into() },
+            Message::BootFailed {
+                code: 4,
+                report: "Traceback ...\n".into(),
+            },
             Message::Recycle,
             Message::Watch(vec!["/srv/app/app.py".into(), "/srv/app/views.py".into()]),
         ];

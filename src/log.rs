@@ -61,19 +61,30 @@ struct Sink {
 
 impl Sink {
     const fn unset() -> Sink {
-        Sink { path: None, fd: AtomicI32::new(-1) }
+        Sink {
+            path: None,
+            fd: AtomicI32::new(-1),
+        }
     }
 
     fn open(target: &str, std_fd: RawFd) -> std::io::Result<Sink> {
         if target == "-" {
-            return Ok(Sink { path: None, fd: AtomicI32::new(std_fd) });
+            return Ok(Sink {
+                path: None,
+                fd: AtomicI32::new(std_fd),
+            });
         }
         let fd = open_append(target)?;
-        Ok(Sink { path: Some(target.to_string()), fd: AtomicI32::new(fd) })
+        Ok(Sink {
+            path: Some(target.to_string()),
+            fd: AtomicI32::new(fd),
+        })
     }
 
     fn reopen(&self) -> std::io::Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let new = open_append(path)?;
         let stable = self.fd.load(Ordering::Relaxed);
         let r = unsafe { libc::dup3(new, stable, libc::O_CLOEXEC) };
@@ -93,8 +104,8 @@ impl Sink {
 }
 
 fn open_append(path: &str) -> std::io::Result<RawFd> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::os::fd::IntoRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -127,7 +138,11 @@ struct Logger {
 }
 
 static LOGGER: Mutex<Option<&'static Logger>> = Mutex::new(None);
-static FALLBACK: Logger = Logger { level: AtomicU8::new(Level::Info as u8), error: Sink::unset(), access: Sink::unset() };
+static FALLBACK: Logger = Logger {
+    level: AtomicU8::new(Level::Info as u8),
+    error: Sink::unset(),
+    access: Sink::unset(),
+};
 
 fn logger() -> &'static Logger {
     match LOGGER.lock() {
@@ -143,7 +158,11 @@ pub fn init(level: Level, error_target: &str, access_target: Option<&str>) -> st
         Some(t) => Sink::open(t, 1)?,
         None => Sink::unset(),
     };
-    let leaked: &'static Logger = Box::leak(Box::new(Logger { level: AtomicU8::new(level as u8), error, access }));
+    let leaked: &'static Logger = Box::leak(Box::new(Logger {
+        level: AtomicU8::new(level as u8),
+        error,
+        access,
+    }));
     if let Ok(mut g) = LOGGER.lock() {
         *g = Some(leaked);
     }
@@ -160,7 +179,11 @@ pub fn reopen() -> std::io::Result<()> {
 /// The fd the error log is written to (stable across reopen).
 pub fn error_fd() -> RawFd {
     let fd = logger().error.fd.load(Ordering::Relaxed);
-    if fd < 0 { 2 } else { fd }
+    if fd < 0 {
+        2
+    } else {
+        fd
+    }
 }
 
 /// True when the error log is a file rather than stderr.
@@ -178,7 +201,9 @@ pub fn enabled(level: Level) -> bool {
 
 /// `[2026-11-24 00:12:54 +0000]`, local time as gunicorn prints it.
 pub fn timestamp() -> String {
-    chrono::Local::now().format("[%Y-%m-%d %H:%M:%S %z]").to_string()
+    chrono::Local::now()
+        .format("[%Y-%m-%d %H:%M:%S %z]")
+        .to_string()
 }
 
 pub fn log(level: Level, msg: &str) {

@@ -9,7 +9,11 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 fn wait(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<()> {
-    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     loop {
         let r = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -97,7 +101,10 @@ pub fn write_all_vectored(fd: RawFd, parts: &[&[u8]], timeout: Duration) -> io::
         if idx >= parts.len() {
             return Ok(());
         }
-        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 64];
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 64];
         let mut count = 0;
         for (i, p) in parts[idx..].iter().enumerate() {
             if count == iov.len() {
@@ -107,7 +114,10 @@ pub fn write_all_vectored(fd: RawFd, parts: &[&[u8]], timeout: Duration) -> io::
             if p.is_empty() {
                 continue;
             }
-            iov[count] = libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() };
+            iov[count] = libc::iovec {
+                iov_base: p.as_ptr() as *mut _,
+                iov_len: p.len(),
+            };
             count += 1;
         }
         let n = unsafe { libc::writev(fd, iov.as_ptr(), count as i32) };
@@ -143,7 +153,13 @@ pub fn write_all(fd: RawFd, data: &[u8], timeout: Duration) -> io::Result<()> {
 
 /// sendfile(2) `count` bytes (or to EOF when None) from `file_fd` at `offset`.
 /// Returns the bytes sent.
-pub fn sendfile_all(sock: RawFd, file_fd: RawFd, mut offset: i64, count: Option<u64>, timeout: Duration) -> io::Result<u64> {
+pub fn sendfile_all(
+    sock: RawFd,
+    file_fd: RawFd,
+    mut offset: i64,
+    count: Option<u64>,
+    timeout: Duration,
+) -> io::Result<u64> {
     let mut sent = 0u64;
     loop {
         let want = match count {
@@ -171,13 +187,24 @@ pub fn sendfile_all(sock: RawFd, file_fd: RawFd, mut offset: i64, count: Option<
 pub fn set_nodelay(fd: RawFd) {
     let one: libc::c_int = 1;
     unsafe {
-        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, (&one as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32);
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        );
     }
 }
 
 /// Append at least one byte from the socket to `buf` (Ok(0) = EOF), waiting
 /// up to `timeout` for the client.
-pub fn read_into_wait(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> io::Result<usize> {
+pub fn read_into_wait(
+    fd: RawFd,
+    buf: &mut Vec<u8>,
+    max: usize,
+    timeout: Duration,
+) -> io::Result<usize> {
     loop {
         let (n, eof) = read_into(fd, buf, max)?;
         if n > 0 || eof {

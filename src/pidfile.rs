@@ -21,14 +21,18 @@ impl Pidfile {
             }
         }
         write_pid(path, pid)?;
-        Ok(Pidfile { path: path.to_path_buf() })
+        Ok(Pidfile {
+            path: path.to_path_buf(),
+        })
     }
 
     /// A pidfile this process writes later: a master started by a binary
     /// upgrade writes it only once it is ready, since until then the old
     /// master may still take the path back.
     pub fn deferred(path: &Path) -> Pidfile {
-        Pidfile { path: path.to_path_buf() }
+        Pidfile {
+            path: path.to_path_buf(),
+        }
     }
 
     pub fn write(&self, pid: u32) -> Result<(), String> {

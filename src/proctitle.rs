@@ -38,7 +38,9 @@ pub fn original_args() -> &'static [CString] {
         let argv = ARGV.load(Ordering::Relaxed);
         let argc = ARGC.load(Ordering::Relaxed);
         if argv.is_null() {
-            return std::env::args().filter_map(|a| CString::new(a).ok()).collect();
+            return std::env::args()
+                .filter_map(|a| CString::new(a).ok())
+                .collect();
         }
         (0..argc)
             .filter_map(|i| {

@@ -22,7 +22,8 @@ impl SignalPipe {
     /// Route `signals` to a fresh pipe. Call before Python starts, so CPython
     /// sees our SIGINT handler and leaves it alone.
     pub fn install(signals: &[i32]) -> std::io::Result<SignalPipe> {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
         let wfd = write.as_raw_fd();
         let mut ids = Vec::new();
         for &sig in signals {
@@ -39,7 +40,12 @@ impl SignalPipe {
             }?;
             ids.push(id);
         }
-        Ok(SignalPipe { read, write, ids, watched: signals.to_vec() })
+        Ok(SignalPipe {
+            read,
+            write,
+            ids,
+            watched: signals.to_vec(),
+        })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -50,7 +56,8 @@ impl SignalPipe {
     pub fn drain(&self) -> Vec<(i32, u32)> {
         let mut buf = [0u8; 64];
         loop {
-            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
                 break;
             }

@@ -15,7 +15,10 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindAddr {
     /// Host as written (resolved when bound) and port.
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
     Unix(PathBuf),
     /// A listening socket already open in this process, e.g. from a supervisor.
     Fd(RawFd),
@@ -48,13 +51,18 @@ impl BindAddr {
             }
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad("expected :PORT after ']'"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected :PORT after ']'"))?,
+                ),
             };
             (host.to_string(), port)
         } else {
             match rest.rsplit_once(':') {
                 Some((h, _)) if h.contains(':') => {
-                    return Err(bad("IPv6 addresses must be written in brackets, e.g. [::1]:8000"))
+                    return Err(bad(
+                        "IPv6 addresses must be written in brackets, e.g. [::1]:8000",
+                    ))
                 }
                 Some((h, p)) => (h.to_string(), Some(p)),
                 None => (rest.to_string(), None),
@@ -62,9 +70,15 @@ impl BindAddr {
         };
         let port = match port {
             None => 8000,
-            Some(p) => p.parse::<u16>().map_err(|_| bad("the port must be a number from 0 to 65535"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad("the port must be a number from 0 to 65535"))?,
         };
-        let host = if host.is_empty() { "0.0.0.0".to_string() } else { host.to_ascii_lowercase() };
+        let host = if host.is_empty() {
+            "0.0.0.0".to_string()
+        } else {
+            host.to_ascii_lowercase()
+        };
         if host.chars().any(|c| c.is_whitespace() || c == '/') {
             return Err(bad("not a host name or IP address"));
         }
@@ -95,7 +109,10 @@ impl BindAddr {
                 }
                 match host.parse::<IpAddr>() {
                     Ok(ip) => ip == bound.ip(),
-                    Err(_) => (host.as_str(), *port).to_socket_addrs().map(|mut it| it.any(|a| a.ip() == bound.ip())).unwrap_or(false),
+                    Err(_) => (host.as_str(), *port)
+                        .to_socket_addrs()
+                        .map(|mut it| it.any(|a| a.ip() == bound.ip()))
+                        .unwrap_or(false),
                 }
             }
             (BindAddr::Unix(path), ListenerKind::Unix(bound)) => path == bound,
@@ -107,7 +124,10 @@ impl BindAddr {
     /// without a usable name (systemd socket activation, GUNICORN_FD).
     pub fn of_kind(kind: &ListenerKind) -> BindAddr {
         match kind {
-            ListenerKind::Tcp(a) => BindAddr::Tcp { host: a.ip().to_string(), port: a.port() },
+            ListenerKind::Tcp(a) => BindAddr::Tcp {
+                host: a.ip().to_string(),
+                port: a.port(),
+            },
             ListenerKind::Unix(p) => BindAddr::Unix(p.clone()),
         }
     }
@@ -169,8 +189,17 @@ pub fn bind_listener(addr: &BindAddr, opts: &BindOptions) -> Result<Listener, St
     }
 }
 
-fn bind_tcp(addr: &BindAddr, host: &str, port: u16, opts: &BindOptions) -> Result<Listener, String> {
-    let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+fn bind_tcp(
+    addr: &BindAddr,
+    host: &str,
+    port: u16,
+    opts: &BindOptions,
+) -> Result<Listener, String> {
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     let sockaddr: SocketAddr = match host.parse::<IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, port),
         Err(_) => (host, port)
@@ -179,9 +208,14 @@ fn bind_tcp(addr: &BindAddr, host: &str, port: u16, opts: &BindOptions) -> Resul
             .next()
             .ok_or_else(|| format!("Invalid bind address {shown}: {host:?} resolves to nothing"))?,
     };
-    let family = if sockaddr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let family = if sockaddr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
     let fail = |what: &str, e: nix::Error| format!("Cannot {what} {shown}: {}", e.desc());
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(|e| fail("create a socket for", e))?;
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| fail("create a socket for", e))?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| fail("set SO_REUSEADDR on", e))?;
     if opts.reuse_port {
         setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| fail("set SO_REUSEPORT on", e))?;
@@ -200,12 +234,23 @@ fn bind_tcp(addr: &BindAddr, host: &str, port: u16, opts: &BindOptions) -> Resul
         nix::Error::EACCES => format!("Cannot bind {shown}: permission denied (ports below 1024 need privileges)"),
         e => fail("bind", e),
     })?;
-    listen(&fd, Backlog::new(opts.backlog).unwrap_or(Backlog::MAXCONN)).map_err(|e| fail("listen on", e))?;
+    listen(&fd, Backlog::new(opts.backlog).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| fail("listen on", e))?;
     let bound = local_tcp_addr(fd.as_raw_fd()).unwrap_or(sockaddr);
-    Ok(Listener { fd, kind: ListenerKind::Tcp(bound), addr: addr.clone(), owns_path: false, inherited: false })
+    Ok(Listener {
+        fd,
+        kind: ListenerKind::Tcp(bound),
+        addr: addr.clone(),
+        owns_path: false,
+        inherited: false,
+    })
 }
 
-fn bind_unix(addr: &BindAddr, path: &std::path::Path, opts: &BindOptions) -> Result<Listener, String> {
+fn bind_unix(
+    addr: &BindAddr,
+    path: &std::path::Path,
+    opts: &BindOptions,
+) -> Result<Listener, String> {
     let shown = format!("unix:{}", path.display());
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
@@ -213,15 +258,30 @@ fn bind_unix(addr: &BindAddr, path: &std::path::Path, opts: &BindOptions) -> Res
             // A socket file left by a previous run; gunicorn removes it too.
             let _ = std::fs::remove_file(path);
         } else {
-            return Err(format!("Cannot bind {shown}: the path exists and is not a socket"));
+            return Err(format!(
+                "Cannot bind {shown}: the path exists and is not a socket"
+            ));
         }
     }
     let fail = |what: &str, e: nix::Error| format!("Cannot {what} {shown}: {}", e.desc());
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(|e| fail("create a socket for", e))?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| fail("create a socket for", e))?;
     let ua = UnixAddr::new(path).map_err(|e| fail("use", e))?;
     bind(fd.as_raw_fd(), &ua).map_err(|e| fail("bind", e))?;
-    listen(&fd, Backlog::new(opts.backlog).unwrap_or(Backlog::MAXCONN)).map_err(|e| fail("listen on", e))?;
-    Ok(Listener { fd, kind: ListenerKind::Unix(path.to_path_buf()), addr: addr.clone(), owns_path: true, inherited: false })
+    listen(&fd, Backlog::new(opts.backlog).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| fail("listen on", e))?;
+    Ok(Listener {
+        fd,
+        kind: ListenerKind::Unix(path.to_path_buf()),
+        addr: addr.clone(),
+        owns_path: true,
+        inherited: false,
+    })
 }
 
 /// Take over an fd the process was started with. It must be a listening stream socket.
@@ -234,7 +294,13 @@ fn adopt_fd(addr: &BindAddr, raw: RawFd) -> Result<Listener, String> {
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let kind = listening_kind(&fd).map_err(|why| format!("Cannot use {shown}: {why}"))?;
     set_cloexec(raw, true).map_err(|e| format!("Cannot use {shown}: {e}"))?;
-    Ok(Listener { fd, kind, addr: addr.clone(), owns_path: false, inherited: true })
+    Ok(Listener {
+        fd,
+        kind,
+        addr: addr.clone(),
+        owns_path: false,
+        inherited: true,
+    })
 }
 
 /// A listener from a socket handed over at start (checked to be listening).
@@ -242,10 +308,17 @@ fn adopt_fd(addr: &BindAddr, raw: RawFd) -> Result<Listener, String> {
 /// the last master to exit.
 pub fn adopt_inherited(addr: &BindAddr, fd: OwnedFd, owns_path: bool) -> Result<Listener, String> {
     let raw = fd.as_raw_fd();
-    let kind = listening_kind(&fd).map_err(|why| format!("Cannot use inherited fd {raw}: {why}"))?;
+    let kind =
+        listening_kind(&fd).map_err(|why| format!("Cannot use inherited fd {raw}: {why}"))?;
     set_cloexec(raw, true).map_err(|e| format!("Cannot use inherited fd {raw}: {e}"))?;
     let owns_path = owns_path && matches!(kind, ListenerKind::Unix(_));
-    Ok(Listener { fd, kind, addr: addr.clone(), owns_path, inherited: true })
+    Ok(Listener {
+        fd,
+        kind,
+        addr: addr.clone(),
+        owns_path,
+        inherited: true,
+    })
 }
 
 /// What kind of listener an inherited fd is, or why it is not one.
@@ -255,7 +328,8 @@ pub fn listening_kind(fd: &OwnedFd) -> Result<ListenerKind, String> {
         Ok(false) => return Err("it is a socket but not listening".into()),
         Err(_) => return Err("it is not a socket".into()),
     }
-    let ss: SockaddrStorage = getsockname(fd.as_raw_fd()).map_err(|e| format!("getsockname: {}", e.desc()))?;
+    let ss: SockaddrStorage =
+        getsockname(fd.as_raw_fd()).map_err(|e| format!("getsockname: {}", e.desc()))?;
     if let Some(v4) = ss.as_sockaddr_in() {
         return Ok(ListenerKind::Tcp(SocketAddr::V4((*v4).into())));
     }
@@ -282,7 +356,11 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> std::io::Result<()> {
     if flags < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let new = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+    let new = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
     if unsafe { libc::fcntl(fd, libc::F_SETFD, new) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -294,7 +372,11 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> std::io::Result<()> {
     if flags < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let new = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
     if unsafe { libc::fcntl(fd, libc::F_SETFL, new) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -306,23 +388,42 @@ mod tests {
     use super::*;
 
     fn tcp(h: &str, p: u16) -> BindAddr {
-        BindAddr::Tcp { host: h.into(), port: p }
+        BindAddr::Tcp {
+            host: h.into(),
+            port: p,
+        }
     }
 
     #[test]
     fn parses_gunicorn_bind_forms() {
-        assert_eq!(BindAddr::parse("127.0.0.1:8000").unwrap(), tcp("127.0.0.1", 8000));
-        assert_eq!(BindAddr::parse("localhost").unwrap(), tcp("localhost", 8000));
+        assert_eq!(
+            BindAddr::parse("127.0.0.1:8000").unwrap(),
+            tcp("127.0.0.1", 8000)
+        );
+        assert_eq!(
+            BindAddr::parse("localhost").unwrap(),
+            tcp("localhost", 8000)
+        );
         assert_eq!(BindAddr::parse("[::1]:9000").unwrap(), tcp("::1", 9000));
         assert_eq!(BindAddr::parse("[::]").unwrap(), tcp("::", 8000));
         assert_eq!(BindAddr::parse(":5000").unwrap(), tcp("0.0.0.0", 5000));
-        assert_eq!(BindAddr::parse("unix:/tmp/x.sock").unwrap(), BindAddr::Unix("/tmp/x.sock".into()));
+        assert_eq!(
+            BindAddr::parse("unix:/tmp/x.sock").unwrap(),
+            BindAddr::Unix("/tmp/x.sock".into())
+        );
         assert_eq!(BindAddr::parse("fd://3").unwrap(), BindAddr::Fd(3));
     }
 
     #[test]
     fn canonical_names_parse_back_to_the_same_address() {
-        for spec in ["127.0.0.1:0", "localhost", "[::1]:9000", "unix:/tmp/x.sock", "fd://3", ":5000"] {
+        for spec in [
+            "127.0.0.1:0",
+            "localhost",
+            "[::1]:9000",
+            "unix:/tmp/x.sock",
+            "fd://3",
+            ":5000",
+        ] {
             let a = BindAddr::parse(spec).unwrap();
             assert_eq!(BindAddr::parse(&a.name()).unwrap(), a, "{spec}");
         }
@@ -340,7 +441,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_binds() {
-        for bad in ["127.0.0.1:http", "127.0.0.1:70000", "::1:80", "[::1", "unix:", "fd://x", "[nothost]:80"] {
+        for bad in [
+            "127.0.0.1:http",
+            "127.0.0.1:70000",
+            "::1:80",
+            "[::1",
+            "unix:",
+            "fd://x",
+            "[nothost]:80",
+        ] {
             assert!(BindAddr::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

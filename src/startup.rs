@@ -16,7 +16,9 @@ use crate::master::{Arbiter, UpgradeSetup, EXIT_APP_LOAD_ERROR};
 use crate::pidfile::Pidfile;
 use crate::settings::{Action, Env, SettingsError};
 use crate::signals::SignalPipe;
-use crate::sock::{adopt_inherited, bind_listener, listening_kind, BindAddr, BindOptions, Listener};
+use crate::sock::{
+    adopt_inherited, bind_listener, listening_kind, BindAddr, BindOptions, Listener,
+};
 use ferricorn_upgrade::{InheritedSocket, StartContext};
 use pyo3::prelude::*;
 
@@ -41,15 +43,24 @@ pub fn print_settings_error(e: &SettingsError) {
 /// Start the interpreter in the master: only when it must run Python.
 /// Signal handlers are installed before (CPython then leaves SIGINT alone)
 /// and a virtualenv it cannot use is refused before anything starts.
-fn start_python_in_master(signals: &mut Option<SignalPipe>, path: Vec<std::path::PathBuf>) -> Result<(), String> {
+fn start_python_in_master(
+    signals: &mut Option<SignalPipe>,
+    path: Vec<std::path::PathBuf>,
+) -> Result<(), String> {
     if crate::python::is_initialized() {
         return Ok(());
     }
     if signals.is_none() {
-        *signals = Some(SignalPipe::install(&MASTER_SIGNALS).map_err(|e| format!("Cannot install signal handlers: {e}"))?);
+        *signals = Some(
+            SignalPipe::install(&MASTER_SIGNALS)
+                .map_err(|e| format!("Cannot install signal handlers: {e}"))?,
+        );
     }
     crate::python::interp::choose_executable()?;
-    let setup = crate::python::PythonSetup { argv: crate::proctitle::original_args().to_vec(), path_prepend: path };
+    let setup = crate::python::PythonSetup {
+        argv: crate::proctitle::original_args().to_vec(),
+        path_prepend: path,
+    };
     crate::python::initialize(&setup)
 }
 
@@ -91,7 +102,10 @@ pub fn prepend_sys_path(cfg: &Config) {
         let path = py.import("sys")?.getattr("path")?;
         for (i, dir) in setup.path_prepend.iter().enumerate() {
             let s = dir.to_string_lossy();
-            while path.call_method1("__contains__", (s.as_ref(),))?.is_truthy()? {
+            while path
+                .call_method1("__contains__", (s.as_ref(),))?
+                .is_truthy()?
+            {
                 path.call_method1("remove", (s.as_ref(),))?;
             }
             path.call_method1("insert", (i, s.as_ref()))?;
@@ -155,7 +169,12 @@ pub fn run(argv: Vec<String>) -> i32 {
             return EXIT_CONFIG_ERROR;
         }
     }
-    let LoadedConfig { config: cfg, action, warnings, printed } = match source.load() {
+    let LoadedConfig {
+        config: cfg,
+        action,
+        warnings,
+        printed,
+    } = match source.load() {
         Ok(l) => l,
         Err(e) => {
             print_settings_error(&e);
@@ -179,7 +198,11 @@ pub fn run(argv: Vec<String>) -> i32 {
         eprintln!("Error: --chdir {}: {e}", cfg.chdir.display());
         return EXIT_CONFIG_ERROR;
     }
-    if let Err(e) = crate::log::init(cfg.log_level, &cfg.error_logfile, cfg.access_logfile.as_deref()) {
+    if let Err(e) = crate::log::init(
+        cfg.log_level,
+        &cfg.error_logfile,
+        cfg.access_logfile.as_deref(),
+    ) {
         eprintln!("Error: {e}");
         return EXIT_CONFIG_ERROR;
     }
@@ -267,14 +290,28 @@ pub fn run(argv: Vec<String>) -> i32 {
         }
     };
     arbiter.set_pidfile(pidfile);
-    arbiter.set_upgrade(UpgradeSetup { start, ready_fd: inherited.ready_fd, upgraded_from });
+    arbiter.set_upgrade(UpgradeSetup {
+        start,
+        ready_fd: inherited.ready_fd,
+        upgraded_from,
+    });
     arbiter.set_config_source(source);
     arbiter.set_config_file(config_file);
     if preload {
         if let Err((code, report)) = arbiter.preload() {
-            crate::error!("Exception while loading the application:\n{}", report.trim_end());
+            crate::error!(
+                "Exception while loading the application:\n{}",
+                report.trim_end()
+            );
             crate::info!("Shutting down: Master");
-            crate::info!("Reason: {}", if code == EXIT_APP_LOAD_ERROR { "App failed to load." } else { "Worker failed to boot." });
+            crate::info!(
+                "Reason: {}",
+                if code == EXIT_APP_LOAD_ERROR {
+                    "App failed to load."
+                } else {
+                    "Worker failed to boot."
+                }
+            );
             arbiter.abandon();
             return code;
         }
@@ -309,10 +346,18 @@ const MASTER_SIGNALS: [i32; 11] = [
 /// configured are closed. Without any bind given (-b, $PORT), sockets from
 /// systemd or a supervisor are served as they are, as gunicorn does.
 fn open_listeners(cfg: &Config, inherited: Vec<InheritedSocket>) -> Result<Vec<Listener>, String> {
-    let opts = BindOptions { backlog: cfg.backlog, reuse_port: cfg.reuse_port };
+    let opts = BindOptions {
+        backlog: cfg.backlog,
+        reuse_port: cfg.reuse_port,
+    };
     let mut pool: Vec<Option<(InheritedSocket, crate::sock::ListenerKind)>> = Vec::new();
     for s in inherited {
-        let kind = listening_kind(&s.fd).map_err(|why| format!("Cannot use inherited fd {}: {why}", std::os::fd::AsRawFd::as_raw_fd(&s.fd)))?;
+        let kind = listening_kind(&s.fd).map_err(|why| {
+            format!(
+                "Cannot use inherited fd {}: {why}",
+                std::os::fd::AsRawFd::as_raw_fd(&s.fd)
+            )
+        })?;
         pool.push(Some((s, kind)));
     }
     let mut out: Vec<Listener> = Vec::new();
@@ -326,7 +371,12 @@ fn open_listeners(cfg: &Config, inherited: Vec<InheritedSocket>) -> Result<Vec<L
     };
     if !cfg.bind_given && !pool.is_empty() {
         for (s, kind) in pool.into_iter().flatten() {
-            let addr = s.name.as_deref().and_then(|n| BindAddr::parse(n).ok()).filter(|a| a.is_served_by(&kind)).unwrap_or_else(|| BindAddr::of_kind(&kind));
+            let addr = s
+                .name
+                .as_deref()
+                .and_then(|n| BindAddr::parse(n).ok())
+                .filter(|a| a.is_served_by(&kind))
+                .unwrap_or_else(|| BindAddr::of_kind(&kind));
             match adopt_inherited(&addr, s.fd, s.owns_path) {
                 Ok(l) => out.push(l),
                 Err(e) => return fail(&out, e),
@@ -342,7 +392,10 @@ fn open_listeners(cfg: &Config, inherited: Vec<InheritedSocket>) -> Result<Vec<L
             let name = addr.name();
             let i = pool.iter().position(|p| {
                 p.as_ref().is_some_and(|(s, kind)| match addr {
-                    BindAddr::Fd(n) => s.name.as_deref() == Some(name.as_str()) || (s.name.is_none() && raw(s) == *n),
+                    BindAddr::Fd(n) => {
+                        s.name.as_deref() == Some(name.as_str())
+                            || (s.name.is_none() && raw(s) == *n)
+                    }
                     _ => s.name.as_deref() == Some(name.as_str()) && addr.is_served_by(kind),
                 })
             });
@@ -352,7 +405,9 @@ fn open_listeners(cfg: &Config, inherited: Vec<InheritedSocket>) -> Result<Vec<L
             if slot.is_some() || matches!(addr, BindAddr::Fd(_) | BindAddr::Tcp { port: 0, .. }) {
                 continue;
             }
-            let i = pool.iter().position(|p| p.as_ref().is_some_and(|(_, kind)| addr.is_served_by(kind)));
+            let i = pool
+                .iter()
+                .position(|p| p.as_ref().is_some_and(|(_, kind)| addr.is_served_by(kind)));
             *slot = i.and_then(|i| pool[i].take()).map(|(s, _)| s);
         }
         for (addr, slot) in cfg.binds.iter().zip(chosen) {
@@ -367,7 +422,10 @@ fn open_listeners(cfg: &Config, inherited: Vec<InheritedSocket>) -> Result<Vec<L
         }
         for (s, kind) in pool.into_iter().flatten() {
             let shown = BindAddr::of_kind(&kind).name();
-            crate::info!("Closing inherited socket {shown} (fd {}): not among the configured binds", std::os::fd::AsRawFd::as_raw_fd(&s.fd));
+            crate::info!(
+                "Closing inherited socket {shown} (fd {}): not among the configured binds",
+                std::os::fd::AsRawFd::as_raw_fd(&s.fd)
+            );
         }
     }
     for l in &out {
@@ -385,7 +443,10 @@ fn give_files_to_worker_user(cfg: &Config, listeners: &[Listener]) {
         return;
     }
     let mut paths: Vec<std::path::PathBuf> = Vec::new();
-    for target in std::iter::once(Some(cfg.error_logfile.as_str())).chain(std::iter::once(cfg.access_logfile.as_deref())).flatten() {
+    for target in std::iter::once(Some(cfg.error_logfile.as_str()))
+        .chain(std::iter::once(cfg.access_logfile.as_deref()))
+        .flatten()
+    {
         if target != "-" {
             paths.push(target.into());
         }
@@ -426,7 +487,11 @@ fn daemonize() -> Result<(), String> {
         ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
         ForkResult::Child => {}
     }
-    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| e.to_string())?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| e.to_string())?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
     unsafe {
         libc::dup2(fd, 0);

@@ -19,7 +19,8 @@ pub struct UpgradeArgs {
 }
 
 const USAGE: &str = "usage: ferricorn upgrade --pid PIDFILE [--timeout SECONDS]";
-const HELP: &str = "Zero-downtime binary upgrade of the master named in PIDFILE: sends it USR2, waits
+const HELP: &str =
+    "Zero-downtime binary upgrade of the master named in PIDFILE: sends it USR2, waits
 until the new master has booted all its workers, then stops the old master
 gracefully (TERM). Exits 0 when the new master serves alone; 1 with the reason
 when the upgrade failed (the old master then keeps serving).
@@ -36,18 +37,29 @@ pub fn parse(args: &[String]) -> Result<UpgradeArgs, String> {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (a.as_str(), None),
         };
-        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match flag {
             "-p" | "--pid" => pidfile = Some(PathBuf::from(value()?)),
             "-t" | "--timeout" => {
                 let v = value()?;
-                timeout = Duration::from_secs_f64(v.parse().map_err(|_| format!("--timeout {v:?}: expected seconds"))?);
+                timeout = Duration::from_secs_f64(
+                    v.parse()
+                        .map_err(|_| format!("--timeout {v:?}: expected seconds"))?,
+                );
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok(UpgradeArgs { pidfile: pidfile.ok_or_else(|| format!("--pid PIDFILE is required\n{USAGE}"))?, timeout })
+    Ok(UpgradeArgs {
+        pidfile: pidfile.ok_or_else(|| format!("--pid PIDFILE is required\n{USAGE}"))?,
+        timeout,
+    })
 }
 
 fn say(msg: &str) {
@@ -61,7 +73,12 @@ fn running(pid: u32) -> bool {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => true,
     }
 }
@@ -84,7 +101,10 @@ pub fn run(args: &[String]) -> i32 {
         return 1;
     };
     if !running(old) {
-        say(&format!("no master is running as pid {old} (stale pidfile {})", a.pidfile.display()));
+        say(&format!(
+            "no master is running as pid {old} (stale pidfile {})",
+            a.pidfile.display()
+        ));
         return 1;
     }
     // The old master records the outcome there; a stale one must not be read as ours.
@@ -92,7 +112,10 @@ pub fn run(args: &[String]) -> i32 {
     let _ = std::fs::remove_file(&status_file);
     say(&format!("sending USR2 to master {old}"));
     if unsafe { libc::kill(old as i32, libc::SIGUSR2) } != 0 {
-        say(&format!("cannot signal {old}: {}", std::io::Error::last_os_error()));
+        say(&format!(
+            "cannot signal {old}: {}",
+            std::io::Error::last_os_error()
+        ));
         return 1;
     }
     let deadline = Instant::now() + a.timeout;
@@ -100,7 +123,9 @@ pub fn run(args: &[String]) -> i32 {
         match read_status(&a.pidfile) {
             Some(Status::Ready(pid)) => break pid,
             Some(Status::Failed(why)) => {
-                say(&format!("the upgrade failed: {why}; master {old} keeps serving"));
+                say(&format!(
+                    "the upgrade failed: {why}; master {old} keeps serving"
+                ));
                 return 1;
             }
             Some(Status::Ignored(why)) => {
@@ -122,7 +147,9 @@ pub fn run(args: &[String]) -> i32 {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    say(&format!("new master {new} is ready; retiring the old master {old} gracefully"));
+    say(&format!(
+        "new master {new} is ready; retiring the old master {old} gracefully"
+    ));
     // TERM: its workers finish their requests. With --upgrade-mode auto it
     // is already on its way out and this changes nothing.
     unsafe { libc::kill(old as i32, libc::SIGTERM) };

@@ -17,7 +17,13 @@ pub struct Debounce {
 
 impl Debounce {
     pub fn new(quiet: Duration, max_wait: Duration) -> Debounce {
-        Debounce { quiet, max_wait, first: None, last: None, pending: BTreeSet::new() }
+        Debounce {
+            quiet,
+            max_wait,
+            first: None,
+            last: None,
+            pending: BTreeSet::new(),
+        }
     }
 
     pub fn push(&mut self, paths: Vec<PathBuf>, now: Instant) {

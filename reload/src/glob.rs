@@ -18,14 +18,20 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(pattern: &str, base: &Path) -> Pattern {
-        let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { base.join(pattern) };
+        let full = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            base.join(pattern)
+        };
         let mut root = PathBuf::new();
         let mut parts = Vec::new();
         for c in full.components() {
             let text = c.as_os_str().to_string_lossy().to_string();
             if parts.is_empty() && !is_pattern(&text) {
                 match c {
-                    Component::Normal(_) | Component::RootDir | Component::Prefix(_) => root.push(c.as_os_str()),
+                    Component::Normal(_) | Component::RootDir | Component::Prefix(_) => {
+                        root.push(c.as_os_str())
+                    }
                     Component::ParentDir => {
                         root.pop();
                     }
@@ -54,8 +60,13 @@ impl Pattern {
 
     /// Whether `path` matches (for files created after the last expansion).
     pub fn matches(&self, path: &Path) -> bool {
-        let Ok(rest) = path.strip_prefix(&self.root) else { return false };
-        let names: Vec<String> = rest.components().map(|c| c.as_os_str().to_string_lossy().to_string()).collect();
+        let Ok(rest) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        let names: Vec<String> = rest
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().to_string())
+            .collect();
         match_parts(&self.parts, &names)
     }
 
@@ -68,7 +79,12 @@ impl Pattern {
     /// Directories in which a new matching file could appear.
     pub fn dirs(&self) -> Vec<PathBuf> {
         let mut out = vec![self.root.clone()];
-        if self.parts.iter().any(|p| p.contains('*') || p.contains('?')) && self.parts.len() > 1 {
+        if self
+            .parts
+            .iter()
+            .any(|p| p.contains('*') || p.contains('?'))
+            && self.parts.len() > 1
+        {
             collect_dirs(&self.root, &mut out, 0);
         }
         out
@@ -79,10 +95,16 @@ pub(crate) fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > 16 {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
-        if p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.') || n == "__pycache__") {
+        if p.is_dir()
+            && !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.') || n == "__pycache__")
+        {
             out.push(p.clone());
             collect_dirs(&p, out, depth + 1);
         }
@@ -90,7 +112,9 @@ pub(crate) fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
 }
 
 fn walk(dir: &Path, parts: &[String], out: &mut Vec<PathBuf>) {
-    let Some((first, rest)) = parts.split_first() else { return };
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
     if first == "**" {
         // Zero directories...
         walk(dir, rest, out);
@@ -98,14 +122,20 @@ fn walk(dir: &Path, parts: &[String], out: &mut Vec<PathBuf>) {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let p = e.path();
-                if p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                if p.is_dir()
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                {
                     walk(&p, parts, out);
                 }
             }
         }
         return;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if !wildcard(first, &name) {
@@ -125,8 +155,12 @@ fn walk(dir: &Path, parts: &[String], out: &mut Vec<PathBuf>) {
 fn match_parts(parts: &[String], names: &[String]) -> bool {
     match parts.split_first() {
         None => names.is_empty(),
-        Some((first, rest)) if first == "**" => (0..=names.len()).any(|skip| match_parts(rest, &names[skip..])),
-        Some((first, rest)) => names.split_first().is_some_and(|(n, others)| wildcard(first, n) && match_parts(rest, others)),
+        Some((first, rest)) if first == "**" => {
+            (0..=names.len()).any(|skip| match_parts(rest, &names[skip..]))
+        }
+        Some((first, rest)) => names
+            .split_first()
+            .is_some_and(|(n, others)| wildcard(first, n) && match_parts(rest, others)),
     }
 }
 
@@ -176,13 +210,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("glob-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("templates/admin")).unwrap();
-        for f in ["templates/base.html", "templates/admin/list.html", "templates/notes.txt"] {
+        for f in [
+            "templates/base.html",
+            "templates/admin/list.html",
+            "templates/notes.txt",
+        ] {
             std::fs::write(dir.join(f), "x").unwrap();
         }
         let flat = Pattern::new("templates/*.html", &dir);
         assert_eq!(flat.expand(), vec![dir.join("templates/base.html")]);
         let deep = Pattern::new("templates/**/*.html", &dir);
-        assert_eq!(deep.expand(), vec![dir.join("templates/admin/list.html"), dir.join("templates/base.html")]);
+        assert_eq!(
+            deep.expand(),
+            vec![
+                dir.join("templates/admin/list.html"),
+                dir.join("templates/base.html")
+            ]
+        );
         assert!(deep.matches(&dir.join("templates/admin/new.html")));
         assert!(!deep.matches(&dir.join("templates/admin/new.txt")));
         assert!(deep.dirs().contains(&dir.join("templates/admin")));

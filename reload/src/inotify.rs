@@ -15,9 +15,15 @@ impl Inotify {
     pub fn new() -> Result<Inotify, super::WatchError> {
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if fd < 0 {
-            return Err(super::WatchError::InotifyUnavailable(std::io::Error::last_os_error()));
+            return Err(super::WatchError::InotifyUnavailable(
+                std::io::Error::last_os_error(),
+            ));
         }
-        Ok(Inotify { fd, dirs: HashMap::new(), watched: BTreeSet::new() })
+        Ok(Inotify {
+            fd,
+            dirs: HashMap::new(),
+            watched: BTreeSet::new(),
+        })
     }
 }
 
@@ -40,10 +46,18 @@ impl super::EngineImpl for Inotify {
             path: dir.display().to_string(),
             err: std::io::Error::other("path contains NUL"),
         })?;
-        let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_CREATE | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_ATTRIB;
+        let mask = libc::IN_CLOSE_WRITE
+            | libc::IN_MOVED_TO
+            | libc::IN_CREATE
+            | libc::IN_DELETE
+            | libc::IN_MOVED_FROM
+            | libc::IN_ATTRIB;
         let wd = unsafe { libc::inotify_add_watch(self.fd, c.as_ptr(), mask) };
         if wd < 0 {
-            return Err(super::WatchError::Watch { path: dir.display().to_string(), err: std::io::Error::last_os_error() });
+            return Err(super::WatchError::Watch {
+                path: dir.display().to_string(),
+                err: std::io::Error::last_os_error(),
+            });
         }
         self.dirs.insert(wd, dir.to_path_buf());
         self.watched.insert(dir.to_path_buf());
@@ -62,9 +76,13 @@ impl super::EngineImpl for Inotify {
             let header = std::mem::size_of::<libc::inotify_event>();
             while off + header <= n as usize {
                 // SAFETY: the kernel writes whole events; read_unaligned copes with alignment.
-                let ev: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
+                let ev: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
                 let name_bytes = &buf[off + header..off + header + ev.len as usize];
-                let name_end = name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len());
+                let name_end = name_bytes
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(name_bytes.len());
                 if ev.mask & libc::IN_Q_OVERFLOW != 0 {
                     // Events were lost: any watched file may have changed.
                     out.extend(files.iter().cloned());

@@ -38,7 +38,10 @@ pub enum Engine {
 
 /// Names editors and tools write next to real files; never a reason to reload.
 pub fn is_ignored(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     if path.components().any(|c| c.as_os_str() == "__pycache__") {
         return true;
     }
@@ -77,11 +80,18 @@ impl Watcher {
             Engine::Inotify => Box::new(inotify::Inotify::new()?),
             Engine::Poll { .. } => Box::new(poll::Poll::default()),
         };
-        Ok(Watcher { files: BTreeSet::new(), patterns: Vec::new(), engine })
+        Ok(Watcher {
+            files: BTreeSet::new(),
+            patterns: Vec::new(),
+            engine,
+        })
     }
 
     /// Add files (e.g. the app's modules); their directories get watched.
-    pub fn add_files<I: IntoIterator<Item = PathBuf>>(&mut self, files: I) -> Result<(), WatchError> {
+    pub fn add_files<I: IntoIterator<Item = PathBuf>>(
+        &mut self,
+        files: I,
+    ) -> Result<(), WatchError> {
         let mut dirs = BTreeSet::new();
         for f in files {
             if is_ignored(&f) {
@@ -128,8 +138,12 @@ impl Watcher {
 
     /// Files matching a pattern that are not watched yet.
     fn new_pattern_matches(&self) -> Vec<PathBuf> {
-        let mut found: Vec<PathBuf> =
-            self.patterns.iter().flat_map(|p| p.expand()).filter(|f| !self.files.contains(f) && !is_ignored(f)).collect();
+        let mut found: Vec<PathBuf> = self
+            .patterns
+            .iter()
+            .flat_map(|p| p.expand())
+            .filter(|f| !self.files.contains(f) && !is_ignored(f))
+            .collect();
         found.sort();
         found.dedup();
         found
@@ -197,7 +211,14 @@ mod tests {
 
     #[test]
     fn editor_droppings_are_ignored() {
-        for p in ["a/.app.py.swp", "a/app.py~", "a/__pycache__/app.cpython-311.pyc", "a/#app.py#", "a/.#app.py", "a/4913"] {
+        for p in [
+            "a/.app.py.swp",
+            "a/app.py~",
+            "a/__pycache__/app.cpython-311.pyc",
+            "a/#app.py#",
+            "a/.#app.py",
+            "a/4913",
+        ] {
             assert!(is_ignored(Path::new(p)), "{p}");
         }
         assert!(!is_ignored(Path::new("a/app.py")));
@@ -205,7 +226,10 @@ mod tests {
     }
 
     fn roundtrip(engine: Engine) {
-        let dir = std::env::temp_dir().join(format!("reload-test-{}-{:?}", std::process::id(), engine).replace([' ', '{', '}', ':'], ""));
+        let dir = std::env::temp_dir().join(
+            format!("reload-test-{}-{:?}", std::process::id(), engine)
+                .replace([' ', '{', '}', ':'], ""),
+        );
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("app.py");
@@ -253,7 +277,10 @@ mod tests {
         let dir = temp_dir("poll-baseline");
         let file = dir.join("app.py");
         std::fs::write(&file, "v = 1\n").unwrap();
-        let mut w = Watcher::new(Engine::Poll { interval: Duration::from_millis(10) }).unwrap();
+        let mut w = Watcher::new(Engine::Poll {
+            interval: Duration::from_millis(10),
+        })
+        .unwrap();
         w.add_files([file.clone()]).unwrap();
         // Saved before the first scan: still a change.
         std::fs::write(&file, "v = 22\n").unwrap();
@@ -270,10 +297,16 @@ mod tests {
         assert!(w.scan().is_empty());
         std::fs::create_dir_all(dir.join("templates/admin/deep")).unwrap();
         std::fs::write(dir.join("templates/admin/deep/list.html"), "x").unwrap();
-        assert_eq!(scan_until_change(&mut w), vec![dir.join("templates/admin/deep/list.html")]);
+        assert_eq!(
+            scan_until_change(&mut w),
+            vec![dir.join("templates/admin/deep/list.html")]
+        );
         // Now an edit inside the new directory is seen too.
         std::fs::write(dir.join("templates/admin/deep/list.html"), "y").unwrap();
-        assert_eq!(scan_until_change(&mut w), vec![dir.join("templates/admin/deep/list.html")]);
+        assert_eq!(
+            scan_until_change(&mut w),
+            vec![dir.join("templates/admin/deep/list.html")]
+        );
         // Deleted and recreated, the directory is watched again.
         std::fs::remove_dir_all(dir.join("templates/admin")).unwrap();
         let _ = scan_until_change(&mut w);
@@ -290,6 +323,8 @@ mod tests {
 
     #[test]
     fn polling_sees_a_save_by_rename() {
-        roundtrip(Engine::Poll { interval: Duration::from_millis(10) });
+        roundtrip(Engine::Poll {
+            interval: Duration::from_millis(10),
+        });
     }
 }

@@ -14,7 +14,11 @@ struct Stamp {
 fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some(Stamp { mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128, size: m.size(), ino: m.ino() })
+    Some(Stamp {
+        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        size: m.size(),
+        ino: m.ino(),
+    })
 }
 
 #[derive(Default)]
@@ -34,7 +38,9 @@ impl super::EngineImpl for Poll {
     fn track(&mut self, file: &Path) {
         // Stamp it now, not at the next scan: a save in between would
         // otherwise become the baseline and never reload.
-        self.known.entry(file.to_path_buf()).or_insert_with(|| stamp(file));
+        self.known
+            .entry(file.to_path_buf())
+            .or_insert_with(|| stamp(file));
     }
 
     fn changes(&mut self, files: &BTreeSet<PathBuf>) -> Vec<PathBuf> {

@@ -63,7 +63,12 @@ fn helper(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     Ok(m)
 }
 
-fn value_to_py<'py>(py: Python<'py>, v: &Value, hooks: &HookSet, name: &str) -> PyResult<Bound<'py, PyAny>> {
+fn value_to_py<'py>(
+    py: Python<'py>,
+    v: &Value,
+    hooks: &HookSet,
+    name: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::None => py.None().into_bound(py),
         Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
@@ -105,8 +110,15 @@ fn new_logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 }
 
 /// Call one hook; the error is the formatted traceback.
-fn call(py: Python<'_>, hooks: &HookSet, name: &str, args: Vec<Bound<'_, PyAny>>) -> Result<(), String> {
-    let Some(hook) = hooks.get(name) else { return Ok(()) };
+fn call(
+    py: Python<'_>,
+    hooks: &HookSet,
+    name: &str,
+    args: Vec<Bound<'_, PyAny>>,
+) -> Result<(), String> {
+    let Some(hook) = hooks.get(name) else {
+        return Ok(());
+    };
     let n = hook.arity.min(args.len());
     let args = PyTuple::new(py, &args[..n]).map_err(|e| e.to_string())?;
     hook.callable.bind(py).call1(args).map(|_| ()).map_err(|e| {
@@ -147,10 +159,17 @@ impl Arbiter {
     /// Stop the master because a hook raised where gunicorn's arbiter
     /// would die of it.
     fn hook_fatal(&mut self, name: &str, tb: &str) {
-        crate::error!("Unhandled exception in {name} hook, stopping\n{}", tb.trim_end());
+        crate::error!(
+            "Unhandled exception in {name} hook, stopping\n{}",
+            tb.trim_end()
+        );
         if self.phase == Phase::Running {
             self.notify_stopping();
-            self.phase = Phase::Halting { code: 1, reason: "Exception in a server hook.", deadline: Instant::now() + Duration::from_secs(2) };
+            self.phase = Phase::Halting {
+                code: 1,
+                reason: "Exception in a server hook.",
+                deadline: Instant::now() + Duration::from_secs(2),
+            };
             self.signal_workers(Signal::SIGQUIT);
         }
     }
@@ -160,12 +179,20 @@ impl Arbiter {
         if let Some(s) = &self.hooks.server {
             return Ok(s.clone_ref(py));
         }
-        let server = helper(py)?.getattr("Server")?.call1((new_logger(py)?, cfg_object(py, &self.cfg)?, self.pid))?;
+        let server = helper(py)?.getattr("Server")?.call1((
+            new_logger(py)?,
+            cfg_object(py, &self.cfg)?,
+            self.pid,
+        ))?;
         self.hooks.server = Some(server.clone().unbind());
         Ok(server.unbind())
     }
 
-    fn call_server_hook(&mut self, name: &str, extra: impl FnOnce(Python<'_>) -> Vec<Bound<'_, PyAny>>) -> Result<(), String> {
+    fn call_server_hook(
+        &mut self,
+        name: &str,
+        extra: impl FnOnce(Python<'_>) -> Vec<Bound<'_, PyAny>>,
+    ) -> Result<(), String> {
         if !self.hooks_active() || self.cfg.hooks.get(name).is_none() {
             return Ok(());
         }
@@ -191,7 +218,10 @@ impl Arbiter {
         self.hooks.num_workers = Some(self.num_workers);
         let n = self.num_workers;
         let changed = self.call_server_hook("nworkers_changed", |py| {
-            vec![n.into_pyobject(py).unwrap().into_any(), py.None().into_bound(py)]
+            vec![
+                n.into_pyobject(py).unwrap().into_any(),
+                py.None().into_bound(py),
+            ]
         });
         if let Err(tb) = changed {
             log_failure("nworkers_changed", &tb);
@@ -217,7 +247,10 @@ impl Arbiter {
         }
         self.hooks.num_workers = Some(new);
         let r = self.call_server_hook("nworkers_changed", |py| {
-            vec![new.into_pyobject(py).unwrap().into_any(), old.into_pyobject(py).unwrap().into_any()]
+            vec![
+                new.into_pyobject(py).unwrap().into_any(),
+                old.into_pyobject(py).unwrap().into_any(),
+            ]
         });
         if let Err(tb) = r {
             self.hook_fatal("nworkers_changed", &tb);
@@ -236,7 +269,10 @@ impl Arbiter {
             let server = server.bind(py);
             let cfg = server.getattr("cfg").map_err(|e| e.to_string())?;
             let worker = helper(py)
-                .and_then(|h| h.getattr("Worker")?.call1((age, self.pid, new_logger(py)?, cfg)))
+                .and_then(|h| {
+                    h.getattr("Worker")?
+                        .call1((age, self.pid, new_logger(py)?, cfg))
+                })
                 .map_err(|e| e.to_string())?;
             call(py, &hooks, "pre_fork", vec![server.clone(), worker.clone()])?;
             Ok(worker.unbind())
@@ -266,16 +302,24 @@ impl Arbiter {
 
     /// In the new worker, right after fork: keep what its hooks need.
     pub(super) fn hook_in_child(&mut self, worker: Option<Py<PyAny>>) {
-        let (Some(worker), Some(server)) = (worker, self.hooks.server.take()) else { return };
+        let (Some(worker), Some(server)) = (worker, self.hooks.server.take()) else {
+            return;
+        };
         Python::attach(|py| {
             let _ = worker.bind(py).setattr("pid", std::process::id());
         });
-        let _ = WORKER_SIDE.set(WorkerSide { hooks: self.cfg.hooks.clone(), server, worker });
+        let _ = WORKER_SIDE.set(WorkerSide {
+            hooks: self.cfg.hooks.clone(),
+            server,
+            worker,
+        });
     }
 
     /// A worker was reaped.
     pub(super) fn hook_child_exit(&mut self, pid: nix::unistd::Pid) {
-        let Some(worker) = self.hooks.workers.remove(&pid.as_raw()) else { return };
+        let Some(worker) = self.hooks.workers.remove(&pid.as_raw()) else {
+            return;
+        };
         if !self.hooks_active() {
             return;
         }
@@ -303,7 +347,9 @@ impl Arbiter {
             if let (Some(server), Ok(c)) = (&self.hooks.server, cfg_object(py, &cfg)) {
                 let _ = server.bind(py).setattr("cfg", c);
                 let _ = server.bind(py).setattr("proc_name", cfg.proc_name.as_str());
-                let _ = server.bind(py).setattr("timeout", cfg.timeout.map(|t| t.as_secs()).unwrap_or(0));
+                let _ = server
+                    .bind(py)
+                    .setattr("timeout", cfg.timeout.map(|t| t.as_secs()).unwrap_or(0));
             }
         });
         if let Err(tb) = self.call_server_hook("on_reload", |_| vec![]) {
@@ -342,7 +388,9 @@ pub fn worker_has(name: &str) -> bool {
 }
 
 fn call_worker_hook(name: &str, with_server: bool) -> Result<(), String> {
-    let Some(w) = worker_side() else { return Ok(()) };
+    let Some(w) = worker_side() else {
+        return Ok(());
+    };
     if w.hooks.get(name).is_none() {
         return Ok(());
     }
@@ -368,7 +416,8 @@ pub fn post_worker_init() -> Result<(), String> {
             let _ = w.worker.bind(py).setattr("booted", true);
         });
     }
-    call_worker_hook("post_worker_init", false).map_err(|tb| format!("Exception in post_worker_init hook\n{tb}"))
+    call_worker_hook("post_worker_init", false)
+        .map_err(|tb| format!("Exception in post_worker_init hook\n{tb}"))
 }
 
 /// worker_int(worker), on INT/QUIT: logged on failure; the worker exits anyway.
@@ -398,10 +447,16 @@ pub fn worker_exit() {
 /// SIGABRT either way.
 pub fn install_abort_handler() {
     let Some(w) = worker_side() else { return };
-    let Some(hook) = w.hooks.get("worker_abort") else { return };
+    let Some(hook) = w.hooks.get("worker_abort") else {
+        return;
+    };
     let r = Python::attach(|py| -> PyResult<()> {
-        let handler = helper(py)?.getattr("abort_handler")?.call1((hook.callable.bind(py), w.worker.bind(py)))?;
-        py.import("signal")?.getattr("signal")?.call1((libc::SIGABRT, handler))?;
+        let handler = helper(py)?
+            .getattr("abort_handler")?
+            .call1((hook.callable.bind(py), w.worker.bind(py)))?;
+        py.import("signal")?
+            .getattr("signal")?
+            .call1((libc::SIGABRT, handler))?;
         Ok(())
     });
     if let Err(e) = r {
@@ -422,7 +477,10 @@ impl RequestHooks {
         if w.hooks.get("pre_request").is_none() && w.hooks.get("post_request").is_none() {
             return None;
         }
-        Some(RequestHooks { hooks: w.hooks.clone(), worker: Python::attach(|py| w.worker.clone_ref(py)) })
+        Some(RequestHooks {
+            hooks: w.hooks.clone(),
+            worker: Python::attach(|py| w.worker.clone_ref(py)),
+        })
     }
 
     /// Make the `req` object and call pre_request. Err: the hook raised
@@ -455,10 +513,18 @@ impl RequestHooks {
                 ))
             })
             .unwrap_or_else(|_| py.None().into_bound(py));
-        if let Some(w) = self.worker.bind(py).getattr("nr").ok().and_then(|n| n.extract::<u64>().ok()) {
+        if let Some(w) = self
+            .worker
+            .bind(py)
+            .getattr("nr")
+            .ok()
+            .and_then(|n| n.extract::<u64>().ok())
+        {
             let _ = self.worker.bind(py).setattr("nr", w + 1);
         }
-        let Some(hook) = self.hooks.get("pre_request") else { return Ok(req) };
+        let Some(hook) = self.hooks.get("pre_request") else {
+            return Ok(req);
+        };
         match hook.callable.bind(py).call1((self.worker.bind(py), &req)) {
             Ok(_) => Ok(req),
             Err(e) => Err((req, e)),
@@ -466,11 +532,26 @@ impl RequestHooks {
     }
 
     /// post_request(worker, req, environ, resp); failures are logged.
-    pub fn post_request(&self, py: Python<'_>, req: &Bound<'_, PyAny>, environ: Option<Py<PyDict>>, status: u16, headers: &[(String, String)], sent: u64) {
-        let Some(hook) = self.hooks.get("post_request") else { return };
-        let environ = environ.map(|e| e.into_bound(py).into_any()).unwrap_or_else(|| PyDict::new(py).into_any());
+    pub fn post_request(
+        &self,
+        py: Python<'_>,
+        req: &Bound<'_, PyAny>,
+        environ: Option<Py<PyDict>>,
+        status: u16,
+        headers: &[(String, String)],
+        sent: u64,
+    ) {
+        let Some(hook) = self.hooks.get("post_request") else {
+            return;
+        };
+        let environ = environ
+            .map(|e| e.into_bound(py).into_any())
+            .unwrap_or_else(|| PyDict::new(py).into_any());
         let resp = helper(py)
-            .and_then(|h| h.getattr("Response")?.call1((status, headers.to_vec(), sent)))
+            .and_then(|h| {
+                h.getattr("Response")?
+                    .call1((status, headers.to_vec(), sent))
+            })
             .unwrap_or_else(|_| py.None().into_bound(py));
         let args = [self.worker.bind(py).clone(), req.clone(), environ, resp];
         let n = hook.arity.clamp(2, 4);
@@ -479,7 +560,10 @@ impl RequestHooks {
             if let Some(tb) = e.traceback(py) {
                 let _ = e.value(py).setattr("__traceback__", tb);
             }
-            log_failure("post_request", &crate::python::loader::format_traceback(py, &e));
+            log_failure(
+                "post_request",
+                &crate::python::loader::format_traceback(py, &e),
+            );
         }
     }
 }

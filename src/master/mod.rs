@@ -47,13 +47,20 @@ const ABORT_GRACE: Duration = Duration::from_secs(1);
 enum Phase {
     Running,
     /// TERM: workers finish in-flight requests until the deadline.
-    Draining { deadline: Instant },
+    Draining {
+        deadline: Instant,
+    },
     /// INT/QUIT: workers are told to exit now.
-    Quitting { deadline: Instant },
+    Quitting {
+        deadline: Instant,
+    },
     /// A boot failure at start-up: stop everything, exit with this code.
-    Halting { code: i32, reason: &'static str, deadline: Instant },
+    Halting {
+        code: i32,
+        reason: &'static str,
+        deadline: Instant,
+    },
 }
-
 
 pub struct Arbiter {
     cfg: Config,
@@ -95,14 +102,23 @@ pub struct Arbiter {
 pub fn python_setup(cfg: &Config) -> crate::python::PythonSetup {
     let mut path_prepend = cfg.pythonpath.clone();
     path_prepend.insert(0, cfg.chdir.clone());
-    crate::python::PythonSetup { argv: crate::proctitle::original_args().to_vec(), path_prepend }
+    crate::python::PythonSetup {
+        argv: crate::proctitle::original_args().to_vec(),
+        path_prepend,
+    }
 }
 
 impl Arbiter {
     /// Set up from bound listeners; signals are installed before Python can start.
-    pub fn new(cfg: Config, listeners: Vec<Listener>, signals: SignalPipe) -> Result<Arbiter, String> {
-        let heartbeats = Heartbeats::new().map_err(|e| format!("cannot map heartbeat memory: {e}"))?;
-        let (alive_read, alive_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    pub fn new(
+        cfg: Config,
+        listeners: Vec<Listener>,
+        signals: SignalPipe,
+    ) -> Result<Arbiter, String> {
+        let heartbeats =
+            Heartbeats::new().map_err(|e| format!("cannot map heartbeat memory: {e}"))?;
+        let (alive_read, alive_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         Ok(Arbiter {
             num_workers: cfg.workers,
             cfg,
@@ -147,8 +163,10 @@ impl Arbiter {
     /// Import the app in the master (--preload). Exits 4 with the report on failure.
     pub fn preload(&mut self) -> Result<(), (i32, String)> {
         let setup = python_setup(&self.cfg);
-        crate::python::initialize(&setup).map_err(|e| (EXIT_WORKER_BOOT_ERROR, format!("{e}\n")))?;
-        let app = Python::attach(|py| crate::python::load_app(py, &self.cfg.wsgi_app)).map_err(|e| (EXIT_APP_LOAD_ERROR, e.report))?;
+        crate::python::initialize(&setup)
+            .map_err(|e| (EXIT_WORKER_BOOT_ERROR, format!("{e}\n")))?;
+        let app = Python::attach(|py| crate::python::load_app(py, &self.cfg.wsgi_app))
+            .map_err(|e| (EXIT_APP_LOAD_ERROR, e.report))?;
         self.preloaded = Some(app);
         Ok(())
     }
@@ -240,7 +258,10 @@ impl Arbiter {
         let Some(pipe) = &self.signals else { return };
         for (sig, count) in pipe.drain() {
             if sig != libc::SIGCHLD {
-                crate::info!("Handling signal: {}", signals::name(sig).trim_start_matches("SIG").to_lowercase());
+                crate::info!(
+                    "Handling signal: {}",
+                    signals::name(sig).trim_start_matches("SIG").to_lowercase()
+                );
             }
             match sig {
                 libc::SIGHUP => self.on_hup(),
@@ -289,11 +310,17 @@ impl Arbiter {
         }
         match (self.phase, graceful) {
             (Phase::Running, true) => {
-                self.phase = Phase::Draining { deadline: now + self.cfg.graceful_timeout };
+                self.phase = Phase::Draining {
+                    deadline: now + self.cfg.graceful_timeout,
+                };
                 self.signal_workers(Signal::SIGTERM);
             }
             (Phase::Running | Phase::Draining { .. }, false) => {
-                self.phase = Phase::Quitting { deadline: now + Duration::from_secs(2).min(self.cfg.graceful_timeout.max(Duration::from_millis(500))) };
+                self.phase = Phase::Quitting {
+                    deadline: now
+                        + Duration::from_secs(2)
+                            .min(self.cfg.graceful_timeout.max(Duration::from_millis(500))),
+                };
                 self.signal_workers(Signal::SIGQUIT);
             }
             _ => {}
@@ -337,7 +364,9 @@ impl Arbiter {
             match (code, sig) {
                 (Some(0), _) => {}
                 (Some(c), _) => crate::error!("Worker (pid:{pid}) exited with code {c}"),
-                (_, Some(Signal::SIGKILL)) => crate::error!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"),
+                (_, Some(Signal::SIGKILL)) => {
+                    crate::error!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?")
+                }
                 (_, Some(s)) => crate::error!("Worker (pid:{pid}) was sent {}!", s.as_str()),
                 _ => {}
             }
@@ -350,14 +379,25 @@ impl Arbiter {
             // by us for booting past --timeout has failed to boot.
             let external_kill = w.boot_failure.is_none()
                 && w.aborted_at.is_none()
-                && matches!(sig, Some(Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGHUP));
+                && matches!(
+                    sig,
+                    Some(
+                        Signal::SIGKILL
+                            | Signal::SIGTERM
+                            | Signal::SIGINT
+                            | Signal::SIGQUIT
+                            | Signal::SIGHUP
+                    )
+                );
             if external_kill {
                 return;
             }
             let timeout = self.cfg.timeout.map(|t| t.as_secs()).unwrap_or(0);
             let failure = w.boot_failure.clone().or_else(|| {
                 let why = match (code, sig) {
-                    _ if w.aborted_at.is_some() => format!("did not finish booting within --timeout {timeout} s\n"),
+                    _ if w.aborted_at.is_some() => {
+                        format!("did not finish booting within --timeout {timeout} s\n")
+                    }
                     (Some(c), _) => format!("exited with code {c} before it booted\n"),
                     (_, Some(s)) => format!("was killed by {} before it booted\n", s.as_str()),
                     _ => "stopped before it booted\n".into(),
@@ -376,7 +416,10 @@ impl Arbiter {
         }
         if !self.ever_booted {
             // At start-up there is nothing to fall back on: stop, as gunicorn does.
-            crate::error!("Exception in worker process (pid:{pid}):\n{}", report.trim_end());
+            crate::error!(
+                "Exception in worker process (pid:{pid}):\n{}",
+                report.trim_end()
+            );
             let (code, reason) = if code == EXIT_APP_LOAD_ERROR {
                 (EXIT_APP_LOAD_ERROR, "App failed to load.")
             } else {
@@ -384,21 +427,35 @@ impl Arbiter {
             };
             self.blocked_generation = Some(generation);
             self.notify_stopping();
-            self.phase = Phase::Halting { code, reason, deadline: Instant::now() + self.cfg.graceful_timeout.min(Duration::from_secs(5)) };
+            self.phase = Phase::Halting {
+                code,
+                reason,
+                deadline: Instant::now() + self.cfg.graceful_timeout.min(Duration::from_secs(5)),
+            };
             self.signal_workers(Signal::SIGTERM);
             return;
         }
         self.blocked_generation = Some(generation);
-        let serving = self.workers.iter().filter(|w| w.is_booted() && !w.is_retiring()).count();
+        let serving = self
+            .workers
+            .iter()
+            .filter(|w| w.is_booted() && !w.is_retiring())
+            .count();
         crate::error!(
             "New worker (pid:{pid}) failed to boot; {serving} running worker(s) keep serving the previous code. {}\n{}",
             if self.cfg.reload { "Save a fix to retry." } else { "Fix the error and send HUP to retry." },
             report.trim_end()
         );
         // Workers of the failed generation that are still booting will fail alike.
-        for w in self.workers.iter_mut().filter(|w| w.generation == generation && !w.is_booted() && !w.is_retiring()) {
+        for w in self
+            .workers
+            .iter_mut()
+            .filter(|w| w.generation == generation && !w.is_booted() && !w.is_retiring())
+        {
             let _ = kill(w.pid, Signal::SIGTERM);
-            w.state = WorkerState::Retiring { deadline: Instant::now() + Duration::from_secs(2) };
+            w.state = WorkerState::Retiring {
+                deadline: Instant::now() + Duration::from_secs(2),
+            };
         }
     }
 
@@ -408,7 +465,13 @@ impl Arbiter {
         for i in 0..self.workers.len() {
             let mut buf = [0u8; 4096];
             loop {
-                let n = unsafe { libc::read(self.workers[i].status.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                let n = unsafe {
+                    libc::read(
+                        self.workers[i].status.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                    )
+                };
                 if n <= 0 {
                     break;
                 }
@@ -478,7 +541,9 @@ impl Arbiter {
     /// SIGABRT to a worker silent past --timeout (it logs its Python stack),
     /// SIGKILL if it is still there after a grace.
     fn murder_timed_out(&mut self) {
-        let Some(timeout) = self.cfg.timeout else { return };
+        let Some(timeout) = self.cfg.timeout else {
+            return;
+        };
         let now = Instant::now();
         for w in self.workers.iter_mut() {
             if let WorkerState::Retiring { deadline } = w.state {
@@ -505,9 +570,18 @@ impl Arbiter {
     fn manage_workers(&mut self) {
         let gen = self.generation;
         let num = self.num_workers as usize;
-        let is_current = |w: &WorkerProc| w.generation == gen && !w.wants_recycle && !w.is_retiring();
-        let booted_current = self.workers.iter().filter(|w| is_current(w) && w.is_booted()).count();
-        let booting_current = self.workers.iter().filter(|w| is_current(w) && !w.is_booted()).count();
+        let is_current =
+            |w: &WorkerProc| w.generation == gen && !w.wants_recycle && !w.is_retiring();
+        let booted_current = self
+            .workers
+            .iter()
+            .filter(|w| is_current(w) && w.is_booted())
+            .count();
+        let booting_current = self
+            .workers
+            .iter()
+            .filter(|w| is_current(w) && !w.is_booted())
+            .count();
 
         // Old-generation and recycled workers, oldest first: each retires once
         // a booted current worker can take its place.
@@ -525,8 +599,12 @@ impl Arbiter {
 
         // Too many current workers (TTOU, WINCH): retire the oldest.
         if booted_current + booting_current > num {
-            let mut current: Vec<(bool, u64, Pid)> =
-                self.workers.iter().filter(|w| is_current(w)).map(|w| (w.is_booted(), w.age, w.pid)).collect();
+            let mut current: Vec<(bool, u64, Pid)> = self
+                .workers
+                .iter()
+                .filter(|w| is_current(w))
+                .map(|w| (w.is_booted(), w.age, w.pid))
+                .collect();
             // Booting ones first (they serve nothing yet), then the oldest.
             current.sort();
             for (_, _, pid) in current.iter().take(booted_current + booting_current - num) {
@@ -563,18 +641,38 @@ impl Arbiter {
     fn sleep(&mut self) {
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.workers.len() + 2);
         if let Some(p) = &self.signals {
-            fds.push(libc::pollfd { fd: p.fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: p.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if let Some(fd) = self.upgrade.poll_fd() {
-            fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if let Some(fd) = self.reload.as_ref().and_then(|r| r.fd()) {
-            fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         for w in &self.workers {
-            fds.push(libc::pollfd { fd: w.status.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: w.status.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
-        let mut timeout_ms = if self.phase == Phase::Running { 1000 } else { 100 };
+        let mut timeout_ms = if self.phase == Phase::Running {
+            1000
+        } else {
+            100
+        };
         if let Some(r) = &self.reload {
             timeout_ms = timeout_ms.min(r.timeout(Instant::now()).as_millis() as i32);
         }

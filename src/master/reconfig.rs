@@ -53,7 +53,10 @@ impl Arbiter {
             Err(e) => {
                 self.set_raw_env();
                 let tb = match &e {
-                    crate::settings::SettingsError::Invalid { traceback: Some(tb), .. } => tb.clone(),
+                    crate::settings::SettingsError::Invalid {
+                        traceback: Some(tb),
+                        ..
+                    } => tb.clone(),
                     _ => String::new(),
                 };
                 return Err(format!("{tb}{e}"));
@@ -119,18 +122,28 @@ impl Arbiter {
     /// configured are kept, new addresses bound; only when all succeed are
     /// the old ones no longer wanted closed.
     fn rebind(&mut self, new: &Config) -> Result<(), String> {
-        let opts = BindOptions { backlog: new.backlog, reuse_port: new.reuse_port };
-        let mut old: Vec<Option<Listener>> = std::mem::take(&mut self.listeners).into_iter().map(Some).collect();
+        let opts = BindOptions {
+            backlog: new.backlog,
+            reuse_port: new.reuse_port,
+        };
+        let mut old: Vec<Option<Listener>> = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .map(Some)
+            .collect();
         // (listener, index in `old` it came from)
         let mut out: Vec<(Listener, Option<usize>)> = Vec::new();
         for addr in &new.binds {
-            if let Some(i) = old.iter().position(|l| l.as_ref().is_some_and(|l| &l.addr == addr)) {
+            if let Some(i) = old
+                .iter()
+                .position(|l| l.as_ref().is_some_and(|l| &l.addr == addr))
+            {
                 out.push((old[i].take().expect("position found it"), Some(i)));
                 continue;
             }
             match bind_listener(addr, &opts) {
                 Ok(l) => {
-                    let _ = crate::sock::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&l.fd), true);
+                    let _ =
+                        crate::sock::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&l.fd), true);
                     out.push((l, None));
                 }
                 Err(e) => {
@@ -149,7 +162,10 @@ impl Arbiter {
         let fresh = out.iter().any(|(_, from)| from.is_none());
         let out: Vec<Listener> = out.into_iter().map(|(l, _)| l).collect();
         for l in old.into_iter().flatten() {
-            crate::info!("Closing listener {} (no longer in bind); its workers finish on it", l.url());
+            crate::info!(
+                "Closing listener {} (no longer in bind); its workers finish on it",
+                l.url()
+            );
             if l.owns_path {
                 l.unlink();
             }
@@ -168,10 +184,21 @@ impl Arbiter {
         let cfg = &self.cfg;
         unsafe { libc::umask(cfg.umask as libc::mode_t) };
         self.set_raw_env();
-        if cfg.log_level != old.log_level || cfg.error_logfile != old.error_logfile || cfg.access_logfile != old.access_logfile {
-            if let Err(e) = crate::log::init(cfg.log_level, &cfg.error_logfile, cfg.access_logfile.as_deref()) {
+        if cfg.log_level != old.log_level
+            || cfg.error_logfile != old.error_logfile
+            || cfg.access_logfile != old.access_logfile
+        {
+            if let Err(e) = crate::log::init(
+                cfg.log_level,
+                &cfg.error_logfile,
+                cfg.access_logfile.as_deref(),
+            ) {
                 crate::error!("Cannot open the new log files, keeping the old ones: {e}");
-                let _ = crate::log::init(old.log_level, &old.error_logfile, old.access_logfile.as_deref());
+                let _ = crate::log::init(
+                    old.log_level,
+                    &old.error_logfile,
+                    old.access_logfile.as_deref(),
+                );
             }
         }
         if cfg.pidfile != old.pidfile {

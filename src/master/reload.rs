@@ -38,7 +38,9 @@ pub(super) struct Reload {
 
 impl Reload {
     pub(super) fn new(cfg: &Config, config_file: Option<PathBuf>) -> Result<Reload, String> {
-        let poll = Engine::Poll { interval: cfg.reload_poll_interval };
+        let poll = Engine::Poll {
+            interval: cfg.reload_poll_interval,
+        };
         let mut poll_interval = None;
         let watcher = match cfg.reload_engine.as_str() {
             "poll" => {
@@ -47,7 +49,10 @@ impl Reload {
             }
             "inotify" => Watcher::new(Engine::Inotify),
             _ => Watcher::new(Engine::Inotify).or_else(|e| {
-                crate::warning!("{e}; falling back to polling every {:?}", cfg.reload_poll_interval);
+                crate::warning!(
+                    "{e}; falling back to polling every {:?}",
+                    cfg.reload_poll_interval
+                );
                 poll_interval = Some(cfg.reload_poll_interval);
                 Watcher::new(poll)
             }),
@@ -63,14 +68,20 @@ impl Reload {
             config_file,
         };
         for pattern in &cfg.reload_extra_files {
-            r.watcher.add_pattern(pattern, &cfg.chdir).map_err(|e| format!("--reload-extra-file {pattern}: {e}"))?;
+            r.watcher
+                .add_pattern(pattern, &cfg.chdir)
+                .map_err(|e| format!("--reload-extra-file {pattern}: {e}"))?;
         }
         if let Some(f) = r.config_file.clone() {
             let _ = r.watcher.add_files([f]);
         }
         crate::info!(
             "Reloading on code changes ({} engine)",
-            if r.poll_interval.is_some() { "poll" } else { "inotify" }
+            if r.poll_interval.is_some() {
+                "poll"
+            } else {
+                "inotify"
+            }
         );
         Ok(r)
     }
@@ -137,7 +148,9 @@ impl Reload {
     }
 
     pub(super) fn is_config_file(&self, changed: &[PathBuf]) -> bool {
-        self.config_file.as_ref().is_some_and(|c| changed.contains(c))
+        self.config_file
+            .as_ref()
+            .is_some_and(|c| changed.contains(c))
     }
 }
 
@@ -151,10 +164,14 @@ fn forget_bytecode(changed: &[PathBuf]) {
         if f.extension() != Some(std::ffi::OsStr::new("py")) {
             continue;
         }
-        let (Some(dir), Some(stem)) = (f.parent(), f.file_stem()) else { continue };
+        let (Some(dir), Some(stem)) = (f.parent(), f.file_stem()) else {
+            continue;
+        };
         // `<module>.<tag>[.opt-N].pyc`; module names hold no dot.
         let prefix = format!("{}.", stem.to_string_lossy());
-        let Ok(entries) = std::fs::read_dir(dir.join("__pycache__")) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir.join("__pycache__")) else {
+            continue;
+        };
         for e in entries.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
@@ -169,9 +186,16 @@ impl Arbiter {
     /// One turn of the reloader in the master loop.
     pub(super) fn reload_tick(&mut self) {
         let generation = self.generation;
-        let booting = self.workers.iter().any(|w| w.generation == generation && !w.is_booted() && !w.is_retiring());
-        let Some(reload) = self.reload.as_mut() else { return };
-        let Some(changed) = reload.tick(Instant::now(), booting) else { return };
+        let booting = self
+            .workers
+            .iter()
+            .any(|w| w.generation == generation && !w.is_booted() && !w.is_retiring());
+        let Some(reload) = self.reload.as_mut() else {
+            return;
+        };
+        let Some(changed) = reload.tick(Instant::now(), booting) else {
+            return;
+        };
         let config_changed = reload.is_config_file(&changed);
         let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
         crate::info!("Reloading: {} modified", names.join(", "));

@@ -15,7 +15,10 @@ use pyo3::prelude::*;
 
 impl Arbiter {
     pub(super) fn spawn_worker(&mut self) -> Result<(), String> {
-        let slot = self.slots.take().ok_or("no heartbeat slot left (more than 1024 workers?)")?;
+        let slot = self
+            .slots
+            .take()
+            .ok_or("no heartbeat slot left (more than 1024 workers?)")?;
         self.heartbeats.beat(slot);
         let (status_read, status_write) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
             Ok(p) => p,
@@ -39,10 +42,18 @@ impl Arbiter {
         // right after the fork) would run the master's handler in the child
         // and be lost. The child unblocks once its handlers are in place.
         let mut previous = nix::sys::signal::SigSet::empty();
-        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&nix::sys::signal::SigSet::all()), Some(&mut previous));
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            Some(&nix::sys::signal::SigSet::all()),
+            Some(&mut previous),
+        );
         let forked = crate::python::fork_with_python();
         if !matches!(forked, Ok(ForkResult::Child)) {
-            let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&previous), None);
+            let _ = nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&previous),
+                None,
+            );
         }
         match forked {
             Err(e) => {
@@ -80,7 +91,11 @@ impl Arbiter {
         // worker runs real code does a broken app get an error page (then
         // showing the latest error); once good code runs, broken code must
         // not replace it.
-        let load_error_page = self.cfg.reload && !self.workers.iter().any(|w| w.is_booted() && !w.error_page && !w.is_retiring());
+        let load_error_page = self.cfg.reload
+            && !self
+                .workers
+                .iter()
+                .any(|w| w.is_booted() && !w.error_page && !w.is_retiring());
         if let Some(sig) = self.signals.take() {
             sig.uninstall();
         }
@@ -89,7 +104,10 @@ impl Arbiter {
         for w in self.workers.drain(..) {
             drop(w.status);
         }
-        let preloaded = self.preloaded.as_ref().map(|app| Python::attach(|py| app.clone_ref(py)));
+        let preloaded = self
+            .preloaded
+            .as_ref()
+            .map(|app| Python::attach(|py| app.clone_ref(py)));
         let ctx = WorkerCtx {
             cfg: &self.cfg,
             listeners: &self.listeners,

@@ -42,9 +42,14 @@ pub struct UpgradeSetup {
 pub(super) enum Child {
     None,
     /// Booting; not ready yet.
-    Pending { successor: Successor, pidfile_rotated: bool },
+    Pending {
+        successor: Successor,
+        pidfile_rotated: bool,
+    },
     /// Ready and serving alongside this master.
-    Ready { pid: u32 },
+    Ready {
+        pid: u32,
+    },
 }
 
 pub(super) struct Upgrades {
@@ -65,13 +70,24 @@ pub(super) struct Upgrades {
 
 impl Upgrades {
     pub(super) fn new() -> Upgrades {
-        Upgrades { start: None, ready_fd: None, parent: None, upgraded: false, announced: false, reloading: false, child: Child::None, handed_over: false }
+        Upgrades {
+            start: None,
+            ready_fd: None,
+            parent: None,
+            upgraded: false,
+            announced: false,
+            reloading: false,
+            child: Child::None,
+            handed_over: false,
+        }
     }
 
     /// Another master serves on the same sockets: the successor this master
     /// started, or the old master that is still this one's parent.
     pub(super) fn other_master_alive(&self) -> bool {
-        let parent_alive = self.parent.is_some_and(|p| nix::unistd::getppid().as_raw() as u32 == p);
+        let parent_alive = self
+            .parent
+            .is_some_and(|p| nix::unistd::getppid().as_raw() as u32 == p);
         parent_alive || !matches!(self.child, Child::None)
     }
 
@@ -97,7 +113,10 @@ fn notify(state: &str) {
 }
 
 fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
@@ -105,10 +124,14 @@ fn monotonic_usec() -> u64 {
 /// How a child process ended, for a log line.
 fn describe(status: &WaitStatus) -> String {
     match status {
-        WaitStatus::Exited(_, 1) => "exited with code 1 (bad configuration, or its sockets could not be set up)".into(),
+        WaitStatus::Exited(_, 1) => {
+            "exited with code 1 (bad configuration, or its sockets could not be set up)".into()
+        }
         WaitStatus::Exited(_, 3) => "exited with code 3 (a worker failed to boot)".into(),
         WaitStatus::Exited(_, 4) => "exited with code 4 (the app failed to load)".into(),
-        WaitStatus::Exited(_, 127) => "exited with code 127 (the binary could not be executed)".into(),
+        WaitStatus::Exited(_, 127) => {
+            "exited with code 127 (the binary could not be executed)".into()
+        }
         WaitStatus::Exited(_, c) => format!("exited with code {c}"),
         WaitStatus::Signaled(_, sig, _) => format!("was killed by {}", sig.as_str()),
         other => format!("ended ({other:?})"),
@@ -126,7 +149,10 @@ impl Arbiter {
     fn write_status(&self, status: Status) {
         if let Some(p) = &self.pidfile {
             if let Err(e) = upf::write_status(p.path(), &status) {
-                crate::warning!("Cannot record the upgrade outcome in {}: {e}", upf::status_path(p.path()).display());
+                crate::warning!(
+                    "Cannot record the upgrade outcome in {}: {e}",
+                    upf::status_path(p.path()).display()
+                );
             }
         }
     }
@@ -166,7 +192,10 @@ impl Arbiter {
         if !self.hook_pre_exec() {
             return self.ignore_usr2("the pre_exec hook raised (see the traceback above)".into());
         }
-        crate::info!("Upgrading: starting a new master from {}", start.exe.display());
+        crate::info!(
+            "Upgrading: starting a new master from {}",
+            start.exe.display()
+        );
         let mut pidfile_rotated = false;
         if let Some(p) = &self.pidfile {
             let _ = std::fs::remove_file(upf::status_path(p.path()));
@@ -181,13 +210,27 @@ impl Arbiter {
         let handoffs: Vec<Handoff> = self
             .listeners
             .iter()
-            .map(|l| Handoff { fd: std::os::fd::AsRawFd::as_raw_fd(&l.fd), name: l.addr.name(), owns_path: l.owns_path })
+            .map(|l| Handoff {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&l.fd),
+                name: l.addr.name(),
+                owns_path: l.owns_path,
+            })
             .collect();
         match ferricorn_upgrade::spawn_successor(&start, &handoffs, self.cfg.upgrade_timeout) {
             Ok(successor) => {
-                crate::info!("New master started (pid {}); waiting until all its workers have booted", successor.pid);
-                notify(&format!("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=upgrading: new master pid {}", monotonic_usec(), successor.pid));
-                self.upgrade.child = Child::Pending { successor, pidfile_rotated };
+                crate::info!(
+                    "New master started (pid {}); waiting until all its workers have booted",
+                    successor.pid
+                );
+                notify(&format!(
+                    "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=upgrading: new master pid {}",
+                    monotonic_usec(),
+                    successor.pid
+                ));
+                self.upgrade.child = Child::Pending {
+                    successor,
+                    pidfile_rotated,
+                };
             }
             Err(e) => {
                 self.upgrade.child = Child::None;
@@ -203,7 +246,10 @@ impl Arbiter {
             self.take_pidfile_back();
         }
         self.write_status(Status::Failed(why.to_string()));
-        notify(&format!("MAINPID={}\nREADY=1\nSTATUS=upgrade failed: {why}", self.pid));
+        notify(&format!(
+            "MAINPID={}\nREADY=1\nSTATUS=upgrade failed: {why}",
+            self.pid
+        ));
     }
 
     /// `.oldbin` back to the pidfile, if it still names this master.
@@ -222,11 +268,17 @@ impl Arbiter {
     pub(super) fn on_child_exit(&mut self, pid: Pid, status: &WaitStatus) -> bool {
         let raw = pid.as_raw() as u32;
         match std::mem::replace(&mut self.upgrade.child, Child::None) {
-            Child::Pending { mut successor, pidfile_rotated } if successor.pid == raw => {
+            Child::Pending {
+                mut successor,
+                pidfile_rotated,
+            } if successor.pid == raw => {
                 // The pipe may say why (an exec failure) or, in a race, that it was ready.
                 let why = match successor.poll() {
                     ReadyState::Failed(why) if why.starts_with("cannot start") => why,
-                    _ => format!("the new master (pid {raw}) {} before it was ready", describe(status)),
+                    _ => format!(
+                        "the new master (pid {raw}) {} before it was ready",
+                        describe(status)
+                    ),
                 };
                 self.upgrade_failed(pidfile_rotated, &why);
                 true
@@ -248,7 +300,11 @@ impl Arbiter {
             crate::info!("The new master (pid {pid}) {}", describe(status));
             return;
         }
-        crate::warning!("The new master (pid {pid}) {}; this master (pid {}) serves alone again", describe(status), self.pid);
+        crate::warning!(
+            "The new master (pid {pid}) {}; this master (pid {}) serves alone again",
+            describe(status),
+            self.pid
+        );
         self.take_pidfile_back();
         if self.num_workers == 0 {
             // Retired by WINCH for the handover: nobody would serve now.
@@ -263,7 +319,11 @@ impl Arbiter {
     /// Each loop turn: the successor's readiness and deadline, our own
     /// readiness, and whether the old master that started us is gone.
     pub(super) fn upgrade_tick(&mut self) {
-        if let Child::Pending { successor, pidfile_rotated } = &mut self.upgrade.child {
+        if let Child::Pending {
+            successor,
+            pidfile_rotated,
+        } = &mut self.upgrade.child
+        {
             let (pid, rotated) = (successor.pid, *pidfile_rotated);
             match successor.poll() {
                 // Closed: it is exiting; reaping it gives the reason.
@@ -317,7 +377,11 @@ impl Arbiter {
             return;
         }
         let gen = self.generation;
-        let booted = self.workers.iter().filter(|w| w.generation == gen && w.is_booted() && !w.is_retiring()).count();
+        let booted = self
+            .workers
+            .iter()
+            .filter(|w| w.generation == gen && w.is_booted() && !w.is_retiring())
+            .count();
         let done = booted >= self.num_workers as usize;
         if !self.upgrade.announced && done {
             self.upgrade.announced = true;
@@ -332,7 +396,9 @@ impl Arbiter {
                     ferricorn_upgrade::notify_ready(fd);
                 }
                 match self.upgrade.parent {
-                    Some(parent) => crate::info!("Ready: {booted} worker(s) booted; told the old master (pid {parent})"),
+                    Some(parent) => crate::info!(
+                        "Ready: {booted} worker(s) booted; told the old master (pid {parent})"
+                    ),
                     None => crate::info!("Ready: {booted} worker(s) booted"),
                 }
             }
@@ -355,7 +421,11 @@ impl Arbiter {
     /// over; a new master stopped while its old master still runs (a
     /// rollback) hands the main pid back to it first.
     pub(super) fn notify_stopping(&self) {
-        if let Some(parent) = self.upgrade.parent.filter(|p| nix::unistd::getppid().as_raw() as u32 == *p) {
+        if let Some(parent) = self
+            .upgrade
+            .parent
+            .filter(|p| nix::unistd::getppid().as_raw() as u32 == *p)
+        {
             notify(&format!("MAINPID={parent}"));
         } else if !self.upgrade.other_master_alive() {
             notify("STOPPING=1");

@@ -51,7 +51,9 @@ pub struct Slots {
 
 impl Slots {
     pub fn new(n: usize) -> Slots {
-        Slots { free: (0..n).rev().collect() }
+        Slots {
+            free: (0..n).rev().collect(),
+        }
     }
     pub fn take(&mut self) -> Option<usize> {
         self.free.pop()

@@ -59,7 +59,10 @@ pub fn choose_executable() -> Result<PathBuf, String> {
     }
     let exe = venv.join("bin").join("python");
     if !exe.exists() {
-        return Err(format!("The virtualenv {} has no bin/python; recreate it.", venv.display()));
+        return Err(format!(
+            "The virtualenv {} has no bin/python; recreate it.",
+            venv.display()
+        ));
     }
     Ok(exe)
 }
@@ -69,7 +72,9 @@ fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
         let msg = if status.err_msg.is_null() {
             String::from("unknown error")
         } else {
-            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }
+                .to_string_lossy()
+                .into_owned()
         };
         return Err(format!("Python initialisation failed ({what}): {msg}"));
     }
@@ -83,17 +88,32 @@ pub fn initialize(setup: &PythonSetup) -> Result<(), String> {
         return Ok(());
     }
     let exe = choose_executable()?;
-    let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| "bad executable path".to_string())?;
+    let exe_c = CString::new(exe.as_os_str().as_encoded_bytes())
+        .map_err(|_| "bad executable path".to_string())?;
     unsafe {
         let mut config: ffi::PyConfig = std::mem::zeroed();
         ffi::PyConfig_InitPythonConfig(&mut config);
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
         let result = (|| {
-            check(ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe_c.as_ptr()), "executable")?;
-            check(ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, exe_c.as_ptr()), "program name")?;
-            let mut argv: Vec<*const std::ffi::c_char> = setup.argv.iter().map(|a| a.as_ptr()).collect();
-            check(ffi::PyConfig_SetBytesArgv(&mut config, argv.len() as ffi::Py_ssize_t, argv.as_mut_ptr()), "argv")?;
+            check(
+                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe_c.as_ptr()),
+                "executable",
+            )?;
+            check(
+                ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, exe_c.as_ptr()),
+                "program name",
+            )?;
+            let mut argv: Vec<*const std::ffi::c_char> =
+                setup.argv.iter().map(|a| a.as_ptr()).collect();
+            check(
+                ffi::PyConfig_SetBytesArgv(
+                    &mut config,
+                    argv.len() as ffi::Py_ssize_t,
+                    argv.as_mut_ptr(),
+                ),
+                "argv",
+            )?;
             check(ffi::Py_InitializeFromConfig(&config), "start")
         })();
         ffi::PyConfig_Clear(&mut config);
@@ -108,7 +128,10 @@ pub fn initialize(setup: &PythonSetup) -> Result<(), String> {
         for (i, dir) in setup.path_prepend.iter().enumerate() {
             let s = dir.to_string_lossy();
             // Avoid duplicates but keep our order at the front.
-            while path.call_method1("__contains__", (s.as_ref(),))?.is_truthy()? {
+            while path
+                .call_method1("__contains__", (s.as_ref(),))?
+                .is_truthy()?
+            {
                 path.call_method1("remove", (s.as_ref(),))?;
             }
             path.call_method1("insert", (i, s.as_ref()))?;

@@ -22,25 +22,34 @@ fn loader_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     LOADER
         .get_or_try_init(py, || {
             let code = CString::new(LOADER_SOURCE).expect("loader source has no NUL");
-            PyModule::from_code(py, &code, c"<ferricorn.loader>", c"_ferricorn_loader").map(Bound::unbind)
+            PyModule::from_code(py, &code, c"<ferricorn.loader>", c"_ferricorn_loader")
+                .map(Bound::unbind)
         })
         .map(|m| m.bind(py).clone())
 }
 
 /// Import and return the app object.
 pub fn load_app(py: Python<'_>, spec: &str) -> Result<Py<PyAny>, LoadError> {
-    let loader = loader_module(py).map_err(|e| LoadError { report: format!("internal loader error: {e}\n"), files: vec![] })?;
+    let loader = loader_module(py).map_err(|e| LoadError {
+        report: format!("internal loader error: {e}\n"),
+        files: vec![],
+    })?;
     match loader.call_method1("load", (spec,)) {
         Ok(app) => Ok(app.unbind()),
         Err(err) => {
             if let Some(tb) = err.traceback(py) {
-                let _ = err.value(py).setattr(pyo3::intern!(py, "__traceback__"), tb);
+                let _ = err
+                    .value(py)
+                    .setattr(pyo3::intern!(py, "__traceback__"), tb);
             }
             let files = loader
                 .call_method1("error_files", (err.value(py),))
                 .and_then(|f| f.extract::<Vec<String>>())
                 .unwrap_or_default();
-            Err(LoadError { report: describe(py, &loader, err), files })
+            Err(LoadError {
+                report: describe(py, &loader, err),
+                files,
+            })
         }
     }
 }
@@ -55,7 +64,9 @@ pub fn module_files(py: Python<'_>) -> Vec<String> {
 
 /// A WSGI app answering 500 with `report` (reload mode, broken first start).
 pub fn error_app(py: Python<'_>, report: &str) -> PyResult<Py<PyAny>> {
-    Ok(loader_module(py)?.call_method1("error_app", (report,))?.unbind())
+    Ok(loader_module(py)?
+        .call_method1("error_app", (report,))?
+        .unbind())
 }
 
 /// Render an exception for the error log: a traceback, or our one-line message.

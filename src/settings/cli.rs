@@ -24,7 +24,10 @@ pub struct Parsed {
 
 impl Parsed {
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.values.iter().find(|(s, _)| s.name == name).map(|(_, v)| v)
+        self.values
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -35,7 +38,9 @@ fn help_default(s: &Setting) -> String {
         Default::Int(n) => n.to_string(),
         Default::Float(x) => Value::Float(x).to_string(),
         Default::Str(t) => t.to_string(),
-        Default::List(items) => Value::List(items.iter().map(|i| Value::Str(i.to_string())).collect()).to_string(),
+        Default::List(items) => {
+            Value::List(items.iter().map(|i| Value::Str(i.to_string())).collect()).to_string()
+        }
         Default::Dict(_) => "see docs".into(),
         Default::Computed(text) => text.to_string(),
     }
@@ -47,7 +52,9 @@ fn arg_for(s: &'static Setting, order: usize) -> Arg {
         super::table::Applies::NoEffect(_) => " (no effect in ferricorn)",
         super::table::Applies::NotYet(_) => " (not acted on yet)",
     };
-    let mut arg = Arg::new(s.name).help(format!("{} [{}]{note}", s.doc, help_default(s))).display_order(order);
+    let mut arg = Arg::new(s.name)
+        .help(format!("{} [{}]{note}", s.doc, help_default(s)))
+        .display_order(order);
     let mut longs = Vec::new();
     for flag in s.flags {
         if let Some(long) = flag.strip_prefix("--") {
@@ -67,8 +74,12 @@ fn arg_for(s: &'static Setting, order: usize) -> Arg {
     }
     match s.kind {
         Kind::Bool | Kind::NegFlag => arg.action(ArgAction::SetTrue),
-        Kind::List | Kind::FileList => arg.action(ArgAction::Append).value_name(s.meta.unwrap_or("STRING")),
-        _ => arg.action(ArgAction::Set).value_name(s.meta.unwrap_or("STRING")),
+        Kind::List | Kind::FileList => arg
+            .action(ArgAction::Append)
+            .value_name(s.meta.unwrap_or("STRING")),
+        _ => arg
+            .action(ArgAction::Set)
+            .value_name(s.meta.unwrap_or("STRING")),
     }
 }
 
@@ -97,7 +108,10 @@ pub fn command() -> Command {
     let mut order = 0;
     for section in Section::ALL {
         cmd = cmd.next_help_heading(section.title());
-        for s in SETTINGS.iter().filter(|s| s.section == section && s.has_cli()) {
+        for s in SETTINGS
+            .iter()
+            .filter(|s| s.section == section && s.has_cli())
+        {
             order += 1;
             cmd = cmd.arg(arg_for(s, order));
         }
@@ -125,7 +139,11 @@ pub fn parse(args: &[String]) -> Result<Parsed, clap::Error> {
             // --no-sendfile: present means "off".
             Kind::NegFlag => Value::Bool(false),
             Kind::List | Kind::FileList => Value::List(
-                m.get_many::<String>(s.name).into_iter().flatten().map(|v| Value::Str(v.clone())).collect(),
+                m.get_many::<String>(s.name)
+                    .into_iter()
+                    .flatten()
+                    .map(|v| Value::Str(v.clone()))
+                    .collect(),
             ),
             _ => match m.get_one::<String>(s.name) {
                 Some(v) => Value::Str(v.clone()),
@@ -217,21 +235,49 @@ mod tests {
     #[test]
     fn parses_gunicorn_spellings() {
         let p = parse(&args(&[
-            "-w", "3", "-b", "a:1", "--bind", "b:2", "--limit-request-field_size", "10", "--no-sendfile", "--preload",
-            "--log-file", "err.log", "-e", "A=1", "app:wsgi",
+            "-w",
+            "3",
+            "-b",
+            "a:1",
+            "--bind",
+            "b:2",
+            "--limit-request-field_size",
+            "10",
+            "--no-sendfile",
+            "--preload",
+            "--log-file",
+            "err.log",
+            "-e",
+            "A=1",
+            "app:wsgi",
         ]))
         .unwrap();
         assert_eq!(p.wsgi_app.as_deref(), Some("app:wsgi"));
         assert_eq!(p.get("workers"), Some(&Value::Str("3".into())));
-        assert_eq!(p.get("bind"), Some(&Value::List(vec![Value::Str("a:1".into()), Value::Str("b:2".into())])));
-        assert_eq!(p.get("limit_request_field_size"), Some(&Value::Str("10".into())));
+        assert_eq!(
+            p.get("bind"),
+            Some(&Value::List(vec![
+                Value::Str("a:1".into()),
+                Value::Str("b:2".into())
+            ]))
+        );
+        assert_eq!(
+            p.get("limit_request_field_size"),
+            Some(&Value::Str("10".into()))
+        );
         assert_eq!(p.get("sendfile"), Some(&Value::Bool(false)));
         assert_eq!(p.get("preload_app"), Some(&Value::Bool(true)));
         assert_eq!(p.get("errorlog"), Some(&Value::Str("err.log".into())));
-        assert_eq!(p.get("raw_env"), Some(&Value::List(vec![Value::Str("A=1".into())])));
+        assert_eq!(
+            p.get("raw_env"),
+            Some(&Value::List(vec![Value::Str("A=1".into())]))
+        );
         assert_eq!(p.get("timeout"), None, "unset flags are not reported");
         let alias = parse(&args(&["--limit-request-field-size", "7"])).unwrap();
-        assert_eq!(alias.get("limit_request_field_size"), Some(&Value::Str("7".into())));
+        assert_eq!(
+            alias.get("limit_request_field_size"),
+            Some(&Value::Str("7".into()))
+        );
     }
 
     #[test]
@@ -242,14 +288,26 @@ mod tests {
         assert!(help.contains("--limit-request-field_size"));
         assert!(!help.contains("Server Hooks"), "hooks have no flags");
         assert!(help.contains("Worker Processes"));
-        assert_eq!(parse(&args(&["-v"])).unwrap_err().kind(), clap::error::ErrorKind::DisplayVersion);
-        assert_eq!(parse(&args(&["--workers"])).unwrap_err().kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(
+            parse(&args(&["-v"])).unwrap_err().kind(),
+            clap::error::ErrorKind::DisplayVersion
+        );
+        assert_eq!(
+            parse(&args(&["--workers"])).unwrap_err().kind(),
+            clap::error::ErrorKind::InvalidValue
+        );
     }
 
     #[test]
     fn shell_split_matches_shlex() {
-        assert_eq!(shell_split("-w 3  --name 'my app' -e \"A=x y\"").unwrap(), args(&["-w", "3", "--name", "my app", "-e", "A=x y"]));
-        assert_eq!(shell_split(r#"a\ b "c\"d""#).unwrap(), args(&["a b", "c\"d"]));
+        assert_eq!(
+            shell_split("-w 3  --name 'my app' -e \"A=x y\"").unwrap(),
+            args(&["-w", "3", "--name", "my app", "-e", "A=x y"])
+        );
+        assert_eq!(
+            shell_split(r#"a\ b "c\"d""#).unwrap(),
+            args(&["a b", "c\"d"])
+        );
         assert!(shell_split("'open").is_err());
         assert!(shell_split("").unwrap().is_empty());
     }

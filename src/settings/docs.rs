@@ -32,8 +32,12 @@ fn flag_text(flag: &str, kind: Kind, meta: Option<&str>) -> String {
 pub fn settings_markdown() -> String {
     let mut out = String::new();
     out.push_str("# Settings\n\n");
-    out.push_str("<!-- Generated from src/settings/table.rs by settings_markdown(); do not edit by hand.\n");
-    out.push_str("     Regenerate with: FERRICORN_UPDATE_DOCS=1 cargo test --lib settings::docs -->\n\n");
+    out.push_str(
+        "<!-- Generated from src/settings/table.rs by settings_markdown(); do not edit by hand.\n",
+    );
+    out.push_str(
+        "     Regenerate with: FERRICORN_UPDATE_DOCS=1 cargo test --lib settings::docs -->\n\n",
+    );
     out.push_str(
         "ferricorn takes gunicorn's settings under gunicorn's names and flags. Each setting is read, \
          lowest precedence first, from:\n\n\
@@ -56,17 +60,35 @@ pub fn settings_markdown() -> String {
             out.push_str(&format!("### `{}`\n\n", s.name));
             let mut facts = Vec::new();
             if s.has_cli() {
-                let flags: Vec<String> = s.flags.iter().map(|f| flag_text(f, s.kind, s.meta)).collect();
+                let flags: Vec<String> = s
+                    .flags
+                    .iter()
+                    .map(|f| flag_text(f, s.kind, s.meta))
+                    .collect();
                 facts.push(format!("**Command line:** {}", flags.join(", ")));
             } else {
                 facts.push("**Command line:** none (config file only)".into());
             }
-            facts.push(format!("**Type:** {}", match s.kind {
-                Kind::Choice(words) => format!("one of {}", words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")),
-                Kind::Hook(_) if s.name == "post_request" => "callable taking 2 to 4 arguments, or \"module.function\"".into(),
-                Kind::Hook(n) => format!("callable taking {n} argument{}, or \"module.function\"", if n == 1 { "" } else { "s" }),
-                k => k.describe().into(),
-            }));
+            facts.push(format!(
+                "**Type:** {}",
+                match s.kind {
+                    Kind::Choice(words) => format!(
+                        "one of {}",
+                        words
+                            .iter()
+                            .map(|w| format!("`{w}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Kind::Hook(_) if s.name == "post_request" =>
+                        "callable taking 2 to 4 arguments, or \"module.function\"".into(),
+                    Kind::Hook(n) => format!(
+                        "callable taking {n} argument{}, or \"module.function\"",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    k => k.describe().into(),
+                }
+            ));
             facts.push(format!("**Default:** {}", default_text(s.default)));
             if let Some(var) = s.env_default {
                 facts.push(format!("**Default from:** `${var}`"));
@@ -84,7 +106,9 @@ pub fn settings_markdown() -> String {
             out.push_str("\n\n");
             match s.applies {
                 Applies::Yes => {}
-                Applies::NoEffect(why) => out.push_str(&format!("*No effect in ferricorn:* {why}.\n\n")),
+                Applies::NoEffect(why) => {
+                    out.push_str(&format!("*No effect in ferricorn:* {why}.\n\n"))
+                }
                 Applies::NotYet(why) => out.push_str(&format!("*Not acted on yet:* {why}.\n\n")),
             }
         }
@@ -98,7 +122,9 @@ mod tests {
 
     #[test]
     fn docs_settings_md_is_generated_from_the_table() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join("settings.md");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join("settings.md");
         let want = settings_markdown();
         if std::env::var_os("FERRICORN_UPDATE_DOCS").is_some() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -116,7 +142,12 @@ mod tests {
     fn every_setting_is_documented_once() {
         let md = settings_markdown();
         for s in SETTINGS {
-            assert_eq!(md.matches(&format!("### `{}`\n", s.name)).count(), 1, "{}", s.name);
+            assert_eq!(
+                md.matches(&format!("### `{}`\n", s.name)).count(),
+                1,
+                "{}",
+                s.name
+            );
         }
     }
 }

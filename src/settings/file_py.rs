@@ -8,7 +8,9 @@ use super::table::{find, Kind, Setting};
 use super::value::Value;
 use super::{FileEntry, Hook, Location, Raw, SettingsError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyModule, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyModule, PyString, PyTuple, PyType,
+};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -25,13 +27,22 @@ fn need_python(path: &Path) -> Result<(), SettingsError> {
         return Ok(());
     }
     Err(SettingsError::invalid(
-        Location::File { path: path.to_path_buf(), line: None },
+        Location::File {
+            path: path.to_path_buf(),
+            line: None,
+        },
         "a Python config file needs the embedded interpreter, which is not initialised",
     ))
 }
 
 fn internal(path: &Path, e: PyErr) -> SettingsError {
-    SettingsError::invalid(Location::File { path: path.to_path_buf(), line: None }, format!("internal error: {e}"))
+    SettingsError::invalid(
+        Location::File {
+            path: path.to_path_buf(),
+            line: None,
+        },
+        format!("internal error: {e}"),
+    )
 }
 
 /// The interpreter looks for modules the config imports (and `python:`
@@ -48,18 +59,32 @@ fn ensure_on_path(py: Python<'_>, dir: &Path) -> PyResult<()> {
 
 /// Turn an exception raised while running the config into an error naming
 /// the file and the line in it.
-fn exec_error(py: Python<'_>, helper: &Bound<'_, PyModule>, path: &Path, err: PyErr) -> SettingsError {
+fn exec_error(
+    py: Python<'_>,
+    helper: &Bound<'_, PyModule>,
+    path: &Path,
+    err: PyErr,
+) -> SettingsError {
     let shown = path.to_string_lossy();
     let located = helper
         .call_method1("locate", (err.value(py), err.traceback(py), shown.as_ref()))
         .and_then(|t| t.extract::<(Option<usize>, String, String)>());
     match located {
         Ok((line, summary, full)) => SettingsError::Invalid {
-            at: Location::File { path: path.to_path_buf(), line },
+            at: Location::File {
+                path: path.to_path_buf(),
+                line,
+            },
             message: summary,
             traceback: Some(full),
         },
-        Err(_) => SettingsError::invalid(Location::File { path: path.to_path_buf(), line: None }, err.to_string()),
+        Err(_) => SettingsError::invalid(
+            Location::File {
+                path: path.to_path_buf(),
+                line: None,
+            },
+            err.to_string(),
+        ),
     }
 }
 
@@ -71,7 +96,9 @@ pub fn load_file(path: &Path, cwd: &Path) -> Result<Vec<FileEntry>, SettingsErro
         ensure_on_path(py, cwd).map_err(|e| internal(path, e))?;
         let shown = path.to_string_lossy();
         let (namespace, lines) = match helper.call_method1("exec_file", (shown.as_ref(),)) {
-            Ok(r) => r.extract::<(Bound<'_, PyDict>, HashMap<String, usize>)>().map_err(|e| internal(path, e))?,
+            Ok(r) => r
+                .extract::<(Bound<'_, PyDict>, HashMap<String, usize>)>()
+                .map_err(|e| internal(path, e))?,
             Err(e) => return Err(exec_error(py, &helper, path, e)),
         };
         collect(&helper, path, &namespace, &lines)
@@ -101,7 +128,13 @@ pub fn load_module(name: &str, cwd: &Path) -> Result<(Vec<FileEntry>, PathBuf), 
                     .flatten();
                 return Err(match file {
                     Some(f) => exec_error(py, &helper, Path::new(&f), e),
-                    None => SettingsError::invalid(Location::File { path: label.clone(), line: None }, e.to_string()),
+                    None => SettingsError::invalid(
+                        Location::File {
+                            path: label.clone(),
+                            line: None,
+                        },
+                        e.to_string(),
+                    ),
                 });
             }
         };
@@ -118,19 +151,33 @@ fn collect(
 ) -> Result<Vec<FileEntry>, SettingsError> {
     let mut out = Vec::new();
     for (key, obj) in namespace.iter() {
-        let Ok(name) = key.extract::<String>() else { continue };
+        let Ok(name) = key.extract::<String>() else {
+            continue;
+        };
         // Unknown names (imports, helpers, constants) are ignored, as gunicorn does.
         let Some(setting) = find(&name) else { continue };
         let line = lines.get(&name).copied();
-        let at = || Location::File { path: path.to_path_buf(), line };
+        let at = || Location::File {
+            path: path.to_path_buf(),
+            line,
+        };
         let raw = if let Kind::Hook(_) = setting.kind {
             if obj.is_callable() && !obj.is_instance_of::<PyString>() {
-                Raw::Hook(hook_from_object(helper, setting, &obj).map_err(|m| SettingsError::invalid(at(), m))?)
+                Raw::Hook(
+                    hook_from_object(helper, setting, &obj)
+                        .map_err(|m| SettingsError::invalid(at(), m))?,
+                )
             } else {
-                Raw::Value(to_value(helper, &obj).map_err(|m| SettingsError::invalid(at(), format!("{name}: {m}")))?)
+                Raw::Value(
+                    to_value(helper, &obj)
+                        .map_err(|m| SettingsError::invalid(at(), format!("{name}: {m}")))?,
+                )
             }
         } else {
-            Raw::Value(to_value(helper, &obj).map_err(|m| SettingsError::invalid(at(), format!("{name}: {m}")))?)
+            Raw::Value(
+                to_value(helper, &obj)
+                    .map_err(|m| SettingsError::invalid(at(), format!("{name}: {m}")))?,
+            )
         };
         out.push(FileEntry { setting, raw, line });
     }
@@ -143,7 +190,9 @@ fn hook_from_object(
     setting: &Setting,
     obj: &Bound<'_, PyAny>,
 ) -> Result<Hook, String> {
-    let Kind::Hook(want) = setting.kind else { unreachable!("only hooks have callables") };
+    let Kind::Hook(want) = setting.kind else {
+        unreachable!("only hooks have callables")
+    };
     let arity: Option<usize> = helper
         .call_method1("positional_arity", (obj,))
         .and_then(|a| a.extract())
@@ -154,9 +203,17 @@ fn hook_from_object(
         .map_err(|e| e.to_string())?;
     if let Some(n) = arity {
         // post_request may leave out the trailing arguments, as in gunicorn.
-        let ok = if setting.name == "post_request" { (2..=4).contains(&n) } else { n == want as usize };
+        let ok = if setting.name == "post_request" {
+            (2..=4).contains(&n)
+        } else {
+            n == want as usize
+        };
         if !ok {
-            let wanted = if setting.name == "post_request" { "2 to 4".to_string() } else { want.to_string() };
+            let wanted = if setting.name == "post_request" {
+                "2 to 4".to_string()
+            } else {
+                want.to_string()
+            };
             return Err(format!(
                 "{}: {qualname}() takes {n} positional argument{}, the hook is called with {wanted} ({})",
                 setting.name,
@@ -165,18 +222,27 @@ fn hook_from_object(
             ));
         }
     }
-    Ok(Hook { callable: obj.clone().unbind(), arity: arity.unwrap_or(want as usize), qualname })
+    Ok(Hook {
+        callable: obj.clone().unbind(),
+        arity: arity.unwrap_or(want as usize),
+        qualname,
+    })
 }
 
 /// Resolve a `"module.function"` hook (TOML configs, or a string in a
 /// Python config, which gunicorn also accepts).
 pub fn resolve_hook(setting: &Setting, spec: &str) -> Result<Hook, String> {
     if !crate::python::is_initialized() {
-        return Err(format!("{}: resolving {spec:?} needs the embedded interpreter, which is not initialised", setting.name));
+        return Err(format!(
+            "{}: resolving {spec:?} needs the embedded interpreter, which is not initialised",
+            setting.name
+        ));
     }
     Python::attach(|py| {
         let helper = helper(py).map_err(|e| e.to_string())?;
-        let obj = helper.call_method1("resolve", (spec,)).map_err(|e| format!("{}: {}", setting.name, e.value(py)))?;
+        let obj = helper
+            .call_method1("resolve", (spec,))
+            .map_err(|e| format!("{}: {}", setting.name, e.value(py)))?;
         if !obj.is_callable() {
             return Err(format!("{}: {spec:?} is not callable", setting.name));
         }
@@ -193,16 +259,27 @@ fn to_value(helper: &Bound<'_, PyModule>, obj: &Bound<'_, PyAny>) -> Result<Valu
         return Ok(Value::Bool(b.is_true()));
     }
     if obj.is_instance_of::<PyInt>() {
-        return obj.extract::<i64>().map(Value::Int).map_err(|_| "the integer is too large".to_string());
+        return obj
+            .extract::<i64>()
+            .map(Value::Int)
+            .map_err(|_| "the integer is too large".to_string());
     }
     if obj.is_instance_of::<PyFloat>() {
-        return obj.extract::<f64>().map(Value::Float).map_err(|e| e.to_string());
+        return obj
+            .extract::<f64>()
+            .map(Value::Float)
+            .map_err(|e| e.to_string());
     }
     if obj.is_instance_of::<PyString>() {
-        return obj.extract::<String>().map(Value::Str).map_err(|e| e.to_string());
+        return obj
+            .extract::<String>()
+            .map(Value::Str)
+            .map_err(|e| e.to_string());
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Value::Str(String::from_utf8_lossy(b.as_bytes()).into_owned()));
+        return Ok(Value::Str(
+            String::from_utf8_lossy(b.as_bytes()).into_owned(),
+        ));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut items = Vec::new();
@@ -231,9 +308,16 @@ fn to_value(helper: &Bound<'_, PyModule>, obj: &Bound<'_, PyAny>) -> Result<Valu
             .map_err(|e| e.to_string());
     }
     if obj.is_callable() {
-        let q: String = helper.call_method1("qualname", (obj,)).and_then(|q| q.extract()).unwrap_or_default();
+        let q: String = helper
+            .call_method1("qualname", (obj,))
+            .and_then(|q| q.extract())
+            .unwrap_or_default();
         return Ok(Value::Hook(q));
     }
-    let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+    let type_name = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
     Err(format!("a {type_name} value is not allowed"))
 }

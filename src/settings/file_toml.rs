@@ -11,14 +11,24 @@ use toml::de::{DeTable, DeValue};
 
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Vec<FileEntry>, SettingsError> {
-    let at = |line: Option<usize>| Location::File { path: path.to_path_buf(), line };
+    let at = |line: Option<usize>| Location::File {
+        path: path.to_path_buf(),
+        line,
+    };
     let table = DeTable::parse(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
-        SettingsError::invalid(at(line), format!("TOML syntax error: {}", e.message().trim()))
+        SettingsError::invalid(
+            at(line),
+            format!("TOML syntax error: {}", e.message().trim()),
+        )
     })?;
     let mut out = Vec::new();
     for (key, value) in table.get_ref().iter() {
@@ -29,10 +39,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<FileEntry>, SettingsError> {
                 Some(s) => format!("; did you mean `{s}`?"),
                 None => String::new(),
             };
-            return Err(SettingsError::invalid(at(line), format!("unknown setting `{name}`{hint}")));
+            return Err(SettingsError::invalid(
+                at(line),
+                format!("unknown setting `{name}`{hint}"),
+            ));
         };
-        let v = convert(value.get_ref()).map_err(|m| SettingsError::invalid(at(line), format!("{name}: {m}")))?;
-        out.push(FileEntry { setting, raw: Raw::Value(v), line });
+        let v = convert(value.get_ref())
+            .map_err(|m| SettingsError::invalid(at(line), format!("{name}: {m}")))?;
+        out.push(FileEntry {
+            setting,
+            raw: Raw::Value(v),
+            line,
+        });
     }
     Ok(out)
 }
@@ -46,10 +64,20 @@ fn convert(v: &DeValue<'_>) -> Result<Value, String> {
                 .map_err(|_| format!("{} is not a usable integer", i.as_str()))?;
             Value::Int(parsed)
         }
-        DeValue::Float(f) => Value::Float(f.as_str().replace('_', "").parse().map_err(|_| format!("{f} is not a usable number"))?),
+        DeValue::Float(f) => Value::Float(
+            f.as_str()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| format!("{f} is not a usable number"))?,
+        ),
         DeValue::Boolean(b) => Value::Bool(*b),
         DeValue::Datetime(_) => return Err("dates and times are not setting values".into()),
-        DeValue::Array(items) => Value::List(items.iter().map(|i| convert(i.get_ref())).collect::<Result<_, _>>()?),
+        DeValue::Array(items) => Value::List(
+            items
+                .iter()
+                .map(|i| convert(i.get_ref()))
+                .collect::<Result<_, _>>()?,
+        ),
         DeValue::Table(t) => Value::Dict(
             t.iter()
                 .map(|(k, v)| Ok((k.get_ref().to_string(), convert(v.get_ref())?)))
@@ -61,7 +89,10 @@ fn convert(v: &DeValue<'_>) -> Result<Value, String> {
 /// The setting a mistyped key most likely meant: a command-line spelling of
 /// a setting first (`access-logfile` is `accesslog`), then the closest name.
 pub fn suggest(key: &str) -> Option<&'static str> {
-    let norm = key.trim_start_matches('-').replace('-', "_").to_ascii_lowercase();
+    let norm = key
+        .trim_start_matches('-')
+        .replace('-', "_")
+        .to_ascii_lowercase();
     if let Some(s) = find(&norm) {
         return Some(s.name);
     }
@@ -72,7 +103,10 @@ pub fn suggest(key: &str) -> Option<&'static str> {
             }
         }
     }
-    let (best, dist) = SETTINGS.iter().map(|s| (s.name, edit_distance(&norm, s.name))).min_by_key(|(_, d)| *d)?;
+    let (best, dist) = SETTINGS
+        .iter()
+        .map(|s| (s.name, edit_distance(&norm, s.name)))
+        .min_by_key(|(_, d)| *d)?;
     (dist <= (norm.len() / 3).max(2)).then_some(best)
 }
 
@@ -82,7 +116,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + (ca != *cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + (ca != *cb) as usize)
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -101,7 +137,9 @@ mod tests {
         assert_eq!(get("workers").line, Some(2));
         assert!(matches!(&get("workers").raw, Raw::Value(Value::Int(3))));
         assert!(matches!(&get("umask").raw, Raw::Value(Value::Int(18))));
-        assert!(matches!(&get("secure_scheme_headers").raw, Raw::Value(Value::Dict(d)) if d[0].0 == "X-PROTO"));
+        assert!(
+            matches!(&get("secure_scheme_headers").raw, Raw::Value(Value::Dict(d)) if d[0].0 == "X-PROTO")
+        );
     }
 
     #[test]
@@ -114,7 +152,10 @@ mod tests {
         assert_eq!(suggest("limit-request-line"), Some("limit_request_line"));
         assert_eq!(suggest("zzzzzzzzzzzzzzzzzz"), None);
         let err = parse(Path::new("f.toml"), "workers = 2\n\ntimeuot = 5\n").unwrap_err();
-        assert_eq!(err.to_string(), "f.toml:3: unknown setting `timeuot`; did you mean `timeout`?");
+        assert_eq!(
+            err.to_string(),
+            "f.toml:3: unknown setting `timeuot`; did you mean `timeout`?"
+        );
     }
 
     #[test]

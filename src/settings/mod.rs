@@ -41,14 +41,28 @@ impl Env {
     pub fn from_process() -> std::io::Result<Env> {
         Ok(Env {
             vars: std::env::vars_os()
-                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
                 .collect(),
             cwd: std::env::current_dir()?,
         })
     }
 
-    pub fn new<K: Into<String>, V: Into<String>>(cwd: impl Into<PathBuf>, vars: impl IntoIterator<Item = (K, V)>) -> Env {
-        Env { vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), cwd: cwd.into() }
+    pub fn new<K: Into<String>, V: Into<String>>(
+        cwd: impl Into<PathBuf>,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Env {
+        Env {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            cwd: cwd.into(),
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -92,16 +106,26 @@ impl Settings {
     /// The value of a setting. Panics on a name not in the table (a typo in
     /// the server's code, not a user error).
     pub fn get(&self, name: &str) -> &Value {
-        &self.values.get(name).unwrap_or_else(|| panic!("no setting named {name:?}")).0
+        &self
+            .values
+            .get(name)
+            .unwrap_or_else(|| panic!("no setting named {name:?}"))
+            .0
     }
 
     pub fn source(&self, name: &str) -> &Source {
-        &self.values.get(name).unwrap_or_else(|| panic!("no setting named {name:?}")).1
+        &self
+            .values
+            .get(name)
+            .unwrap_or_else(|| panic!("no setting named {name:?}"))
+            .1
     }
 
     /// Integer settings (validated non-negative).
     pub fn int(&self, name: &str) -> i64 {
-        self.get(name).as_int().unwrap_or_else(|| panic!("setting {name:?} is not an integer"))
+        self.get(name)
+            .as_int()
+            .unwrap_or_else(|| panic!("setting {name:?} is not an integer"))
     }
 
     pub fn bool(&self, name: &str) -> bool {
@@ -137,14 +161,20 @@ impl Settings {
 
     /// `proc_name`, else `default_proc_name`, as gunicorn resolves it.
     pub fn proc_name(&self) -> &str {
-        self.str("proc_name").or_else(|| self.str("default_proc_name")).unwrap_or("ferricorn")
+        self.str("proc_name")
+            .or_else(|| self.str("default_proc_name"))
+            .unwrap_or("ferricorn")
     }
 
     /// gunicorn's `--print-config`: `name = value` for every setting,
     /// sorted by name, names padded to one width, values as Python's str().
     pub fn print_config(&self) -> String {
         let width = self.values.keys().map(|k| k.len()).max().unwrap_or(0);
-        self.values.iter().map(|(k, (v, _))| format!("{k:width$} = {v}")).collect::<Vec<_>>().join("\n")
+        self.values
+            .iter()
+            .map(|(k, (v, _))| format!("{k:width$} = {v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -189,7 +219,10 @@ pub enum Location {
     EnvArgs(&'static str),
     /// An environment variable that supplies a default (`$WEB_CONCURRENCY`).
     EnvVar(&'static str),
-    File { path: PathBuf, line: Option<usize> },
+    File {
+        path: PathBuf,
+        line: Option<usize>,
+    },
 }
 
 #[derive(Debug)]
@@ -207,7 +240,11 @@ pub enum SettingsError {
 
 impl SettingsError {
     pub(crate) fn invalid(at: Location, message: impl Into<String>) -> SettingsError {
-        SettingsError::Invalid { at, message: message.into(), traceback: None }
+        SettingsError::Invalid {
+            at,
+            message: message.into(),
+            traceback: None,
+        }
     }
 
     /// The exit status gunicorn uses: 0 for help/version, 2 for a bad
@@ -234,7 +271,10 @@ impl std::fmt::Display for SettingsError {
             SettingsError::Invalid { at, message, .. } => match at {
                 Location::CommandLine => f.write_str(message),
                 Location::EnvArgs(var) | Location::EnvVar(var) => write!(f, "${var}: {message}"),
-                Location::File { path, line: Some(line) } => write!(f, "{}:{line}: {message}", path.display()),
+                Location::File {
+                    path,
+                    line: Some(line),
+                } => write!(f, "{}:{line}: {message}", path.display()),
                 Location::File { path, line: None } => write!(f, "{}: {message}", path.display()),
             },
         }
@@ -274,7 +314,11 @@ enum ConfigRef {
 
 /// Resolve `-c`: an explicit reference that does not exist is an error; the
 /// default files are only read when present.
-fn locate_config(spec: Option<(&str, Location)>, env: &Env, warnings: &mut Vec<String>) -> Result<Option<ConfigRef>, SettingsError> {
+fn locate_config(
+    spec: Option<(&str, Location)>,
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ConfigRef>, SettingsError> {
     let by_extension = |p: PathBuf| {
         if p.extension().is_some_and(|e| e == "toml") {
             ConfigRef::Toml(p)
@@ -297,7 +341,10 @@ fn locate_config(spec: Option<(&str, Location)>, env: &Env, warnings: &mut Vec<S
     let file = spec.strip_prefix("file:").unwrap_or(spec);
     let path = env.cwd.join(file);
     if !path.is_file() {
-        return Err(SettingsError::invalid(at, format!("config file {file:?} does not exist")));
+        return Err(SettingsError::invalid(
+            at,
+            format!("config file {file:?} does not exist"),
+        ));
     }
     if !path.extension().is_some_and(|e| e == "py" || e == "toml") {
         warnings.push(format!(
@@ -314,13 +361,22 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn set(&mut self, s: &'static Setting, raw: &Value, src: Source, at: Location, label: &str) -> Result<(), SettingsError> {
+    fn set(
+        &mut self,
+        s: &'static Setting,
+        raw: &Value,
+        src: Source,
+        at: Location,
+        label: &str,
+    ) -> Result<(), SettingsError> {
         let ctx = value::Context { cwd: &self.env.cwd };
-        let v = value::validate(s, raw, &ctx).map_err(|m| SettingsError::invalid(at.clone(), format!("{label}: {m}")))?;
+        let v = value::validate(s, raw, &ctx)
+            .map_err(|m| SettingsError::invalid(at.clone(), format!("{label}: {m}")))?;
         if s.kind.is_hook() {
             match &v {
                 Value::Str(spec) => {
-                    let hook = file_py::resolve_hook(s, spec).map_err(|m| SettingsError::invalid(at, m))?;
+                    let hook = file_py::resolve_hook(s, spec)
+                        .map_err(|m| SettingsError::invalid(at, m))?;
                     let shown = Value::Hook(hook.qualname.clone());
                     self.hooks.insert(s.name, hook);
                     self.values.insert(s.name, (shown, src));
@@ -337,12 +393,16 @@ impl Builder<'_> {
 
     fn apply_file(&mut self, entries: Vec<FileEntry>, path: &Path) -> Result<(), SettingsError> {
         for e in entries {
-            let at = Location::File { path: path.to_path_buf(), line: e.line };
+            let at = Location::File {
+                path: path.to_path_buf(),
+                line: e.line,
+            };
             let src = Source::ConfigFile(path.to_path_buf());
             match e.raw {
                 Raw::Value(v) => self.set(e.setting, &v, src, at, e.setting.name)?,
                 Raw::Hook(h) => {
-                    self.values.insert(e.setting.name, (Value::Hook(h.qualname.clone()), src));
+                    self.values
+                        .insert(e.setting.name, (Value::Hook(h.qualname.clone()), src));
                     self.hooks.insert(e.setting.name, h);
                 }
             }
@@ -350,9 +410,20 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn apply_cli(&mut self, parsed: &cli::Parsed, src: Source, at: Location) -> Result<(), SettingsError> {
+    fn apply_cli(
+        &mut self,
+        parsed: &cli::Parsed,
+        src: Source,
+        at: Location,
+    ) -> Result<(), SettingsError> {
         for (s, raw) in &parsed.values {
-            let flag = s.flags.iter().rev().find(|f| f.starts_with("--")).copied().unwrap_or(s.name);
+            let flag = s
+                .flags
+                .iter()
+                .rev()
+                .find(|f| f.starts_with("--"))
+                .copied()
+                .unwrap_or(s.name);
             self.set(s, raw, src.clone(), at.clone(), flag)?;
         }
         Ok(())
@@ -360,11 +431,19 @@ impl Builder<'_> {
 }
 
 fn parse_env_args(var: &'static str, env: &Env) -> Result<cli::Parsed, SettingsError> {
-    let Some(text) = env.get(var) else { return Ok(cli::Parsed::default()) };
-    let args = cli::shell_split(text).map_err(|m| SettingsError::invalid(Location::EnvArgs(var), m))?;
+    let Some(text) = env.get(var) else {
+        return Ok(cli::Parsed::default());
+    };
+    let args =
+        cli::shell_split(text).map_err(|m| SettingsError::invalid(Location::EnvArgs(var), m))?;
     cli::parse(&args).map_err(|e| {
         let text = e.to_string();
-        let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: ")
+            .to_string();
         SettingsError::invalid(Location::EnvArgs(var), first)
     })
 }
@@ -378,7 +457,8 @@ fn default_values(env: &Env) -> Result<BTreeMap<&'static str, (Value, Source)>, 
             None => Location::CommandLine,
         };
         let raw = value::raw_default(s, env).map_err(|m| SettingsError::invalid(at(), m))?;
-        let v = value::validate(s, &raw, &ctx).map_err(|m| SettingsError::invalid(at(), format!("default of {}: {m}", s.name)))?;
+        let v = value::validate(s, &raw, &ctx)
+            .map_err(|m| SettingsError::invalid(at(), format!("default of {}: {m}", s.name)))?;
         values.insert(s.name, (v, Source::Default));
     }
     Ok(values)
@@ -389,21 +469,35 @@ fn default_values(env: &Env) -> Result<BTreeMap<&'static str, (Value, Source)>, 
 /// initialised before [`load`] then. Problems are left for [`load`] to report.
 pub fn needs_python(argv: &[String], env: &Env) -> bool {
     let args = argv.get(1..).unwrap_or(&[]);
-    let Ok(command_line) = cli::parse(args) else { return false };
+    let Ok(command_line) = cli::parse(args) else {
+        return false;
+    };
     let env_args = [
         parse_env_args(ENV_ARGS[0], env).unwrap_or_default(),
         parse_env_args(ENV_ARGS[1], env).unwrap_or_default(),
     ];
     let spec = [&command_line, &env_args[1], &env_args[0]]
         .into_iter()
-        .find_map(|p| p.get("config").and_then(Value::as_str).map(|s| s.trim().to_string()));
+        .find_map(|p| {
+            p.get("config")
+                .and_then(Value::as_str)
+                .map(|s| s.trim().to_string())
+        });
     let mut ignored = Vec::new();
-    match locate_config(spec.as_deref().map(|s| (s, Location::CommandLine)), env, &mut ignored) {
+    match locate_config(
+        spec.as_deref().map(|s| (s, Location::CommandLine)),
+        env,
+        &mut ignored,
+    ) {
         Ok(Some(ConfigRef::Python(_) | ConfigRef::Module(_))) => true,
         Ok(Some(ConfigRef::Toml(path))) => std::fs::read_to_string(&path)
             .ok()
             .and_then(|text| file_toml::parse(&path, &text).ok())
-            .is_some_and(|entries| entries.iter().any(|e| e.setting.kind.is_hook() && e.raw_is_set())),
+            .is_some_and(|entries| {
+                entries
+                    .iter()
+                    .any(|e| e.setting.kind.is_hook() && e.raw_is_set())
+            }),
         _ => false,
     }
 }
@@ -413,17 +507,36 @@ pub fn needs_python(argv: &[String], env: &Env) -> bool {
 pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
     let args = argv.get(1..).unwrap_or(&[]);
     let command_line = cli::parse(args).map_err(SettingsError::Usage)?;
-    let env_args = [parse_env_args(ENV_ARGS[0], env)?, parse_env_args(ENV_ARGS[1], env)?];
+    let env_args = [
+        parse_env_args(ENV_ARGS[0], env)?,
+        parse_env_args(ENV_ARGS[1], env)?,
+    ];
     let mut warnings = Vec::new();
 
     // -c from the command line wins, then the later environment variable.
     let config_spec = std::iter::once((&command_line, Location::CommandLine))
-        .chain([(&env_args[1], Location::EnvArgs(ENV_ARGS[1])), (&env_args[0], Location::EnvArgs(ENV_ARGS[0]))])
-        .find_map(|(p, at)| p.get("config").and_then(Value::as_str).map(|s| (s.trim().to_string(), at)));
-    let config = locate_config(config_spec.as_ref().map(|(s, at)| (s.as_str(), at.clone())), env, &mut warnings)?;
+        .chain([
+            (&env_args[1], Location::EnvArgs(ENV_ARGS[1])),
+            (&env_args[0], Location::EnvArgs(ENV_ARGS[0])),
+        ])
+        .find_map(|(p, at)| {
+            p.get("config")
+                .and_then(Value::as_str)
+                .map(|s| (s.trim().to_string(), at))
+        });
+    let config = locate_config(
+        config_spec.as_ref().map(|(s, at)| (s.as_str(), at.clone())),
+        env,
+        &mut warnings,
+    )?;
 
-    let mut b = Builder { values: default_values(env)?, hooks: BTreeMap::new(), env };
-    let defaults: BTreeMap<&'static str, Value> = b.values.iter().map(|(k, (v, _))| (*k, v.clone())).collect();
+    let mut b = Builder {
+        values: default_values(env)?,
+        hooks: BTreeMap::new(),
+        env,
+    };
+    let defaults: BTreeMap<&'static str, Value> =
+        b.values.iter().map(|(k, (v, _))| (*k, v.clone())).collect();
 
     let config_file = match config {
         None => None,
@@ -434,7 +547,13 @@ pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
         }
         Some(ConfigRef::Toml(path)) => {
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                SettingsError::invalid(Location::File { path: path.clone(), line: None }, format!("cannot read: {e}"))
+                SettingsError::invalid(
+                    Location::File {
+                        path: path.clone(),
+                        line: None,
+                    },
+                    format!("cannot read: {e}"),
+                )
             })?;
             let entries = file_toml::parse(&path, &text)?;
             b.apply_file(entries, &path)?;
@@ -457,12 +576,19 @@ pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
         (None, Some(path)) => Value::Str(path.to_string_lossy().into_owned()),
         (None, None) => Value::None,
     };
-    let config_source = b.values.get("config").map(|(_, s)| s.clone()).unwrap_or(Source::Default);
+    let config_source = b
+        .values
+        .get("config")
+        .map(|(_, s)| s.clone())
+        .unwrap_or(Source::Default);
     b.values.insert("config", (config_value, config_source));
 
     // The WSGI_APP argument wins over wsgi_app from any other source.
     if let Some(app) = &command_line.wsgi_app {
-        b.values.insert("wsgi_app", (Value::Str(app.trim().to_string()), Source::CommandLine));
+        b.values.insert(
+            "wsgi_app",
+            (Value::Str(app.trim().to_string()), Source::CommandLine),
+        );
     }
     let app = match b.values.get("wsgi_app") {
         Some((Value::Str(app), _)) if !app.is_empty() => app.clone(),
@@ -473,8 +599,12 @@ pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
             ))
         }
     };
-    if b.values.get("default_proc_name").is_some_and(|(_, s)| *s == Source::Default) {
-        b.values.insert("default_proc_name", (Value::Str(app), Source::Default));
+    if b.values
+        .get("default_proc_name")
+        .is_some_and(|(_, s)| *s == Source::Default)
+    {
+        b.values
+            .insert("default_proc_name", (Value::Str(app), Source::Default));
     }
 
     for s in SETTINGS {
@@ -484,12 +614,25 @@ pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
         }
         match s.applies {
             Applies::Yes => {}
-            Applies::NoEffect(why) => warnings.push(format!("{} is set but has no effect in ferricorn: {why}.", s.name)),
-            Applies::NotYet(why) => warnings.push(format!("{} is set but not acted on yet: {why}.", s.name)),
+            Applies::NoEffect(why) => warnings.push(format!(
+                "{} is set but has no effect in ferricorn: {why}.",
+                s.name
+            )),
+            Applies::NotYet(why) => {
+                warnings.push(format!("{} is set but not acted on yet: {why}.", s.name))
+            }
         }
     }
 
-    let reference_responder = command_line.reference_responder || env_args.iter().any(|p| p.reference_responder);
-    Ok(Loaded { settings: Settings { values: b.values, hooks: b.hooks }, config_file, warnings, reference_responder })
+    let reference_responder =
+        command_line.reference_responder || env_args.iter().any(|p| p.reference_responder);
+    Ok(Loaded {
+        settings: Settings {
+            values: b.values,
+            hooks: b.hooks,
+        },
+        config_file,
+        warnings,
+        reference_responder,
+    })
 }
-

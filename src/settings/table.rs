@@ -186,11 +186,13 @@ const RELOAD_ENGINES: &[&str] = &["auto", "poll", "inotify"];
 const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
 const UPGRADE_MODES: &[&str] = &["manual", "auto"];
 
-const TLS: &str = "ferricorn does not terminate TLS; put a TLS proxy (nginx, haproxy, a load balancer) in front";
+const TLS: &str =
+    "ferricorn does not terminate TLS; put a TLS proxy (nginx, haproxy, a load balancer) in front";
 const SYSLOG: &str = "ferricorn logs to files or stdout/stderr only; no syslog sender";
 const STATSD: &str = "ferricorn has no StatsD client; read metrics from the access log or a proxy";
 const PY_LOGGING: &str = "ferricorn's server logs are written by Rust, not Python's logging module";
-const FIXED_PARSER: &str = "ferricorn's HTTP parser applies gunicorn's strict defaults and has no switch for this";
+const FIXED_PARSER: &str =
+    "ferricorn's HTTP parser applies gunicorn's strict defaults and has no switch for this";
 const PASTE: &str = "PasteDeploy apps are not supported; give a WSGI_APP (module:attr) instead";
 
 macro_rules! s {

@@ -111,7 +111,11 @@ impl std::fmt::Display for Value {
 }
 
 fn py_repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -124,7 +128,9 @@ fn py_repr_str(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -196,7 +202,10 @@ fn string_list(v: &Value) -> Result<Vec<Value>, String> {
         // gunicorn's "legacy syntax": a single string is a one-item list.
         Value::Str(s) if s.trim().is_empty() => Ok(Vec::new()),
         Value::Str(s) => Ok(vec![Value::Str(s.trim().to_string())]),
-        Value::List(items) => items.iter().map(|i| one_string(i).map(Value::Str)).collect(),
+        Value::List(items) => items
+            .iter()
+            .map(|i| one_string(i).map(Value::Str))
+            .collect(),
         other => Err(bad(other, "a list of strings")),
     }
 }
@@ -225,7 +234,9 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
             let n = match raw {
                 Value::Int(n) => *n,
                 Value::Bool(b) => *b as i64,
-                Value::Str(t) => parse_int(t, s.kind == Kind::AutoInt).ok_or_else(|| bad(raw, "an integer"))?,
+                Value::Str(t) => {
+                    parse_int(t, s.kind == Kind::AutoInt).ok_or_else(|| bad(raw, "an integer"))?
+                }
                 other => return Err(bad(other, "an integer")),
             };
             if n < 0 {
@@ -241,7 +252,9 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
                 other => return Err(bad(other, "a number")),
             };
             if !x.is_finite() || x < 0.0 {
-                return Err(format!("{x} is not valid here: expected a number of 0 or more"));
+                return Err(format!(
+                    "{x} is not valid here: expected a number of 0 or more"
+                ));
             }
             Value::Float(x)
         }
@@ -260,17 +273,27 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
             other => Value::Str(one_string(other)?),
         },
         Kind::Choice(words) => {
-            let w = one_string(raw).map_err(|_| bad(raw, &format!("one of {}", words.join(", "))))?.to_ascii_lowercase();
+            let w = one_string(raw)
+                .map_err(|_| bad(raw, &format!("one of {}", words.join(", "))))?
+                .to_ascii_lowercase();
             if !words.contains(&w.as_str()) {
-                return Err(format!("{} is not one of {}", py_repr_str(&w), words.join(", ")));
+                return Err(format!(
+                    "{} is not one of {}",
+                    py_repr_str(&w),
+                    words.join(", ")
+                ));
             }
             Value::Str(w)
         }
         Kind::List => Value::List(string_list(raw)?),
         Kind::CommaList => match raw {
-            Value::Str(t) => {
-                Value::List(t.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| Value::Str(x.to_string())).collect())
-            }
+            Value::Str(t) => Value::List(
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(|x| Value::Str(x.to_string()))
+                    .collect(),
+            ),
             other => Value::List(string_list(other)?),
         },
         // Paths and glob patterns: a pattern may match nothing yet, so
@@ -285,7 +308,9 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
             let d = one_string(raw)?;
             let path = absolute(ctx.cwd, &d);
             if !path.is_dir() {
-                return Err(format!("cannot change to directory {d:?}: no such directory"));
+                return Err(format!(
+                    "cannot change to directory {d:?}: no such directory"
+                ));
             }
             Value::Str(path.to_string_lossy().into_owned())
         }
@@ -345,7 +370,10 @@ fn check_setting(name: &str, v: &Value) -> Result<(), String> {
 }
 
 pub fn is_sync_worker_class(name: &str) -> bool {
-    matches!(name, "sync" | "egg:gunicorn#sync" | "gunicorn.workers.sync.SyncWorker" | "ferricorn.sync")
+    matches!(
+        name,
+        "sync" | "egg:gunicorn#sync" | "gunicorn.workers.sync.SyncWorker" | "ferricorn.sync"
+    )
 }
 
 fn validate_id(user: bool, raw: &Value) -> Result<Value, String> {
@@ -363,11 +391,19 @@ fn validate_id(user: bool, raw: &Value) -> Result<Value, String> {
                 return Ok(Value::Int(n as i64));
             }
             let found = if user {
-                nix::unistd::User::from_name(t).ok().flatten().map(|u| u.uid.as_raw())
+                nix::unistd::User::from_name(t)
+                    .ok()
+                    .flatten()
+                    .map(|u| u.uid.as_raw())
             } else {
-                nix::unistd::Group::from_name(t).ok().flatten().map(|g| g.gid.as_raw())
+                nix::unistd::Group::from_name(t)
+                    .ok()
+                    .flatten()
+                    .map(|g| g.gid.as_raw())
             };
-            found.map(|id| Value::Int(id as i64)).ok_or_else(|| format!("no such {what}: {t:?}"))
+            found
+                .map(|id| Value::Int(id as i64))
+                .ok_or_else(|| format!("no such {what}: {t:?}"))
         }
         other => Err(bad(other, &format!("a {what} name or id"))),
     }
@@ -384,19 +420,28 @@ pub fn raw_default(s: &Setting, env: &super::Env) -> Result<Value, String> {
             Some(from_env) if s.name == "forwarded_allow_ips" => Value::Str(from_env.to_string()),
             _ => Value::Str(t.to_string()),
         },
-        Default::List(items) => Value::List(items.iter().map(|i| Value::Str(i.to_string())).collect()),
-        Default::Dict(items) => Value::Dict(items.iter().map(|(k, v)| (k.to_string(), Value::Str(v.to_string()))).collect()),
+        Default::List(items) => {
+            Value::List(items.iter().map(|i| Value::Str(i.to_string())).collect())
+        }
+        Default::Dict(items) => Value::Dict(
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::Str(v.to_string())))
+                .collect(),
+        ),
         Default::Computed(_) => match s.name {
             "bind" => match env.get("PORT") {
-                Some(port) if !port.is_empty() => Value::List(vec![Value::Str(format!("0.0.0.0:{port}"))]),
+                Some(port) if !port.is_empty() => {
+                    Value::List(vec![Value::Str(format!("0.0.0.0:{port}"))])
+                }
                 _ => Value::List(vec![Value::Str("127.0.0.1:8000".into())]),
             },
             "workers" => match env.get("WEB_CONCURRENCY") {
-                Some(n) => Value::Int(
-                    parse_int(n, false)
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| format!("$WEB_CONCURRENCY={n:?} is not a number of workers"))?,
-                ),
+                Some(n) => {
+                    Value::Int(parse_int(n, false).filter(|n| *n > 0).ok_or_else(|| {
+                        format!("$WEB_CONCURRENCY={n:?} is not a number of workers")
+                    })?)
+                }
                 None => Value::Int(1),
             },
             "chdir" => Value::Str(env.cwd.to_string_lossy().into_owned()),
@@ -428,7 +473,10 @@ mod tests {
     fn values_print_as_python_str() {
         let v = Value::List(vec![Value::Str("a".into()), Value::Str("it's".into())]);
         assert_eq!(v.to_string(), r#"['a', "it's"]"#);
-        let d = Value::Dict(vec![("K".into(), Value::Str("v".into())), ("n".into(), Value::Int(1))]);
+        let d = Value::Dict(vec![
+            ("K".into(), Value::Str("v".into())),
+            ("n".into(), Value::Int(1)),
+        ]);
         assert_eq!(d.to_string(), "{'K': 'v', 'n': 1}");
         assert_eq!(Value::Bool(true).to_string(), "True");
         assert_eq!(Value::None.to_string(), "None");
@@ -441,26 +489,56 @@ mod tests {
         let cwd = std::env::current_dir().unwrap();
         let ctx = Context { cwd: &cwd };
         let find = |n| super::super::table::find(n).unwrap();
-        assert_eq!(validate(find("workers"), &Value::Str("3".into()), &ctx), Ok(Value::Int(3)));
+        assert_eq!(
+            validate(find("workers"), &Value::Str("3".into()), &ctx),
+            Ok(Value::Int(3))
+        );
         assert!(validate(find("workers"), &Value::Int(-1), &ctx).is_err());
         assert!(validate(find("workers"), &Value::Int(0), &ctx).is_err());
-        assert_eq!(validate(find("umask"), &Value::Str("022".into()), &ctx), Ok(Value::Int(0o22)));
-        assert_eq!(validate(find("daemon"), &Value::Str("True".into()), &ctx), Ok(Value::Bool(true)));
+        assert_eq!(
+            validate(find("umask"), &Value::Str("022".into()), &ctx),
+            Ok(Value::Int(0o22))
+        );
+        assert_eq!(
+            validate(find("daemon"), &Value::Str("True".into()), &ctx),
+            Ok(Value::Bool(true))
+        );
         assert!(validate(find("daemon"), &Value::Int(1), &ctx).is_err());
         assert_eq!(
             validate(find("bind"), &Value::Str(" 0.0.0.0:80 ".into()), &ctx),
             Ok(Value::List(vec![Value::Str("0.0.0.0:80".into())]))
         );
         assert_eq!(
-            validate(find("forwarded_allow_ips"), &Value::Str("10.0.0.1, 10.0.0.2".into()), &ctx),
-            Ok(Value::List(vec![Value::Str("10.0.0.1".into()), Value::Str("10.0.0.2".into())]))
+            validate(
+                find("forwarded_allow_ips"),
+                &Value::Str("10.0.0.1, 10.0.0.2".into()),
+                &ctx
+            ),
+            Ok(Value::List(vec![
+                Value::Str("10.0.0.1".into()),
+                Value::Str("10.0.0.2".into())
+            ]))
         );
-        assert_eq!(validate(find("loglevel"), &Value::Str("DEBUG".into()), &ctx), Ok(Value::Str("debug".into())));
+        assert_eq!(
+            validate(find("loglevel"), &Value::Str("DEBUG".into()), &ctx),
+            Ok(Value::Str("debug".into()))
+        );
         assert!(validate(find("loglevel"), &Value::Str("loud".into()), &ctx).is_err());
-        assert!(validate(find("raw_env"), &Value::List(vec![Value::Str("NOEQUALS".into())]), &ctx).is_err());
+        assert!(validate(
+            find("raw_env"),
+            &Value::List(vec![Value::Str("NOEQUALS".into())]),
+            &ctx
+        )
+        .is_err());
         assert!(validate(find("worker_class"), &Value::Str("gevent".into()), &ctx).is_err());
-        assert_eq!(validate(find("user"), &Value::Str("0".into()), &ctx), Ok(Value::Int(0)));
-        assert_eq!(validate(find("user"), &Value::Str("root".into()), &ctx), Ok(Value::Int(0)));
+        assert_eq!(
+            validate(find("user"), &Value::Str("0".into()), &ctx),
+            Ok(Value::Int(0))
+        );
+        assert_eq!(
+            validate(find("user"), &Value::Str("root".into()), &ctx),
+            Ok(Value::Int(0))
+        );
         assert!(validate(find("user"), &Value::Str("no-such-user-here".into()), &ctx).is_err());
         assert_eq!(
             validate(find("chdir"), &Value::Str("src/..".into()), &ctx),

@@ -42,12 +42,14 @@ impl Conn {
 pub fn peer_of(storage: &libc::sockaddr_storage) -> (String, Option<u16>) {
     match storage.ss_family as i32 {
         libc::AF_INET => {
-            let a: &libc::sockaddr_in = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let a: &libc::sockaddr_in =
+                unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
             let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
             (ip.to_string(), Some(u16::from_be(a.sin_port)))
         }
         libc::AF_INET6 => {
-            let a: &libc::sockaddr_in6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let a: &libc::sockaddr_in6 =
+                unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
             let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
             let text = match ip.to_ipv4_mapped() {
                 Some(v4) => v4.to_string(),

@@ -50,11 +50,19 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     let cfg = ctx.cfg;
     let signals = match serve::install_worker_signals() {
         Ok(s) => s,
-        Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("cannot install signal handlers: {e}\n")),
+        Err(e) => fail(
+            &ctx,
+            EXIT_BOOT_ERROR,
+            format!("cannot install signal handlers: {e}\n"),
+        ),
     };
     // The master forked with every signal blocked (see spawn.rs); with the
     // worker's own handlers in place, what arrived meanwhile is delivered now.
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::empty()), None);
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
     crate::proctitle::set(&format!("ferricorn: worker [{}]", cfg.proc_name));
     if let Err(e) = drop_privileges(cfg) {
         fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
@@ -93,11 +101,16 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             Ok(app) => app,
             Err(e) if ctx.load_error_page => {
                 // The master prints the report once for all workers.
-                Message::ErrorPage(e.report.clone()).send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+                Message::ErrorPage(e.report.clone())
+                    .send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
                 watch_extra = e.files;
                 match Python::attach(|py| crate::python::loader::error_app(py, &e.report)) {
                     Ok(app) => app,
-                    Err(err) => fail(&ctx, EXIT_BOOT_ERROR, format!("cannot build the error page: {err}\n")),
+                    Err(err) => fail(
+                        &ctx,
+                        EXIT_BOOT_ERROR,
+                        format!("cannot build the error page: {err}\n"),
+                    ),
                 }
             }
             Err(e) => {
@@ -116,13 +129,20 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         limits: cfg.limits.clone(),
         timeout: cfg.timeout.unwrap_or(std::time::Duration::from_secs(3600)),
         sendfile: cfg.sendfile,
-        script_name: std::env::var("SCRIPT_NAME").unwrap_or_default().trim_end_matches('/').to_string(),
+        script_name: std::env::var("SCRIPT_NAME")
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string(),
         multiprocess: cfg.workers > 1,
         record_headers: crate::log::access_enabled(),
     };
     let wsgi = match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
         Ok(w) => w,
-        Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("cannot prepare the WSGI environment: {e}\n")),
+        Err(e) => fail(
+            &ctx,
+            EXIT_BOOT_ERROR,
+            format!("cannot prepare the WSGI environment: {e}\n"),
+        ),
     };
     if let Err(report) = crate::master::hooks::post_worker_init() {
         fail(&ctx, EXIT_BOOT_ERROR, report);
@@ -158,7 +178,8 @@ fn die_with_master_while_booting(master_pid: u32, arm: bool) {
 
 fn drop_privileges(cfg: &Config) -> Result<(), String> {
     if let Some(gid) = cfg.gid {
-        nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(|e| format!("cannot switch to group {gid}: {}", e.desc()))?;
+        nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))
+            .map_err(|e| format!("cannot switch to group {gid}: {}", e.desc()))?;
     }
     if let Some(uid) = cfg.uid {
         if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
@@ -167,7 +188,8 @@ fn drop_privileges(cfg: &Config) -> Result<(), String> {
                 let _ = nix::unistd::initgroups(&name, gid);
             }
         }
-        nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(|e| format!("cannot switch to user {uid}: {}", e.desc()))?;
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))
+            .map_err(|e| format!("cannot switch to user {uid}: {}", e.desc()))?;
     }
     Ok(())
 }

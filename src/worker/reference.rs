@@ -13,11 +13,21 @@ pub fn respond(req: &Request<'_>, buf: &mut Vec<u8>) -> Outcome {
     let has_body = !matches!(head.body, BodyKind::None | BodyKind::Length(0));
     let keep_alive = head.keep_alive && req.keep_alive_enabled && !req.stopping && !has_body;
     buf.clear();
-    buf.extend_from_slice(if head.minor_version == 0 { b"HTTP/1.0 200 OK\r\nServer: ferricorn\r\nDate: " } else { b"HTTP/1.1 200 OK\r\nServer: ferricorn\r\nDate: " });
+    buf.extend_from_slice(if head.minor_version == 0 {
+        b"HTTP/1.0 200 OK\r\nServer: ferricorn\r\nDate: "
+    } else {
+        b"HTTP/1.1 200 OK\r\nServer: ferricorn\r\nDate: "
+    });
     crate::wsgi::date::with_http_date(|d| buf.extend_from_slice(d.as_bytes()));
-    buf.extend_from_slice(if keep_alive { b"\r\nConnection: keep-alive\r\n" } else { b"\r\nConnection: close\r\n" });
+    buf.extend_from_slice(if keep_alive {
+        b"\r\nConnection: keep-alive\r\n"
+    } else {
+        b"\r\nConnection: close\r\n"
+    });
     buf.extend_from_slice(b"Content-Type: text/plain\r\nContent-Length: 14\r\n\r\n");
-    let ok = crate::net::write_all_vectored(req.fd, &[buf, BODY], std::time::Duration::from_secs(30)).is_ok();
+    let ok =
+        crate::net::write_all_vectored(req.fd, &[buf, BODY], std::time::Duration::from_secs(30))
+            .is_ok();
     Outcome {
         keep_alive: keep_alive && ok,
         leftover: None,

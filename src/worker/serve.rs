@@ -42,16 +42,31 @@ pub fn install_worker_signals() -> std::io::Result<SignalPipe> {
     let worker_int = crate::master::hooks::worker_has("worker_int");
     for sig in [libc::SIGINT, libc::SIGQUIT] {
         if worker_int {
-            unsafe { signal_hook::low_level::register(sig, || { libc::alarm(1); }) }?;
+            unsafe {
+                signal_hook::low_level::register(sig, || {
+                    libc::alarm(1);
+                })
+            }?;
         } else {
             unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
         }
     }
     // Graceful stop: responses still being produced must close their
     // connection. A relaxed atomic store is async-signal-safe.
-    unsafe { signal_hook::low_level::register(libc::SIGTERM, || crate::wsgi::STOPPING.store(true, std::sync::atomic::Ordering::Relaxed)) }?;
+    unsafe {
+        signal_hook::low_level::register(libc::SIGTERM, || {
+            crate::wsgi::STOPPING.store(true, std::sync::atomic::Ordering::Relaxed)
+        })
+    }?;
     if worker_int {
-        return SignalPipe::install(&[libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP, libc::SIGWINCH, libc::SIGINT, libc::SIGQUIT]);
+        return SignalPipe::install(&[
+            libc::SIGTERM,
+            libc::SIGUSR1,
+            libc::SIGHUP,
+            libc::SIGWINCH,
+            libc::SIGINT,
+            libc::SIGQUIT,
+        ]);
     }
     SignalPipe::install(&[libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP, libc::SIGWINCH])
 }
@@ -80,7 +95,14 @@ impl Epoll {
         let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
     }
     fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout_ms) };
+        let n = unsafe {
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as i32,
+                timeout_ms,
+            )
+        };
         n.max(0) as usize
     }
 }
@@ -117,7 +139,11 @@ impl<'a> Server<'a> {
         let max_requests = if cfg.max_requests == 0 {
             0
         } else {
-            let jitter = if cfg.max_requests_jitter > 0 { random_u64() % (cfg.max_requests_jitter + 1) } else { 0 };
+            let jitter = if cfg.max_requests_jitter > 0 {
+                random_u64() % (cfg.max_requests_jitter + 1)
+            } else {
+                0
+            };
             cfg.max_requests + jitter
         };
         let server_names = ctx
@@ -129,8 +155,16 @@ impl<'a> Server<'a> {
             })
             .collect();
         let l = &cfg.limits;
-        let head_cap = (if l.request_line == 0 { 8192 } else { l.request_line + 2 })
-            + l.fields.max(1) * (if l.field_size == 0 { 8192 } else { l.field_size + 2 })
+        let head_cap = (if l.request_line == 0 {
+            8192
+        } else {
+            l.request_line + 2
+        }) + l.fields.max(1)
+            * (if l.field_size == 0 {
+                8192
+            } else {
+                l.field_size + 2
+            })
             + 4;
         Server {
             ctx,
@@ -148,7 +182,8 @@ impl<'a> Server<'a> {
             recycle_requested: false,
             deferring: false,
             modules_seen: ctx.cfg.reload.then(|| Python::attach(sys_modules_len)),
-            access: crate::log::access_enabled().then(|| AccessFormat::compile(&cfg.access_logformat)),
+            access: crate::log::access_enabled()
+                .then(|| AccessFormat::compile(&cfg.access_logformat)),
             server_names,
             head_cap: head_cap.min(1 << 22),
         }
@@ -157,8 +192,14 @@ impl<'a> Server<'a> {
     /// Serve until stopped; returns the exit code.
     pub fn run(mut self) -> i32 {
         let readable = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
-        if self.epoll.add(self.signals.fd(), libc::EPOLLIN as u32, TOKEN_SIGNALS).is_err()
-            || self.epoll.add(self.ctx.master_alive, readable, TOKEN_MASTER).is_err()
+        if self
+            .epoll
+            .add(self.signals.fd(), libc::EPOLLIN as u32, TOKEN_SIGNALS)
+            .is_err()
+            || self
+                .epoll
+                .add(self.ctx.master_alive, readable, TOKEN_MASTER)
+                .is_err()
         {
             return 1;
         }
@@ -190,7 +231,10 @@ impl<'a> Server<'a> {
                         }
                     }
                     TOKEN_MASTER => {
-                        crate::info!("Parent changed, shutting down: worker {}", std::process::id());
+                        crate::info!(
+                            "Parent changed, shutting down: worker {}",
+                            std::process::id()
+                        );
                         return 0;
                     }
                     t if t >= TOKEN_CONN => self.on_conn_event((t - TOKEN_CONN) as usize, flags),
@@ -260,7 +304,9 @@ impl<'a> Server<'a> {
                 // once) would then all stay with it. Every waiting worker
                 // is woken; the load check decides who accepts.
                 let ev = libc::EPOLLIN as u32;
-                let _ = self.epoll.add(l.fd.as_raw_fd(), ev, TOKEN_LISTENER + i as u64);
+                let _ = self
+                    .epoll
+                    .add(l.fd.as_raw_fd(), ev, TOKEN_LISTENER + i as u64);
             } else {
                 self.epoll.delete(l.fd.as_raw_fd());
             }
@@ -308,7 +354,14 @@ impl<'a> Server<'a> {
         let lfd = self.ctx.listeners[i].fd.as_raw_fd();
         let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let fd = unsafe { libc::accept4(lfd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
+        let fd = unsafe {
+            libc::accept4(
+                lfd,
+                (&mut storage as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
         if fd < 0 {
             return false;
         }
@@ -317,7 +370,11 @@ impl<'a> Server<'a> {
         if is_tcp {
             crate::net::set_nodelay(fd.as_raw_fd());
         }
-        let (remote_addr, remote_port) = if is_tcp { peer_of(&storage) } else { (String::new(), None) };
+        let (remote_addr, remote_port) = if is_tcp {
+            peer_of(&storage)
+        } else {
+            (String::new(), None)
+        };
         let conn = Conn {
             fd,
             remote_addr,
@@ -343,7 +400,15 @@ impl<'a> Server<'a> {
         // registering, and register only a connection that stays open.
         self.on_conn_event(idx, libc::EPOLLIN as u32);
         if let Some(conn) = self.conns[idx].as_mut() {
-            if self.epoll.add(conn.raw(), (libc::EPOLLIN | libc::EPOLLRDHUP) as u32, TOKEN_CONN + idx as u64).is_err() {
+            if self
+                .epoll
+                .add(
+                    conn.raw(),
+                    (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+                    TOKEN_CONN + idx as u64,
+                )
+                .is_err()
+            {
                 self.close(idx);
             } else {
                 conn.registered = true;
@@ -354,7 +419,9 @@ impl<'a> Server<'a> {
 
     fn on_conn_event(&mut self, idx: usize, _flags: u32) {
         let cap = self.head_cap;
-        let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else { return };
+        let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+            return;
+        };
         if conn.lingering {
             if discard_input(conn.raw()) {
                 self.close(idx);
@@ -375,7 +442,9 @@ impl<'a> Server<'a> {
     /// Serve every complete request in the connection's buffer.
     fn process(&mut self, idx: usize) {
         loop {
-            let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else { return };
+            let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+                return;
+            };
             if conn.lingering {
                 return;
             }
@@ -400,7 +469,11 @@ impl<'a> Server<'a> {
             };
             let started = Instant::now();
             let (sname, sport) = &self.server_names[conn.listener];
-            let trusted = trusted_proxy(&self.ctx.cfg.forwarded_allow_ips, &conn.remote_addr, conn.remote_port.is_none());
+            let trusted = trusted_proxy(
+                &self.ctx.cfg.forwarded_allow_ips,
+                &conn.remote_addr,
+                conn.remote_port.is_none(),
+            );
             let info = ConnInfo {
                 remote_addr: &conn.remote_addr,
                 remote_port: conn.remote_port,
@@ -434,7 +507,11 @@ impl<'a> Server<'a> {
             }
             let now = now_ms();
             conn.deadline_ms = now
-                + if conn.buf.is_empty() { self.ctx.cfg.keep_alive.as_millis() as u64 } else { self.ctx.cfg.header_timeout.as_millis() as u64 };
+                + if conn.buf.is_empty() {
+                    self.ctx.cfg.keep_alive.as_millis() as u64
+                } else {
+                    self.ctx.cfg.header_timeout.as_millis() as u64
+                };
             self.ctx.beat.beat();
             self.check_max_requests();
             if self.modules_seen.is_some() {
@@ -485,7 +562,9 @@ impl<'a> Server<'a> {
     /// transmitted; instead shut our side down (the client sees the response,
     /// then EOF) and discard its input until it closes or LINGER_MS pass.
     fn linger(&mut self, idx: usize) {
-        let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else { return };
+        let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+            return;
+        };
         if unsafe { libc::shutdown(conn.raw(), libc::SHUT_WR) } != 0 || discard_input(conn.raw()) {
             self.close(idx);
             return;
@@ -505,7 +584,11 @@ impl<'a> Server<'a> {
             }
             let partial = self.conns[idx].as_ref().is_some_and(|c| !c.buf.is_empty());
             if partial {
-                let err = HttpError { status: 408, reason: "Request Timeout", detail: "the request head did not arrive in time".into() };
+                let err = HttpError {
+                    status: 408,
+                    reason: "Request Timeout",
+                    detail: "the request head did not arrive in time".into(),
+                };
                 self.reject(idx, &err);
             } else {
                 self.close(idx);
@@ -520,7 +603,11 @@ impl<'a> Server<'a> {
             drop(conn);
             self.open -= 1;
             self.free.push(idx);
-            if !self.stopping && !self.accepting && !self.deferring && self.open < self.ctx.cfg.worker_connections {
+            if !self.stopping
+                && !self.accepting
+                && !self.deferring
+                && self.open < self.ctx.cfg.worker_connections
+            {
                 self.set_accepting(true);
             }
         }
@@ -544,11 +631,16 @@ fn discard_input(fd: RawFd) -> bool {
 }
 
 fn sys_modules_len(py: Python<'_>) -> usize {
-    py.import("sys").and_then(|s| s.getattr("modules")).and_then(|m| m.len()).unwrap_or(0)
+    py.import("sys")
+        .and_then(|s| s.getattr("modules"))
+        .and_then(|m| m.len())
+        .unwrap_or(0)
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Whether a peer may set X-Forwarded-* headers (gunicorn's forwarded_allow_ips).
@@ -561,7 +653,13 @@ fn trusted_proxy(allow: &[String], remote: &str, unix: bool) -> bool {
 }
 
 /// Called before the connection buffer moves on, so the head's bytes are intact.
-fn log_access(fmt: &AccessFormat, conn: &Conn, head: &crate::http::RequestHead, outcome: &crate::wsgi::Outcome, started: Instant) {
+fn log_access(
+    fmt: &AccessFormat,
+    conn: &Conn,
+    head: &crate::http::RequestHead,
+    outcome: &crate::wsgi::Outcome,
+    started: Instant,
+) {
     let buf = &conn.buf;
     let method = String::from_utf8_lossy(head.method(buf));
     let raw_target = head.target(buf);
@@ -574,7 +672,11 @@ fn log_access(fmt: &AccessFormat, conn: &Conn, head: &crate::http::RequestHead, 
         target: &target,
         path: &String::from_utf8_lossy(path),
         query: &String::from_utf8_lossy(query),
-        version: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+        version: if head.minor_version == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        },
         status: outcome.status,
         response_length: Some(outcome.sent),
         request_headers: &headers,

@@ -95,7 +95,11 @@ impl Hasher for NameHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf29ce484222325
+        } else {
+            self.0
+        };
         for &b in bytes {
             h ^= b as u64;
             h = h.wrapping_mul(0x100000001b3);
@@ -166,7 +170,10 @@ impl Keys {
             if self.header_keys.len() >= HEADER_KEY_CACHE {
                 return self.uncached_entry(py, name);
             }
-            let entry = HeaderEntry { key: make_header_key(py, name), value: Cached::default() };
+            let entry = HeaderEntry {
+                key: make_header_key(py, name),
+                value: Cached::default(),
+            };
             self.header_keys.insert(lower.to_vec(), entry);
         }
         self.header_keys.get_mut(lower).filter(|e| e.key.is_some())
@@ -176,7 +183,13 @@ impl Keys {
     /// distinct names): a scratch entry that is not kept.
     fn uncached_entry(&mut self, py: Python<'_>, name: &[u8]) -> Option<&mut HeaderEntry> {
         let key = Some(make_header_key(py, name)?);
-        self.header_keys.insert(b"\0scratch".to_vec(), HeaderEntry { key, value: Cached::default() });
+        self.header_keys.insert(
+            b"\0scratch".to_vec(),
+            HeaderEntry {
+                key,
+                value: Cached::default(),
+            },
+        );
         self.header_keys.get_mut(&b"\0scratch"[..])
     }
 }
@@ -188,7 +201,11 @@ fn make_header_key(py: Python<'_>, name: &[u8]) -> Option<Py<PyString>> {
     let mut s = String::with_capacity(5 + name.len());
     s.push_str("HTTP_");
     for &b in name {
-        s.push(if b == b'-' { '_' } else { b.to_ascii_uppercase() as char });
+        s.push(if b == b'-' {
+            '_'
+        } else {
+            b.to_ascii_uppercase() as char
+        });
     }
     Some(PyString::intern(py, &s).unbind())
 }
@@ -270,7 +287,10 @@ pub fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
 #[derive(Debug)]
 pub struct ContradictoryScheme;
 
-pub fn forwarded_scheme(head: &RequestHead, buf: &[u8]) -> Result<Option<bool>, ContradictoryScheme> {
+pub fn forwarded_scheme(
+    head: &RequestHead,
+    buf: &[u8],
+) -> Result<Option<bool>, ContradictoryScheme> {
     const SECURE: [(&[u8], &[u8]); 3] = [
         (b"x-forwarded-protocol", b"ssl"),
         (b"x-forwarded-proto", b"https"),
@@ -297,7 +317,10 @@ fn host_name_port(host: &[u8], https: bool) -> (&[u8], Option<&[u8]>) {
     if host.first() == Some(&b'[') {
         if let Some(end) = host.iter().position(|&b| b == b']') {
             let rest = &host[end + 1..];
-            let port = rest.strip_prefix(b":").filter(|p| !p.is_empty()).unwrap_or(default);
+            let port = rest
+                .strip_prefix(b":")
+                .filter(|p| !p.is_empty())
+                .unwrap_or(default);
             return (&host[..=end], Some(port));
         }
     }
@@ -323,7 +346,12 @@ pub fn build_environ<'py>(
 ) -> Result<Bound<'py, PyDict>, EnvironError> {
     // PyDict_SetItem straight away: keys are interned and values already
     // Python objects, so pyo3's generic conversions would only add work.
-    fn set_raw(py: Python<'_>, dict: *mut pyo3::ffi::PyObject, key: &Py<PyString>, value: &Bound<'_, PyString>) -> Result<(), EnvironError> {
+    fn set_raw(
+        py: Python<'_>,
+        dict: *mut pyo3::ffi::PyObject,
+        key: &Py<PyString>,
+        value: &Bound<'_, PyString>,
+    ) -> Result<(), EnvironError> {
         // SAFETY: GIL held; all three pointers are live for the call.
         if unsafe { pyo3::ffi::PyDict_SetItem(dict, key.as_ptr(), value.as_ptr()) } < 0 {
             return Err(EnvironError(PyErr::fetch(py).to_string()));
@@ -335,13 +363,14 @@ pub fn build_environ<'py>(
     // template), and the copy then carries them. A client repeating the
     // same request pays for one dict copy and its HTTP_* headers.
     let tp = template.as_ptr();
-    let refresh = |cache: &mut Cached, key: &Py<PyString>, bytes: &[u8]| -> Result<(), EnvironError> {
-        if !cache.holds(bytes) {
-            let obj = cache.get(py, bytes);
-            set_raw(py, tp, key, &obj)?;
-        }
-        Ok(())
-    };
+    let refresh =
+        |cache: &mut Cached, key: &Py<PyString>, bytes: &[u8]| -> Result<(), EnvironError> {
+            if !cache.holds(bytes) {
+                let obj = cache.get(py, bytes);
+                set_raw(py, tp, key, &obj)?;
+            }
+            Ok(())
+        };
 
     let target = head.target(buf);
     let (path, query) = split_target(target);
@@ -349,7 +378,8 @@ pub fn build_environ<'py>(
     let mut path_info: &[u8] = &decoded;
     if !script_name.is_empty() {
         let sn = script_name.as_bytes();
-        if path_info.starts_with(sn) && (path_info.len() == sn.len() || path_info[sn.len()] == b'/') {
+        if path_info.starts_with(sn) && (path_info.len() == sn.len() || path_info[sn.len()] == b'/')
+        {
             path_info = &path_info[sn.len()..];
         } else {
             return Err(EnvironError(format!(
@@ -362,7 +392,9 @@ pub fn build_environ<'py>(
     let https = if conn.trusted_proxy {
         match forwarded_scheme(head, buf) {
             Ok(v) => v == Some(true),
-            Err(ContradictoryScheme) => return Err(EnvironError("Contradictory scheme headers".into())),
+            Err(ContradictoryScheme) => {
+                return Err(EnvironError("Contradictory scheme headers".into()))
+            }
         }
     } else {
         false
@@ -373,10 +405,26 @@ pub fn build_environ<'py>(
     refresh(&mut k.path_info_v, &k.path_info, path_info)?;
     refresh(&mut k.raw_uri_v, &k.raw_uri, target)?;
     refresh(&mut k.query_v, &k.query_string, query)?;
-    refresh(&mut k.protocol_v, &k.server_protocol, if head.minor_version == 0 { b"HTTP/1.0" } else { b"HTTP/1.1" })?;
-    refresh(&mut k.remote_addr_v, &k.remote_addr, conn.remote_addr.as_bytes())?;
+    refresh(
+        &mut k.protocol_v,
+        &k.server_protocol,
+        if head.minor_version == 0 {
+            b"HTTP/1.0"
+        } else {
+            b"HTTP/1.1"
+        },
+    )?;
+    refresh(
+        &mut k.remote_addr_v,
+        &k.remote_addr,
+        conn.remote_addr.as_bytes(),
+    )?;
     if let Some(port) = conn.remote_port {
-        refresh(&mut k.remote_port_v, &k.remote_port, itoa::Buffer::new().format(port).as_bytes())?;
+        refresh(
+            &mut k.remote_port_v,
+            &k.remote_port,
+            itoa::Buffer::new().format(port).as_bytes(),
+        )?;
     }
     match host {
         Some(h) => {
@@ -385,8 +433,16 @@ pub fn build_environ<'py>(
             refresh(&mut k.server_port_v, &k.server_port, port.unwrap_or(b""))?;
         }
         None => {
-            refresh(&mut k.server_name_v, &k.server_name, conn.server_name.as_bytes())?;
-            refresh(&mut k.server_port_v, &k.server_port, conn.server_port.as_bytes())?;
+            refresh(
+                &mut k.server_name_v,
+                &k.server_name,
+                conn.server_name.as_bytes(),
+            )?;
+            refresh(
+                &mut k.server_port_v,
+                &k.server_port,
+                conn.server_port.as_bytes(),
+            )?;
         }
     }
 
@@ -394,7 +450,8 @@ pub fn build_environ<'py>(
     let envp = env.as_ptr();
     if conn.remote_port.is_none() {
         // Unix-socket peers have no port.
-        env.del_item(k.remote_port.bind(py)).map_err(|e| EnvironError(e.to_string()))?;
+        env.del_item(k.remote_port.bind(py))
+            .map_err(|e| EnvironError(e.to_string()))?;
     }
     if https {
         set_raw(py, envp, &k.url_scheme, k.https.bind(py))?;
@@ -407,12 +464,26 @@ pub fn build_environ<'py>(
             continue;
         }
         if name.eq_ignore_ascii_case(b"content-length") {
-            set_raw(py, envp, &k.content_length, &k.content_length_v.get(py, value))?;
+            set_raw(
+                py,
+                envp,
+                &k.content_length,
+                &k.content_length_v.get(py, value),
+            )?;
             continue;
         }
-        let Some(entry) = k.header_entry(py, name) else { continue };
-        let Some(key) = entry.key.as_ref() else { continue };
-        let previous = if repeated { env.get_item(key.bind(py)).map_err(|e| EnvironError(e.to_string()))? } else { None };
+        let Some(entry) = k.header_entry(py, name) else {
+            continue;
+        };
+        let Some(key) = entry.key.as_ref() else {
+            continue;
+        };
+        let previous = if repeated {
+            env.get_item(key.bind(py))
+                .map_err(|e| EnvironError(e.to_string()))?
+        } else {
+            None
+        };
         let value_obj = match previous {
             Some(prev) => {
                 let mut s: String = prev.extract().unwrap_or_default();
@@ -433,9 +504,15 @@ mod tests {
 
     #[test]
     fn targets_split_into_path_and_query() {
-        assert_eq!(split_target(b"/a/b?x=1&y=2"), (&b"/a/b"[..], &b"x=1&y=2"[..]));
+        assert_eq!(
+            split_target(b"/a/b?x=1&y=2"),
+            (&b"/a/b"[..], &b"x=1&y=2"[..])
+        );
         assert_eq!(split_target(b"/a#frag"), (&b"/a"[..], &b""[..]));
-        assert_eq!(split_target(b"http://example.com/p?q"), (&b"/p"[..], &b"q"[..]));
+        assert_eq!(
+            split_target(b"http://example.com/p?q"),
+            (&b"/p"[..], &b"q"[..])
+        );
         assert_eq!(split_target(b"http://example.com"), (&b""[..], &b""[..]));
         assert_eq!(split_target(b"*"), (&b"*"[..], &b""[..]));
     }
@@ -450,9 +527,21 @@ mod tests {
 
     #[test]
     fn host_header_gives_server_name_and_port() {
-        assert_eq!(host_name_port(b"example.com:8080", false), (&b"example.com"[..], Some(&b"8080"[..])));
-        assert_eq!(host_name_port(b"example.com", false), (&b"example.com"[..], Some(&b"80"[..])));
-        assert_eq!(host_name_port(b"example.com", true), (&b"example.com"[..], Some(&b"443"[..])));
-        assert_eq!(host_name_port(b"[::1]:9000", false), (&b"[::1]"[..], Some(&b"9000"[..])));
+        assert_eq!(
+            host_name_port(b"example.com:8080", false),
+            (&b"example.com"[..], Some(&b"8080"[..]))
+        );
+        assert_eq!(
+            host_name_port(b"example.com", false),
+            (&b"example.com"[..], Some(&b"80"[..]))
+        );
+        assert_eq!(
+            host_name_port(b"example.com", true),
+            (&b"example.com"[..], Some(&b"443"[..]))
+        );
+        assert_eq!(
+            host_name_port(b"[::1]:9000", false),
+            (&b"[::1]"[..], Some(&b"9000"[..]))
+        );
     }
 }

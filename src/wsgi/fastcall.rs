@@ -16,7 +16,9 @@ pub fn make(py: Python<'_>, target: &Py<StartResponse>) -> PyResult<Py<PyAny>> {
     // leaked definition per worker process.
     let def: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
         ml_name: c"start_response".as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: start_response_fast },
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunctionFastWithKeywords: start_response_fast,
+        },
         ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
         ml_doc: c"start_response(status, response_headers, exc_info=None)".as_ptr(),
     }));
@@ -35,7 +37,9 @@ unsafe extern "C" fn start_response_fast(
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython calls builtins with the GIL held.
     let py = unsafe { Python::assume_attached() };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { call(py, slf, args, nargsf, kwnames) }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        call(py, slf, args, nargsf, kwnames)
+    }));
     match result {
         Ok(Ok(obj)) => obj,
         Ok(Err(err)) => {
@@ -57,8 +61,11 @@ unsafe fn call(
     kwnames: *mut ffi::PyObject,
 ) -> PyResult<*mut ffi::PyObject> {
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) } as usize;
-    let kw: Option<Bound<'_, PyTuple>> =
-        if kwnames.is_null() { None } else { Some(unsafe { Bound::from_borrowed_ptr(py, kwnames) }.cast_into::<PyTuple>()?) };
+    let kw: Option<Bound<'_, PyTuple>> = if kwnames.is_null() {
+        None
+    } else {
+        Some(unsafe { Bound::from_borrowed_ptr(py, kwnames) }.cast_into::<PyTuple>()?)
+    };
     let arg = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
     let (mut status, mut headers, mut exc_info) = (None, None, None);
     for i in 0..nargs {
@@ -66,7 +73,11 @@ unsafe fn call(
             0 => status = Some(arg(0)),
             1 => headers = Some(arg(1)),
             2 => exc_info = Some(arg(2)),
-            _ => return Err(pyo3::exceptions::PyTypeError::new_err("start_response() takes at most 3 arguments")),
+            _ => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "start_response() takes at most 3 arguments",
+                ))
+            }
         }
     }
     if let Some(kw) = &kw {
@@ -76,14 +87,22 @@ unsafe fn call(
                 "status" => status = Some(value),
                 "response_headers" | "headers" => headers = Some(value),
                 "exc_info" => exc_info = Some(value),
-                other => return Err(pyo3::exceptions::PyTypeError::new_err(format!("start_response() got an unexpected keyword argument '{other}'"))),
+                other => {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "start_response() got an unexpected keyword argument '{other}'"
+                    )))
+                }
             }
         }
     }
     let (Some(status), Some(headers)) = (status, headers) else {
-        return Err(pyo3::exceptions::PyTypeError::new_err("start_response() needs status and response_headers"));
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "start_response() needs status and response_headers",
+        ));
     };
     let target = unsafe { Bound::from_borrowed_ptr(py, slf) }.cast_into::<StartResponse>()?;
-    let write = target.borrow().start(py, &status, &headers, exc_info.as_ref())?;
+    let write = target
+        .borrow()
+        .start(py, &status, &headers, exc_info.as_ref())?;
     Ok(write.into_ptr())
 }

@@ -17,7 +17,10 @@ impl FileWrapper {
     #[new]
     #[pyo3(signature = (filelike, blksize=8192))]
     fn new(filelike: Py<PyAny>, blksize: usize) -> Self {
-        FileWrapper { filelike, blksize: blksize.max(1) }
+        FileWrapper {
+            filelike,
+            blksize: blksize.max(1),
+        }
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -25,7 +28,10 @@ impl FileWrapper {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let data = self.filelike.bind(py).call_method1("read", (self.blksize,))?;
+        let data = self
+            .filelike
+            .bind(py)
+            .call_method1("read", (self.blksize,))?;
         Ok(if data.is_truthy()? { Some(data) } else { None })
     }
 

@@ -48,11 +48,20 @@ pub const DRAIN_MAX: usize = 64 * 1024;
 
 impl Body {
     /// `raw` holds the bytes after the request head (maybe body, maybe more).
-    pub fn new(fd: RawFd, raw: Vec<u8>, kind: &crate::http::BodyKind, limits: &Limits, expect_continue: bool, timeout: Duration) -> Body {
+    pub fn new(
+        fd: RawFd,
+        raw: Vec<u8>,
+        kind: &crate::http::BodyKind,
+        limits: &Limits,
+        expect_continue: bool,
+        timeout: Duration,
+    ) -> Body {
         let framing = match kind {
             crate::http::BodyKind::Length(0) | crate::http::BodyKind::None => Framing::Empty,
             crate::http::BodyKind::Length(n) => Framing::Length { remaining: *n },
-            crate::http::BodyKind::Chunked => Framing::Chunked(Box::new(ChunkedDecoder::new(limits))),
+            crate::http::BodyKind::Chunked => {
+                Framing::Chunked(Box::new(ChunkedDecoder::new(limits)))
+            }
         };
         let finished = matches!(framing, Framing::Empty);
         Body {
@@ -100,11 +109,14 @@ impl Body {
         }
         loop {
             self.decode_buffered();
-            if self.error.is_some() || self.finished || self.decoded.len() - self.decoded_pos > max {
+            if self.error.is_some() || self.finished || self.decoded.len() - self.decoded_pos > max
+            {
                 return;
             }
             if self.eof {
-                self.error = Some(HttpError::bad_request("client closed the connection before sending the whole body"));
+                self.error = Some(HttpError::bad_request(
+                    "client closed the connection before sending the whole body",
+                ));
                 return;
             }
             if self.raw_pos > 0 && self.raw_pos == self.raw.len() {
@@ -159,7 +171,9 @@ impl Body {
     /// Bytes available to the app right now without reading the socket.
     fn available(&self) -> usize {
         match &self.framing {
-            Framing::Length { remaining } => ((self.raw.len() - self.raw_pos) as u64).min(*remaining) as usize,
+            Framing::Length { remaining } => {
+                ((self.raw.len() - self.raw_pos) as u64).min(*remaining) as usize
+            }
             Framing::Chunked(_) => self.decoded.len() - self.decoded_pos,
             Framing::Empty => 0,
         }
@@ -215,14 +229,17 @@ impl Body {
                 }
             }
             if self.eof {
-                self.error = Some(HttpError::bad_request("client closed the connection before sending the whole body"));
+                self.error = Some(HttpError::bad_request(
+                    "client closed the connection before sending the whole body",
+                ));
                 return Err("client closed the connection before sending the whole body".into());
             }
             if self.continue_pending {
                 self.continue_pending = false;
                 let fd = self.fd;
                 let timeout = self.timeout;
-                without_gil(|| net::write_all(fd, b"HTTP/1.1 100 Continue\r\n\r\n", timeout)).map_err(|e| e.to_string())?;
+                without_gil(|| net::write_all(fd, b"HTTP/1.1 100 Continue\r\n\r\n", timeout))
+                    .map_err(|e| e.to_string())?;
             }
             // Compact so the buffer does not grow with the whole body.
             if self.raw_pos > 0 && self.raw_pos == self.raw.len() {
@@ -232,7 +249,7 @@ impl Body {
             let (fd, timeout) = (self.fd, self.timeout);
             let raw = &mut self.raw;
             let n = without_gil(|| net::read_into_wait(fd, raw, 65536, timeout))
-            .map_err(|e| format!("error reading the request body: {e}"))?;
+                .map_err(|e| format!("error reading the request body: {e}"))?;
             if n == 0 {
                 self.eof = true;
             }
@@ -337,13 +354,21 @@ pub struct InputStream {
 impl InputStream {
     #[pyo3(signature = (size=None))]
     fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let data = self.body.borrow_mut().read(size_arg(size)).map_err(PyIOError::new_err)?;
+        let data = self
+            .body
+            .borrow_mut()
+            .read(size_arg(size))
+            .map_err(PyIOError::new_err)?;
         Ok(PyBytes::new(py, &data))
     }
 
     #[pyo3(signature = (size=None))]
     fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let data = self.body.borrow_mut().readline(size_arg(size)).map_err(PyIOError::new_err)?;
+        let data = self
+            .body
+            .borrow_mut()
+            .readline(size_arg(size))
+            .map_err(PyIOError::new_err)?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -353,7 +378,11 @@ impl InputStream {
         let list = PyList::empty(py);
         let mut total = 0;
         loop {
-            let line = self.body.borrow_mut().readline(None).map_err(PyIOError::new_err)?;
+            let line = self
+                .body
+                .borrow_mut()
+                .readline(None)
+                .map_err(PyIOError::new_err)?;
             if line.is_empty() {
                 break;
             }
@@ -371,7 +400,11 @@ impl InputStream {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let line = self.body.borrow_mut().readline(None).map_err(PyIOError::new_err)?;
+        let line = self
+            .body
+            .borrow_mut()
+            .readline(None)
+            .map_err(PyIOError::new_err)?;
         Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
     }
 

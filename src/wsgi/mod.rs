@@ -102,46 +102,123 @@ impl WsgiApp {
         t.set_item(k("wsgi.run_once"), false)?;
         t.set_item(k("wsgi.input_terminated"), true)?;
         t.set_item(k("wsgi.errors"), Py::new(py, errors::ErrorStream)?)?;
-        t.set_item(k("wsgi.file_wrapper"), py.get_type::<file_wrapper::FileWrapper>())?;
-        t.set_item(k("SERVER_SOFTWARE"), concat!("ferricorn/", env!("FERRICORN_VERSION")))?;
+        t.set_item(
+            k("wsgi.file_wrapper"),
+            py.get_type::<file_wrapper::FileWrapper>(),
+        )?;
+        t.set_item(
+            k("SERVER_SOFTWARE"),
+            concat!("ferricorn/", env!("FERRICORN_VERSION")),
+        )?;
         t.set_item(k("SCRIPT_NAME"), opts.script_name.as_str())?;
         // Every per-request key is in the template already, so filling in a
         // request replaces values in place instead of growing the dict.
         for key in [
-            &keys.request_method, &keys.path_info, &keys.query_string, &keys.raw_uri, &keys.server_protocol,
-            &keys.remote_addr, &keys.remote_port, &keys.server_name, &keys.server_port, &keys.wsgi_input,
+            &keys.request_method,
+            &keys.path_info,
+            &keys.query_string,
+            &keys.raw_uri,
+            &keys.server_protocol,
+            &keys.remote_addr,
+            &keys.remote_port,
+            &keys.server_name,
+            &keys.server_port,
+            &keys.wsgi_input,
         ] {
             t.set_item(key.bind(py), "")?;
         }
-        let responder = Rc::new(RefCell::new(Responder::new(-1, 1, false, false, opts.timeout)));
-        let write = Py::new(py, WriteCallable { responder: responder.clone() })?;
-        let start_target = Py::new(py, StartResponse { responder: responder.clone(), write })?;
+        let responder = Rc::new(RefCell::new(Responder::new(
+            -1,
+            1,
+            false,
+            false,
+            opts.timeout,
+        )));
+        let write = Py::new(
+            py,
+            WriteCallable {
+                responder: responder.clone(),
+            },
+        )?;
+        let start_target = Py::new(
+            py,
+            StartResponse {
+                responder: responder.clone(),
+                write,
+            },
+        )?;
         let start_response = fastcall::make(py, &start_target)?;
-        let body = Rc::new(RefCell::new(Body::new(-1, Vec::new(), &BodyKind::None, &opts.limits, false, opts.timeout)));
+        let body = Rc::new(RefCell::new(Body::new(
+            -1,
+            Vec::new(),
+            &BodyKind::None,
+            &opts.limits,
+            false,
+            opts.timeout,
+        )));
         let input = Py::new(py, InputStream { body: body.clone() })?;
         // One wsgi.input object serves every request (its body is reset per
         // request), so it lives in the template.
         t.set_item(keys.wsgi_input.bind(py), input.bind(py))?;
         let request_hooks = crate::master::hooks::RequestHooks::for_this_worker();
-        Ok(WsgiApp { app, template: t.unbind(), keys, opts, responder, start_response, body, hooked: request_hooks.is_some(), request_hooks, last_environ: None })
+        Ok(WsgiApp {
+            app,
+            template: t.unbind(),
+            keys,
+            opts,
+            responder,
+            start_response,
+            body,
+            hooked: request_hooks.is_some(),
+            request_hooks,
+            last_environ: None,
+        })
     }
 
     pub fn handle(&mut self, py: Python<'_>, req: &Request<'_>) -> Outcome {
-        let Some(hooks) = self.request_hooks.take() else { return self.call_app(py, req) };
+        let Some(hooks) = self.request_hooks.take() else {
+            return self.call_app(py, req);
+        };
         let out = match hooks.pre_request(py, req.head, req.buf, req.conn.remote_addr) {
             Ok(r) => {
                 let out = self.call_app(py, req);
-                hooks.post_request(py, &r, self.last_environ.take(), out.status, &out.response_headers, out.sent);
+                hooks.post_request(
+                    py,
+                    &r,
+                    self.last_environ.take(),
+                    out.status,
+                    &out.response_headers,
+                    out.sent,
+                );
                 out
             }
             // As gunicorn: a failing pre_request is that request's 500.
             Err((r, e)) => {
-                let path = String::from_utf8_lossy(environ::split_target(req.head.target(req.buf)).0).into_owned();
-                crate::error!("Error handling request {path}\n{}", crate::python::loader::format_traceback(py, &e).trim_end());
+                let path =
+                    String::from_utf8_lossy(environ::split_target(req.head.target(req.buf)).0)
+                        .into_owned();
+                crate::error!(
+                    "Error handling request {path}\n{}",
+                    crate::python::loader::format_traceback(py, &e).trim_end()
+                );
                 let page = error_page("Internal Server Error", "");
-                send_simple(req.fd, req.head.minor_version, 500, "Internal Server Error", &page, self.opts.timeout);
+                send_simple(
+                    req.fd,
+                    req.head.minor_version,
+                    500,
+                    "Internal Server Error",
+                    &page,
+                    self.opts.timeout,
+                );
                 hooks.post_request(py, &r, None, 500, &[], page.len() as u64);
-                Outcome { keep_alive: false, leftover: None, status: 500, sent: page.len() as u64, response_headers: vec![], linger: true }
+                Outcome {
+                    keep_alive: false,
+                    leftover: None,
+                    status: 500,
+                    sent: page.len() as u64,
+                    response_headers: vec![],
+                    linger: true,
+                }
             }
         };
         self.request_hooks = Some(hooks);
@@ -153,17 +230,37 @@ impl WsgiApp {
         let allowed = req.head.keep_alive && req.keep_alive_enabled && !req.stopping;
         let is_head = head.method(req.buf) == b"HEAD";
         let responder = self.responder.clone();
-        responder.borrow_mut().reset(req.fd, head.minor_version, is_head, allowed, self.opts.record_headers);
+        responder.borrow_mut().reset(
+            req.fd,
+            head.minor_version,
+            is_head,
+            allowed,
+            self.opts.record_headers,
+        );
 
         let has_body = !matches!(head.body, BodyKind::None | BodyKind::Length(0));
         {
             let mut b = self.body.borrow_mut();
             if has_body {
                 let raw = req.buf[head.head_len..].to_vec();
-                *b = Body::new(req.fd, raw, &head.body, &self.opts.limits, head.expect_continue, self.opts.timeout);
+                *b = Body::new(
+                    req.fd,
+                    raw,
+                    &head.body,
+                    &self.opts.limits,
+                    head.expect_continue,
+                    self.opts.timeout,
+                );
                 b.precheck();
             } else {
-                *b = Body::new(req.fd, Vec::new(), &BodyKind::None, &self.opts.limits, false, self.opts.timeout);
+                *b = Body::new(
+                    req.fd,
+                    Vec::new(),
+                    &BodyKind::None,
+                    &self.opts.limits,
+                    false,
+                    self.opts.timeout,
+                );
             }
         }
         let body = has_body.then(|| self.body.clone());
@@ -174,7 +271,15 @@ impl WsgiApp {
         responder.borrow_mut().body = body.clone();
 
         let template = self.template.bind(py);
-        let environ = match build_environ(py, &mut self.keys, template, head, req.buf, req.conn, &self.opts.script_name) {
+        let environ = match build_environ(
+            py,
+            &mut self.keys,
+            template,
+            head,
+            req.buf,
+            req.conn,
+            &self.opts.script_name,
+        ) {
             Ok(env) => env,
             Err(e) => return self.client_error(req, &responder, 400, "Bad Request", &e.0),
         };
@@ -206,14 +311,21 @@ impl WsgiApp {
             return self.server_error(py, req, &responder, &e, body.as_ref());
         }
         if !responder.borrow().started {
-            let e = pyo3::exceptions::PyRuntimeError::new_err("the app returned without calling start_response()");
+            let e = pyo3::exceptions::PyRuntimeError::new_err(
+                "the app returned without calling start_response()",
+            );
             return self.server_error(py, req, &responder, &e, body.as_ref());
         }
         let finish = responder.borrow_mut().finish();
         self.outcome(&responder, body.as_ref(), finish.is_ok())
     }
 
-    fn outcome(&self, responder: &Rc<RefCell<Responder>>, body: Option<&Rc<RefCell<Body>>>, ok: bool) -> Outcome {
+    fn outcome(
+        &self,
+        responder: &Rc<RefCell<Responder>>,
+        body: Option<&Rc<RefCell<Body>>>,
+        ok: bool,
+    ) -> Outcome {
         let mut r = responder.borrow_mut();
         let mut keep_alive = ok && r.connection_reusable();
         let mut leftover = None;
@@ -230,32 +342,70 @@ impl WsgiApp {
             linger = !keep_alive && (!b.is_finished() || b.error.is_some());
             leftover = Some(b.take_leftover());
         }
-        Outcome { keep_alive, leftover, status: r.status_code, sent: r.sent, response_headers: std::mem::take(&mut r.headers), linger }
+        Outcome {
+            keep_alive,
+            leftover,
+            status: r.status_code,
+            sent: r.sent,
+            response_headers: std::mem::take(&mut r.headers),
+            linger,
+        }
     }
 
     /// A request the client got wrong (bad body framing, contradictory
     /// headers): answered with `status` and the connection closed.
-    fn client_error(&self, req: &Request<'_>, responder: &Rc<RefCell<Responder>>, status: u16, reason: &str, detail: &str) -> Outcome {
+    fn client_error(
+        &self,
+        req: &Request<'_>,
+        responder: &Rc<RefCell<Responder>>,
+        status: u16,
+        reason: &str,
+        detail: &str,
+    ) -> Outcome {
         crate::debug!("Invalid request from {}: {}", req.conn.remote_addr, detail);
         let page = error_page(reason, &html_escape(detail));
-        send_simple(req.fd, req.head.minor_version, status, reason, &page, self.opts.timeout);
+        send_simple(
+            req.fd,
+            req.head.minor_version,
+            status,
+            reason,
+            &page,
+            self.opts.timeout,
+        );
         let _ = responder;
-        Outcome { keep_alive: false, leftover: None, status, sent: page.len() as u64, response_headers: vec![], linger: true }
+        Outcome {
+            keep_alive: false,
+            leftover: None,
+            status,
+            sent: page.len() as u64,
+            response_headers: vec![],
+            linger: true,
+        }
     }
 
     /// The app failed: 500 if nothing was sent yet, else cut the connection.
-    fn server_error(&self, py: Python<'_>, req: &Request<'_>, responder: &Rc<RefCell<Responder>>, err: &PyErr, body: Option<&Rc<RefCell<Body>>>) -> Outcome {
+    fn server_error(
+        &self,
+        py: Python<'_>,
+        req: &Request<'_>,
+        responder: &Rc<RefCell<Responder>>,
+        err: &PyErr,
+        body: Option<&Rc<RefCell<Body>>>,
+    ) -> Outcome {
         // A malformed body is the client's fault even if the app tripped over it.
         if let Some(e) = body.and_then(|b| b.borrow().error.clone()) {
             if !responder.borrow().headers_sent {
                 return self.client_error(req, responder, e.status, e.reason, &e.detail);
             }
         }
-        let path = String::from_utf8_lossy(environ::split_target(req.head.target(req.buf)).0).into_owned();
+        let path =
+            String::from_utf8_lossy(environ::split_target(req.head.target(req.buf)).0).into_owned();
         // On 3.11 a fetched error keeps its traceback beside the value;
         // put it on the value so the formatted report has the frames.
         if let Some(tb) = err.traceback(py) {
-            let _ = err.value(py).setattr(pyo3::intern!(py, "__traceback__"), tb);
+            let _ = err
+                .value(py)
+                .setattr(pyo3::intern!(py, "__traceback__"), tb);
         }
         let tb = crate::python::loader::format_traceback(py, err);
         crate::error!("Error handling request {path}\n{}", tb.trim_end());
@@ -264,11 +414,32 @@ impl WsgiApp {
         drop(r);
         if !sent_headers {
             let page = error_page("Internal Server Error", "");
-            send_simple(req.fd, req.head.minor_version, 500, "Internal Server Error", &page, self.opts.timeout);
-            return Outcome { keep_alive: false, leftover: None, status: 500, sent: page.len() as u64, response_headers: vec![], linger: true };
+            send_simple(
+                req.fd,
+                req.head.minor_version,
+                500,
+                "Internal Server Error",
+                &page,
+                self.opts.timeout,
+            );
+            return Outcome {
+                keep_alive: false,
+                leftover: None,
+                status: 500,
+                sent: page.len() as u64,
+                response_headers: vec![],
+                linger: true,
+            };
         }
         let r = responder.borrow();
-        Outcome { keep_alive: false, leftover: None, status: r.status_code, sent: r.sent, response_headers: r.headers.clone(), linger: true }
+        Outcome {
+            keep_alive: false,
+            leftover: None,
+            status: r.status_code,
+            sent: r.sent,
+            response_headers: r.headers.clone(),
+            linger: true,
+        }
     }
 }
 
@@ -285,7 +456,9 @@ fn presized_dict(py: Python<'_>, n: isize) -> PyResult<Bound<'_, PyDict>> {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A complete small response that closes the connection (errors, 408, 500).
@@ -295,7 +468,10 @@ pub fn simple_response(minor: u8, status: u16, reason: &str, body: &str) -> Vec<
         if minor == 0 { 0 } else { 1 }
     );
     date::with_http_date(|d| head.push_str(d));
-    head.push_str(&format!("\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    ));
     head.push_str(body);
     head.into_bytes()
 }
@@ -309,7 +485,12 @@ fn send_simple(fd: RawFd, minor: u8, status: u16, reason: &str, body: &str, time
 /// Write the app's iterable. Errors are Python errors raised by the app's
 /// iterator (or a non-bytes item); a client that went away is not an error:
 /// the iterator is simply not drained further.
-fn send_iterable(py: Python<'_>, result: &Bound<'_, PyAny>, responder: &Rc<RefCell<Responder>>, sendfile: bool) -> PyResult<()> {
+fn send_iterable(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    responder: &Rc<RefCell<Responder>>,
+    sendfile: bool,
+) -> PyResult<()> {
     // Fast path: a list or tuple of bytes has a known length, sent in one
     // writev; up to 8 items without any allocation.
     if let Some(n) = sequence_len(result) {
@@ -385,7 +566,10 @@ fn sequence_len(result: &Bound<'_, PyAny>) -> Option<usize> {
 fn sequence_item<'py>(result: &Bound<'py, PyAny>, i: usize) -> PyResult<Bound<'py, PyAny>> {
     match result.cast_exact::<PyList>() {
         Ok(list) => list.get_item(i),
-        Err(_) => result.cast_exact::<PyTuple>().map_err(PyErr::from)?.get_item(i),
+        Err(_) => result
+            .cast_exact::<PyTuple>()
+            .map_err(PyErr::from)?
+            .get_item(i),
     }
 }
 
@@ -393,7 +577,10 @@ fn bytes_item<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     item.cast::<PyBytes>().cloned().map_err(|_| {
         pyo3::exceptions::PyTypeError::new_err(format!(
             "the app must yield bytes, not {}",
-            item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            item.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })
 }

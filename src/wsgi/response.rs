@@ -56,8 +56,18 @@ pub type SharedResponder = Rc<RefCell<Responder>>;
 
 /// Hop-by-hop headers belong to the connection, which the server manages.
 fn is_hop_by_hop(name: &str) -> bool {
-    const HOP: [&str; 8] = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding", "upgrade"];
-    HOP.iter().any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
+    const HOP: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    HOP.iter()
+        .any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
 }
 
 /// RFC 9110 token characters, as a lookup table (checked for every byte of
@@ -67,7 +77,24 @@ const TCHAR: [bool; 256] = {
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
         i += 1;
     }
     t
@@ -78,7 +105,13 @@ fn is_tchar(b: u8) -> bool {
 }
 
 impl Responder {
-    pub fn new(fd: RawFd, minor: u8, head_request: bool, keep_alive_allowed: bool, timeout: Duration) -> Responder {
+    pub fn new(
+        fd: RawFd,
+        minor: u8,
+        head_request: bool,
+        keep_alive_allowed: bool,
+        timeout: Duration,
+    ) -> Responder {
         Responder {
             fd,
             minor,
@@ -105,7 +138,14 @@ impl Responder {
     }
 
     /// Make this responder ready for the next request, keeping its buffers.
-    pub fn reset(&mut self, fd: RawFd, minor: u8, head_request: bool, keep_alive_allowed: bool, record_headers: bool) {
+    pub fn reset(
+        &mut self,
+        fd: RawFd,
+        minor: u8,
+        head_request: bool,
+        keep_alive_allowed: bool,
+        record_headers: bool,
+    ) {
         self.fd = fd;
         self.minor = minor;
         self.head_request = head_request;
@@ -152,17 +192,25 @@ impl Responder {
         if name.is_empty() || !name.bytes().all(is_tchar) {
             return Err(format!("Invalid HTTP header name: {name:?}"));
         }
-        if value.bytes().any(|b| b < 0x20 && (b == b'\r' || b == b'\n' || b == 0)) {
+        if value
+            .bytes()
+            .any(|b| b < 0x20 && (b == b'\r' || b == b'\n' || b == 0))
+        {
             return Err(format!("Invalid HTTP header value for {name}: {value:?}"));
         }
         if name.eq_ignore_ascii_case("content-length") {
-            let cl = value.trim().parse::<u64>().map_err(|_| format!("Invalid Content-Length header value: {value:?}"))?;
+            let cl = value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("Invalid Content-Length header value: {value:?}"))?;
             if self.content_length.is_some() {
                 return Ok(());
             }
             self.content_length = Some(cl);
         } else if is_hop_by_hop(name) {
-            if name.eq_ignore_ascii_case("connection") && value.to_ascii_lowercase().contains("close") {
+            if name.eq_ignore_ascii_case("connection")
+                && value.to_ascii_lowercase().contains("close")
+            {
                 self.must_close = true;
             }
             return Ok(());
@@ -190,7 +238,12 @@ impl Responder {
     fn build_head(&mut self, known_total: Option<u64>) {
         let known_total = known_total.or(self.length_hint);
         let code = self.status_code;
-        if super::STOPPING.load(std::sync::atomic::Ordering::Relaxed) || self.body.as_ref().is_some_and(|b| b.borrow().blocks_keep_alive()) {
+        if super::STOPPING.load(std::sync::atomic::Ordering::Relaxed)
+            || self
+                .body
+                .as_ref()
+                .is_some_and(|b| b.borrow().blocks_keep_alive())
+        {
             self.must_close = true;
         }
         self.no_body = self.head_request || code < 200 || code == 204 || code == 304;
@@ -198,10 +251,12 @@ impl Responder {
             if let Some(total) = known_total {
                 self.content_length = Some(total);
                 self.header_block.extend_from_slice(b"Content-Length: ");
-                self.header_block.extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
+                self.header_block
+                    .extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
                 self.header_block.extend_from_slice(b"\r\n");
                 if self.record_headers {
-                    self.headers.push(("Content-Length".to_string(), total.to_string()));
+                    self.headers
+                        .push(("Content-Length".to_string(), total.to_string()));
                 }
             } else if self.minor >= 1 {
                 self.chunked = true;
@@ -215,11 +270,19 @@ impl Responder {
         }
         let h = &mut self.head;
         h.clear();
-        h.extend_from_slice(if self.minor == 0 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+        h.extend_from_slice(if self.minor == 0 {
+            b"HTTP/1.0 "
+        } else {
+            b"HTTP/1.1 "
+        });
         h.extend_from_slice(self.status.as_bytes());
         h.extend_from_slice(b"\r\nServer: ferricorn\r\nDate: ");
         crate::wsgi::date::with_http_date(|d| h.extend_from_slice(d.as_bytes()));
-        h.extend_from_slice(if self.keep_alive_allowed && !self.must_close { b"\r\nConnection: keep-alive\r\n" } else { b"\r\nConnection: close\r\n" });
+        h.extend_from_slice(if self.keep_alive_allowed && !self.must_close {
+            b"\r\nConnection: keep-alive\r\n"
+        } else {
+            b"\r\nConnection: close\r\n"
+        });
         if self.chunked {
             h.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
@@ -229,7 +292,10 @@ impl Responder {
 
     fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
         if self.broken {
-            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client disconnected"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "client disconnected",
+            ));
         }
         let (fd, timeout) = (self.fd, self.timeout);
         let r = without_gil(|| net::write_all_vectored(fd, parts, timeout));
@@ -266,7 +332,11 @@ impl Responder {
         }
         let body = self.clip(data);
         self.sent += body.len() as u64;
-        let head = if first { std::mem::take(&mut self.head) } else { Vec::new() };
+        let head = if first {
+            std::mem::take(&mut self.head)
+        } else {
+            Vec::new()
+        };
         let r = if self.chunked && !body.is_empty() {
             let mut size = [0u8; 18];
             let n = hex_len(body.len(), &mut size);
@@ -298,7 +368,12 @@ impl Responder {
     }
 
     /// sendfile() a file's bytes as the body (wsgi.file_wrapper).
-    pub fn send_file(&mut self, file_fd: RawFd, offset: i64, length: Option<u64>) -> std::io::Result<()> {
+    pub fn send_file(
+        &mut self,
+        file_fd: RawFd,
+        offset: i64,
+        length: Option<u64>,
+    ) -> std::io::Result<()> {
         let total = self.content_length.or(length);
         if !self.headers_sent {
             self.build_head(length);
@@ -361,10 +436,14 @@ fn hex_len(mut n: usize, out: &mut [u8; 18]) -> usize {
 fn parse_status(status: &str) -> Result<u16, String> {
     let b = status.as_bytes();
     if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) || (b.len() > 3 && b[3] != b' ') {
-        return Err(format!("Invalid status line {status:?}: expected \"NNN Reason\""));
+        return Err(format!(
+            "Invalid status line {status:?}: expected \"NNN Reason\""
+        ));
     }
     if status.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
-        return Err(format!("Invalid status line {status:?}: control characters"));
+        return Err(format!(
+            "Invalid status line {status:?}: control characters"
+        ));
     }
     let code: u16 = status[..3].parse().unwrap_or(0);
     if code < 100 {
@@ -374,24 +453,39 @@ fn parse_status(status: &str) -> Result<u16, String> {
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 /// Validate `headers` (a list of `(str, str)` tuples) into the responder.
 fn push_headers(r: &mut Responder, headers: &Bound<'_, PyAny>) -> PyResult<()> {
-    let list = headers
-        .cast::<PyList>()
-        .map_err(|_| PyTypeError::new_err(format!("headers must be a list of (name, value) tuples, not {}", type_name(headers))))?;
+    let list = headers.cast::<PyList>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "headers must be a list of (name, value) tuples, not {}",
+            type_name(headers)
+        ))
+    })?;
     for item in list.iter() {
-        let tuple = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err(format!("header must be a (name, value) tuple, not {item}")))?;
+        let tuple = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err(format!("header must be a (name, value) tuple, not {item}"))
+        })?;
         if tuple.len() != 2 {
-            return Err(PyTypeError::new_err(format!("header must be a (name, value) tuple, not {item}")));
+            return Err(PyTypeError::new_err(format!(
+                "header must be a (name, value) tuple, not {item}"
+            )));
         }
         let name = tuple.get_borrowed_item(0)?;
         let value = tuple.get_borrowed_item(1)?;
-        let name = name.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("header name {} is not a string", name.to_owned())))?;
-        let value = value.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("header value {} is not a string", value.to_owned())))?;
-        r.push_header(name.to_str()?, value.to_str()?).map_err(PyValueError::new_err)?;
+        let name = name.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!("header name {} is not a string", name.to_owned()))
+        })?;
+        let value = value.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!("header value {} is not a string", value.to_owned()))
+        })?;
+        r.push_header(name.to_str()?, value.to_str()?)
+            .map_err(PyValueError::new_err)?;
     }
     Ok(())
 }
@@ -407,14 +501,26 @@ pub struct StartResponse {
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
-    fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Py<WriteCallable>> {
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<WriteCallable>> {
         self.start(py, status, headers, exc_info)
     }
 }
 
 impl StartResponse {
     /// PEP 3333's start_response, shared by `__call__` and the fast builtin.
-    pub fn start(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Py<WriteCallable>> {
+    pub fn start(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<WriteCallable>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
             let r = self.responder.borrow();
@@ -428,7 +534,9 @@ impl StartResponse {
                 return Err(PyAssertionError::new_err("Response headers already set!"));
             }
         }
-        let status = status.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("{status} is not a string")))?;
+        let status = status
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("{status} is not a string")))?;
         let mut r = self.responder.borrow_mut();
         r.begin(status.to_str()?).map_err(PyValueError::new_err)?;
         push_headers(&mut r, headers)?;
@@ -446,8 +554,19 @@ pub struct WriteCallable {
 #[pymethods]
 impl WriteCallable {
     fn __call__(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let bytes = data.cast::<pyo3::types::PyBytes>().map_err(|_| PyTypeError::new_err(format!("write() argument must be bytes, not {}", data.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
-        self.responder.borrow_mut().write_body(bytes.as_bytes(), None).map_err(|e| PyIOError::new_err(e.to_string()))
+        let bytes = data.cast::<pyo3::types::PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "write() argument must be bytes, not {}",
+                data.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        self.responder
+            .borrow_mut()
+            .write_body(bytes.as_bytes(), None)
+            .map_err(|e| PyIOError::new_err(e.to_string()))
     }
 }
 
@@ -468,7 +587,11 @@ impl Responder {
             }
             return Ok(());
         }
-        let head = if first { std::mem::take(&mut self.head) } else { Vec::new() };
+        let head = if first {
+            std::mem::take(&mut self.head)
+        } else {
+            Vec::new()
+        };
         let r = if parts.len() < 8 {
             // The usual case (a list of one or a few bytes): gathered on the stack.
             let mut gathered: [&[u8]; 8] = [&[]; 8];

@@ -12,17 +12,34 @@ fn configs() -> PathBuf {
 }
 
 /// Run ferricorn in `dir` with `args`: (exit code, stdout, stderr).
-pub fn run_in(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+pub fn run_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(dir).env("PYTHONDONTWRITEBYTECODE", "1");
-    for k in ["GUNICORN_CMD_ARGS", "FERRICORN_CMD_ARGS", "WEB_CONCURRENCY", "PORT", "VIRTUAL_ENV", "HOOKED_WORKERS"] {
+    cmd.args(args)
+        .current_dir(dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for k in [
+        "GUNICORN_CMD_ARGS",
+        "FERRICORN_CMD_ARGS",
+        "WEB_CONCURRENCY",
+        "PORT",
+        "VIRTUAL_ENV",
+        "HOOKED_WORKERS",
+    ] {
         cmd.env_remove(k);
     }
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run ferricorn");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn apps() -> String {
@@ -35,7 +52,10 @@ fn print_config(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> 
     all.extend_from_slice(args);
     let (code, out, err) = run_in(dir, &all, envs);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    out.lines().filter(|l| !l.starts_with("config ")).collect::<Vec<_>>().join("\n")
+    out.lines()
+        .filter(|l| !l.starts_with("config "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn value<'a>(printed: &'a str, name: &str) -> &'a str {
@@ -69,7 +89,10 @@ fn gunicorn_conf_py_and_its_toml_print_the_same_configuration() {
 #[test]
 fn a_python_config_runs_real_code() {
     let want = Command::new("python3")
-        .args(["-c", "import multiprocessing; print(multiprocessing.cpu_count() * 2 + 1)"])
+        .args([
+            "-c",
+            "import multiprocessing; print(multiprocessing.cpu_count() * 2 + 1)",
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap();
@@ -85,12 +108,33 @@ fn precedence_file_then_env_args_then_command_line() {
     let dir = configs().join("hooked");
     for conf in [&[][..], &["-c", "ferricorn.toml"][..]] {
         let p = print_config(&dir, conf, &[("GUNICORN_CMD_ARGS", "-w 5 --timeout 7")]);
-        assert_eq!((value(&p, "workers"), value(&p, "timeout"), value(&p, "keepalive")), ("5", "7", "2"));
-        let p = print_config(&dir, conf, &[("GUNICORN_CMD_ARGS", "-w 5 --timeout 7"), ("FERRICORN_CMD_ARGS", "-w 6")]);
+        assert_eq!(
+            (
+                value(&p, "workers"),
+                value(&p, "timeout"),
+                value(&p, "keepalive")
+            ),
+            ("5", "7", "2")
+        );
+        let p = print_config(
+            &dir,
+            conf,
+            &[
+                ("GUNICORN_CMD_ARGS", "-w 5 --timeout 7"),
+                ("FERRICORN_CMD_ARGS", "-w 6"),
+            ],
+        );
         assert_eq!((value(&p, "workers"), value(&p, "timeout")), ("6", "7"));
         let mut args = conf.to_vec();
         args.extend(["-w", "9"]);
-        let p = print_config(&dir, &args, &[("GUNICORN_CMD_ARGS", "-w 5"), ("FERRICORN_CMD_ARGS", "-w 6")]);
+        let p = print_config(
+            &dir,
+            &args,
+            &[
+                ("GUNICORN_CMD_ARGS", "-w 5"),
+                ("FERRICORN_CMD_ARGS", "-w 6"),
+            ],
+        );
         assert_eq!(value(&p, "workers"), "9");
     }
 }
@@ -100,7 +144,17 @@ fn check_config_exits_0_or_1_naming_file_and_line() {
     let dir = configs().join("hooked");
     let (code, _, err) = run_in(&dir, &["--check-config", "--pythonpath", &apps()], &[]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run_in(&dir, &["--check-config", "-c", "ferricorn.toml", "--pythonpath", &apps()], &[]);
+    let (code, _, err) = run_in(
+        &dir,
+        &[
+            "--check-config",
+            "-c",
+            "ferricorn.toml",
+            "--pythonpath",
+            &apps(),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     // The app is imported too, as gunicorn does.
     let (code, _, err) = run_in(&dir, &["--check-config"], &[]);
@@ -108,28 +162,63 @@ fn check_config_exits_0_or_1_naming_file_and_line() {
     assert!(err.contains("No module named 'hooked'"), "{err}");
 
     let errors = configs().join("errors");
-    let (code, _, err) = run_in(&errors, &["--check-config", "-c", "syntax_error.py", "basic:app"], &[]);
+    let (code, _, err) = run_in(
+        &errors,
+        &["--check-config", "-c", "syntax_error.py", "basic:app"],
+        &[],
+    );
     assert_eq!(code, 1);
-    assert!(err.contains(&format!("Error: {}:3: SyntaxError", errors.join("syntax_error.py").display())), "{err}");
-    let (code, _, err) = run_in(&errors, &["--check-config", "-c", "name_error.py", "basic:app"], &[]);
+    assert!(
+        err.contains(&format!(
+            "Error: {}:3: SyntaxError",
+            errors.join("syntax_error.py").display()
+        )),
+        "{err}"
+    );
+    let (code, _, err) = run_in(
+        &errors,
+        &["--check-config", "-c", "name_error.py", "basic:app"],
+        &[],
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("name_error.py:5: NameError: name 'PORT' is not defined"), "{err}");
+    assert!(
+        err.contains("name_error.py:5: NameError: name 'PORT' is not defined"),
+        "{err}"
+    );
     assert!(err.contains("Traceback"), "the traceback is shown: {err}");
-    let (code, _, err) = run_in(&errors, &["--check-config", "-c", "unknown_key.toml", "basic:app"], &[]);
+    let (code, _, err) = run_in(
+        &errors,
+        &["--check-config", "-c", "unknown_key.toml", "basic:app"],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("unknown_key.toml:5: unknown setting `acess_log_format`; did you mean `access_log_format`?"), "{err}");
-    let (code, _, err) = run_in(&errors, &["--check-config", "-c", "bad_hook.py", "basic:app"], &[]);
+    let (code, _, err) = run_in(
+        &errors,
+        &["--check-config", "-c", "bad_hook.py", "basic:app"],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("bad_hook.py:4: post_fork"), "{err}");
 }
 
 #[test]
 fn settings_without_effect_warn_and_serve() {
-    let s = Server::builder("basic:app").args(["--threads", "4", "--certfile", "x.pem"]).start();
+    let s = Server::builder("basic:app")
+        .args(["--threads", "4", "--certfile", "x.pem"])
+        .start();
     assert_eq!(s.get("/").status, 200);
     let log = s.log();
-    assert!(log.contains("threads is set but has no effect in ferricorn"), "{log}");
-    assert!(log.contains("certfile is set but has no effect in ferricorn: ferricorn does not terminate TLS"), "{log}");
+    assert!(
+        log.contains("threads is set but has no effect in ferricorn"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "certfile is set but has no effect in ferricorn: ferricorn does not terminate TLS"
+        ),
+        "{log}"
+    );
 }
 
 #[test]
@@ -142,5 +231,8 @@ fn help_lists_every_setting_with_a_flag() {
         }
     }
     assert!(out.contains("ferricorn upgrade --pid PIDFILE"), "{out}");
-    assert!(!out.contains("--reference-responder"), "benchmark switch stays hidden");
+    assert!(
+        !out.contains("--reference-responder"),
+        "benchmark switch stays hidden"
+    );
 }

@@ -25,7 +25,11 @@ fn start_in(dir: &Path, hook_log: &Path, extra: &[&str]) -> Server {
 }
 
 fn hook_lines(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(path).unwrap_or_default().lines().map(String::from).collect();
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
     lines.sort();
     lines
 }
@@ -36,9 +40,15 @@ fn one_session(extra: &[&str]) -> (Vec<String>, String) {
     let tmp = TempDir::new("hooks");
     let log = tmp.join("hooks.log");
     let mut s = start_in(&hooked(), &log, extra);
-    let r = s.request(b"GET /env/APP_GREETING HTTP/1.1\r\nHost: x\r\nX-Test: yes\r\nConnection: close\r\n\r\n");
+    let r = s.request(
+        b"GET /env/APP_GREETING HTTP/1.1\r\nHost: x\r\nX-Test: yes\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.text(), "hello from raw_env", "raw_env reaches the app");
-    assert_eq!(s.get_text("/env/WORKER_STATE"), "forked-True", "post_fork set process state in the worker");
+    assert_eq!(
+        s.get_text("/env/WORKER_STATE"),
+        "forked-True",
+        "post_fork set process state in the worker"
+    );
     s.signal(libc::SIGTERM);
     assert_eq!(s.exit_code(T), 0, "{}", s.log());
     (hook_lines(&log), s.log())
@@ -63,10 +73,19 @@ fn every_hook_is_called_at_its_moment_and_toml_calls_the_same() {
         "child_exit 2",
         "on_exit",
     ] {
-        assert!(py.iter().any(|l| l == want), "no {want:?} in {py:#?}\nlog:\n{log}");
+        assert!(
+            py.iter().any(|l| l == want),
+            "no {want:?} in {py:#?}\nlog:\n{log}"
+        );
     }
-    assert!(log.contains("Server is ready. Spawning workers"), "server.log reaches the error log: {log}");
-    assert!(log.contains("access GET /env/APP_GREETING 200"), "the config's access log format: {log}");
+    assert!(
+        log.contains("Server is ready. Spawning workers"),
+        "server.log reaches the error log: {log}"
+    );
+    assert!(
+        log.contains("access GET /env/APP_GREETING 200"),
+        "the config's access log format: {log}"
+    );
     let (toml, _) = one_session(&["-c", "ferricorn.toml"]);
     assert_eq!(py, toml);
 }
@@ -87,15 +106,41 @@ fn hup_rereads_the_config_and_a_broken_one_keeps_the_running_one() {
 
     write_conf(&dir, &format!("{BASE}timeout = 31\nworkers = 2\n"));
     s.signal(libc::SIGHUP);
-    assert!(eventually(T, || hook_lines(&log).contains(&"on_reload 31 2".to_string())), "{:?}\n{}", hook_lines(&log), s.log());
+    assert!(
+        eventually(T, || hook_lines(&log)
+            .contains(&"on_reload 31 2".to_string())),
+        "{:?}\n{}",
+        hook_lines(&log),
+        s.log()
+    );
     assert!(s.wait_log("Configuration reloaded", T), "{}", s.log());
-    assert_eq!(s.wait_workers(2, T).len(), 2, "the new workers count applies: {}", s.log());
+    assert_eq!(
+        s.wait_workers(2, T).len(),
+        2,
+        "the new workers count applies: {}",
+        s.log()
+    );
 
     write_conf(&dir, &format!("{BASE}timeout = (\n"));
     s.signal(libc::SIGHUP);
-    assert!(s.wait_log("Cannot reload the configuration; the running configuration stays in force", T), "{}", s.log());
-    assert!(s.log().contains("gunicorn.conf.py:11: SyntaxError"), "names file and line: {}", s.log());
-    assert!(eventually(T, || hook_lines(&log).iter().filter(|l| l.starts_with("on_reload 31 2")).count() == 2));
+    assert!(
+        s.wait_log(
+            "Cannot reload the configuration; the running configuration stays in force",
+            T
+        ),
+        "{}",
+        s.log()
+    );
+    assert!(
+        s.log().contains("gunicorn.conf.py:11: SyntaxError"),
+        "names file and line: {}",
+        s.log()
+    );
+    assert!(eventually(T, || hook_lines(&log)
+        .iter()
+        .filter(|l| l.starts_with("on_reload 31 2"))
+        .count()
+        == 2));
     assert_eq!(s.get("/").status, 200);
     assert_eq!(s.wait_workers(2, T).len(), 2);
     s.signal(libc::SIGTERM);
@@ -112,7 +157,12 @@ fn hook_exceptions_are_logged_and_stop_only_where_gunicorn_stops() {
     assert_eq!(s.get("/a").status, 200);
     assert_eq!(s.get("/b").status, 200);
     assert!(s.wait_log("ValueError: post /b", T), "{}", s.log());
-    assert!(s.log().contains("Exception in post_request hook\nTraceback"), "{}", s.log());
+    assert!(
+        s.log()
+            .contains("Exception in post_request hook\nTraceback"),
+        "{}",
+        s.log()
+    );
     s.signal(libc::SIGTERM);
     assert_eq!(s.exit_code(T), 0, "{}", s.log());
     assert!(s.log().contains("ZeroDivisionError"), "{}", s.log());
@@ -127,14 +177,30 @@ fn hook_exceptions_are_logged_and_stop_only_where_gunicorn_stops() {
     assert_eq!(s.exit_code(T), 0);
 
     // when_ready raising stops the start, as in gunicorn.
-    write_conf(&dir, &format!("{BASE}\ndef when_ready(server):\n    raise RuntimeError('not ready')\n"));
-    let mut s = Server::builder("").cwd(dir.path()).args(["--pythonpath", apps_dir().to_str().unwrap()]).env("HOOK_LOG", log.to_string_lossy().to_string()).env("PYTHONDONTWRITEBYTECODE", "1").spawn();
+    write_conf(
+        &dir,
+        &format!("{BASE}\ndef when_ready(server):\n    raise RuntimeError('not ready')\n"),
+    );
+    let mut s = Server::builder("")
+        .cwd(dir.path())
+        .args(["--pythonpath", apps_dir().to_str().unwrap()])
+        .env("HOOK_LOG", log.to_string_lossy().to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .spawn();
     assert_eq!(s.exit_code(T), 1, "{}", s.log());
     assert!(s.log().contains("RuntimeError: not ready"), "{}", s.log());
 
     // post_worker_init raising: the worker fails to boot.
-    write_conf(&dir, &format!("{BASE}\ndef post_worker_init(worker):\n    raise RuntimeError('no init')\n"));
-    let mut s = Server::builder("").cwd(dir.path()).args(["--pythonpath", apps_dir().to_str().unwrap()]).env("HOOK_LOG", log.to_string_lossy().to_string()).env("PYTHONDONTWRITEBYTECODE", "1").spawn();
+    write_conf(
+        &dir,
+        &format!("{BASE}\ndef post_worker_init(worker):\n    raise RuntimeError('no init')\n"),
+    );
+    let mut s = Server::builder("")
+        .cwd(dir.path())
+        .args(["--pythonpath", apps_dir().to_str().unwrap()])
+        .env("HOOK_LOG", log.to_string_lossy().to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .spawn();
     assert_eq!(s.exit_code(T), 3, "{}", s.log());
     assert!(s.log().contains("RuntimeError: no init"), "{}", s.log());
 }
@@ -151,11 +217,29 @@ fn worker_int_runs_on_quit_and_worker_abort_on_timeout() {
     assert_eq!(s.wait_workers(1, T).len(), 1);
     // A request stuck in Python past --timeout: SIGABRT, the hook, exit.
     let addr = s.addr();
-    std::thread::spawn(move || try_request(&addr, b"GET /?s=30 HTTP/1.0\r\n\r\n", Duration::from_secs(20)));
-    assert!(eventually(T, || hook_lines(&log).iter().any(|l| l.starts_with("worker_abort "))), "{:?}\n{}", hook_lines(&log), s.log());
+    std::thread::spawn(move || {
+        try_request(
+            &addr,
+            b"GET /?s=30 HTTP/1.0\r\n\r\n",
+            Duration::from_secs(20),
+        )
+    });
+    assert!(
+        eventually(T, || hook_lines(&log)
+            .iter()
+            .any(|l| l.starts_with("worker_abort "))),
+        "{:?}\n{}",
+        hook_lines(&log),
+        s.log()
+    );
     assert!(s.wait_log("WORKER TIMEOUT", T));
     s.wait_ready(T);
     s.signal(libc::SIGQUIT);
     assert_eq!(s.exit_code(T), 0, "{}", s.log());
-    assert!(hook_lines(&log).contains(&"worker_int True".to_string()), "{:?}\n{}", hook_lines(&log), s.log());
+    assert!(
+        hook_lines(&log).contains(&"worker_int True".to_string()),
+        "{:?}\n{}",
+        hook_lines(&log),
+        s.log()
+    );
 }

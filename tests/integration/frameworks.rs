@@ -7,11 +7,19 @@ use std::io::Write;
 use std::time::Duration;
 
 fn flask() -> Server {
-    Server::builder("app:app").cwd(examples_dir().join("flaskapp")).args(["-w", "2"]).with_venv().start()
+    Server::builder("app:app")
+        .cwd(examples_dir().join("flaskapp"))
+        .args(["-w", "2"])
+        .with_venv()
+        .start()
 }
 
 fn django() -> Server {
-    Server::builder("mysite.wsgi").cwd(examples_dir().join("djangoproject")).args(["-w", "2"]).with_venv().start()
+    Server::builder("mysite.wsgi")
+        .cwd(examples_dir().join("djangoproject"))
+        .args(["-w", "2"])
+        .with_venv()
+        .start()
 }
 
 /// `name=value` pairs of every Set-Cookie, joined for a Cookie header.
@@ -26,7 +34,9 @@ fn cookies(r: &Response) -> String {
 
 /// The value attribute of the input called `name` in an HTML page.
 fn input_value(html: &str, name: &str) -> String {
-    let at = html.find(&format!("name=\"{name}\"")).unwrap_or_else(|| panic!("no input {name} in {html}"));
+    let at = html
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no input {name} in {html}"));
     let rest = &html[at..];
     let v = rest.find("value=\"").unwrap() + 7;
     rest[v..v + rest[v..].find('"').unwrap()].to_string()
@@ -36,13 +46,19 @@ fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| -> String {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
                 b' ' => "+".into(),
                 _ => format!("%{b:02X}"),
             })
             .collect()
     };
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn post_form(s: &Server, path: &str, cookie: &str, body: &str) -> Response {
@@ -64,7 +80,11 @@ fn multipart(field: &str, filename: &str, data: &[u8]) -> (String, Vec<u8>) {
 fn upload(s: &Server, path: &str, data: &[u8], chunked: bool) -> Response {
     let (ctype, body) = multipart("file", "data.bin", data);
     let mut c = connect(&s.addr());
-    let framing = if chunked { "Transfer-Encoding: chunked".to_string() } else { format!("Content-Length: {}", body.len()) };
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_string()
+    } else {
+        format!("Content-Length: {}", body.len())
+    };
     let mut raw = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ctype}\r\n{framing}\r\nConnection: close\r\n\r\n").into_bytes();
     if chunked {
         for piece in body.chunks(50_000) {
@@ -86,20 +106,30 @@ fn upload(s: &Server, path: &str, data: &[u8], chunked: bool) -> Response {
 }
 
 fn upload_data() -> Vec<u8> {
-    (0..700_001u32).map(|i| (i.wrapping_mul(2246822519) >> 13) as u8).collect()
+    (0..700_001u32)
+        .map(|i| (i.wrapping_mul(2246822519) >> 13) as u8)
+        .collect()
 }
 
 fn check_upload(r: &Response, data: &[u8]) {
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
     assert!(text.contains(&sha256_hex(data)), "sha256 mismatch: {text}");
-    assert!(text.contains(&format!("{}", data.len())), "size missing: {text}");
+    assert!(
+        text.contains(&format!("{}", data.len())),
+        "size missing: {text}"
+    );
     assert!(text.contains("data.bin"), "{text}");
 }
 
 fn check_stream(r: &Response) {
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{:?}", r.headers);
+    assert_eq!(
+        r.header("transfer-encoding"),
+        Some("chunked"),
+        "{:?}",
+        r.headers
+    );
     let want: String = (0..10).map(|n| format!("chunk {n}\n")).collect();
     assert_eq!(r.text(), want);
 }
@@ -112,14 +142,23 @@ fn flask_pages_json_static_stream_and_error() {
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     let r = s.get("/json");
     assert_eq!(r.status, 200);
-    assert!(r.text().contains("\"message\":\"Hello, World!\"") || r.text().contains("\"message\": \"Hello, World!\""), "{}", r.text());
+    assert!(
+        r.text().contains("\"message\":\"Hello, World!\"")
+            || r.text().contains("\"message\": \"Hello, World!\""),
+        "{}",
+        r.text()
+    );
     let r = s.get("/static/hello.txt");
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "Hello from a static file!\n");
     check_stream(&s.get("/stream"));
     let r = s.get("/error");
     assert_eq!(r.status, 500);
-    assert!(s.wait_log("intentional error from /error", Duration::from_secs(5)), "traceback not logged:\n{}", s.log());
+    assert!(
+        s.wait_log("intentional error from /error", Duration::from_secs(5)),
+        "traceback not logged:\n{}",
+        s.log()
+    );
     assert_eq!(s.get("/json").status, 200);
 }
 
@@ -131,12 +170,27 @@ fn flask_form_with_csrf_token() {
     let token = input_value(&page.text(), "csrf_token");
     let cookie = cookies(&page);
     assert!(!cookie.is_empty(), "no session cookie: {:?}", page.headers);
-    let r = post_form(&s, "/form", &cookie, &form_urlencoded(&[("csrf_token", &token), ("message", "héllo wörld & more")]));
+    let r = post_form(
+        &s,
+        "/form",
+        &cookie,
+        &form_urlencoded(&[("csrf_token", &token), ("message", "héllo wörld & more")]),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), "message: héllo wörld & more\n");
-    let r = post_form(&s, "/form", &cookie, &form_urlencoded(&[("message", "no token")]));
+    let r = post_form(
+        &s,
+        "/form",
+        &cookie,
+        &form_urlencoded(&[("message", "no token")]),
+    );
     assert_eq!(r.status, 403);
-    let r = post_form(&s, "/form", "", &form_urlencoded(&[("csrf_token", &token), ("message", "no cookie")]));
+    let r = post_form(
+        &s,
+        "/form",
+        "",
+        &form_urlencoded(&[("csrf_token", &token), ("message", "no cookie")]),
+    );
     assert_eq!(r.status, 403);
 }
 
@@ -160,7 +214,11 @@ fn django_pages_static_stream_and_error() {
     assert_eq!(r.text(), "Hello from a static file!\n");
     check_stream(&s.get("/stream/"));
     assert_eq!(s.get("/error/").status, 500);
-    assert!(s.wait_log("intentional error from /error/", Duration::from_secs(5)), "traceback not logged:\n{}", s.log());
+    assert!(
+        s.wait_log("intentional error from /error/", Duration::from_secs(5)),
+        "traceback not logged:\n{}",
+        s.log()
+    );
     assert_eq!(s.get("/").status, 200);
 }
 
@@ -171,11 +229,28 @@ fn django_form_with_csrf_token() {
     assert_eq!(page.status, 200);
     let token = input_value(&page.text(), "csrfmiddlewaretoken");
     let cookie = cookies(&page);
-    assert!(cookie.contains("csrftoken="), "no csrftoken cookie: {:?}", page.headers);
-    let r = post_form(&s, "/form/", &cookie, &form_urlencoded(&[("csrfmiddlewaretoken", &token), ("message", "héllo from django")]));
+    assert!(
+        cookie.contains("csrftoken="),
+        "no csrftoken cookie: {:?}",
+        page.headers
+    );
+    let r = post_form(
+        &s,
+        "/form/",
+        &cookie,
+        &form_urlencoded(&[
+            ("csrfmiddlewaretoken", &token),
+            ("message", "héllo from django"),
+        ]),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), "message: héllo from django\n");
-    let r = post_form(&s, "/form/", &cookie, &form_urlencoded(&[("message", "no token")]));
+    let r = post_form(
+        &s,
+        "/form/",
+        &cookie,
+        &form_urlencoded(&[("message", "no token")]),
+    );
     assert_eq!(r.status, 403);
 }
 

@@ -43,7 +43,12 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("ferricorn-test-{}-{}-{}", tag, std::process::id(), n));
+        let p = std::env::temp_dir().join(format!(
+            "ferricorn-test-{}-{}-{}",
+            tag,
+            std::process::id(),
+            n
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
@@ -129,19 +134,35 @@ impl Builder {
             cmd.arg("-b").arg(&bind);
         }
         cmd.args(&self.args);
-        cmd.env_remove("VIRTUAL_ENV").env_remove("PORT").env_remove("WEB_CONCURRENCY");
+        cmd.env_remove("VIRTUAL_ENV")
+            .env_remove("PORT")
+            .env_remove("WEB_CONCURRENCY");
         for k in &self.env_remove {
             cmd.env_remove(k);
         }
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd.process_group(0);
         let mut child = cmd.spawn().expect("spawn ferricorn");
         let log = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
-        for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
+        for stream in [
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let log = log.clone();
             readers.push(std::thread::spawn(move || {
                 let mut r = BufReader::new(stream);
@@ -156,12 +177,23 @@ impl Builder {
             }));
         }
         let pid = child.id();
-        Server { child, pid, port: 0, log, exited: None, readers }
+        Server {
+            child,
+            pid,
+            port: 0,
+            log,
+            exited: None,
+            readers,
+        }
     }
 
     pub fn start(self) -> Server {
         let wait = self.wait_ready;
-        let tcp = self.bind.as_deref().map(|b| !b.starts_with("unix:") && !b.is_empty()).unwrap_or(true);
+        let tcp = self
+            .bind
+            .as_deref()
+            .map(|b| !b.starts_with("unix:") && !b.is_empty())
+            .unwrap_or(true);
         let mut s = self.spawn();
         if tcp {
             let port = s.wait_port(Duration::from_secs(20));
@@ -181,7 +213,14 @@ impl Server {
         if !app.is_empty() {
             args.push(app.to_string());
         }
-        Builder { args, envs: vec![], env_remove: vec![], chdir: apps_dir(), bind: None, wait_ready: true }
+        Builder {
+            args,
+            envs: vec![],
+            env_remove: vec![],
+            chdir: apps_dir(),
+            bind: None,
+            wait_ready: true,
+        }
     }
 
     pub fn start(app: &str) -> Server {
@@ -239,7 +278,11 @@ impl Server {
     pub fn wait_ready(&self, timeout: Duration) {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            if let Ok(r) = try_request(&self.addr(), b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(5)) {
+            if let Ok(r) = try_request(
+                &self.addr(),
+                b"GET / HTTP/1.0\r\n\r\n",
+                Duration::from_secs(5),
+            ) {
                 if r.status > 0 {
                     return;
                 }
@@ -254,11 +297,15 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> Response {
-        self.request(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        self.request(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
     }
 
     pub fn request(&self, raw: &[u8]) -> Response {
-        try_request(&self.addr(), raw, Duration::from_secs(10)).unwrap_or_else(|e| panic!("request failed: {e}; log:\n{}", self.log()))
+        try_request(&self.addr(), raw, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("request failed: {e}; log:\n{}", self.log()))
     }
 
     /// Wait for the master to exit.
@@ -321,7 +368,12 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 pub fn process_alive(pid: u32) -> bool {
     // A zombie still answers kill(0); read its state instead.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -339,7 +391,12 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
 
 pub fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -353,7 +410,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -375,7 +435,14 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
         if s.read(&mut byte)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("closed after {} bytes of head: {:?}", buf.len(), String::from_utf8_lossy(&buf))));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "closed after {} bytes of head: {:?}",
+                    buf.len(),
+                    String::from_utf8_lossy(&buf)
+                ),
+            ));
         }
         buf.push(byte[0]);
     }
@@ -387,17 +454,31 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
     let status: u16 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
-    let mut resp = Response { status, version, headers, body: vec![] };
+    let mut resp = Response {
+        status,
+        version,
+        headers,
+        body: vec![],
+    };
     if (100..200).contains(&status) {
         return Ok(resp);
     }
-    if let Some(cl) = resp.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(cl) = resp
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         let mut body = vec![0u8; cl];
         s.read_exact(&mut body)?;
         resp.body = body;
-    } else if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    } else if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
         resp.body = read_chunked(s)?;
     } else if status == 204 || status == 304 {
     } else {
@@ -411,7 +492,10 @@ fn read_line(s: &mut impl Read) -> std::io::Result<String> {
     let mut b = [0u8; 1];
     while !line.ends_with(b"\r\n") {
         if s.read(&mut b)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof in chunked body"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "eof in chunked body",
+            ));
         }
         line.push(b[0]);
     }
@@ -423,8 +507,14 @@ fn read_chunked(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let line = read_line(s)?;
-        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).map_err(
+            |_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("bad chunk size {line:?}"),
+                )
+            },
+        )?;
         if size == 0 {
             while !read_line(s)?.is_empty() {}
             return Ok(body);
@@ -458,12 +548,27 @@ pub fn free_port() -> u16 {
 /// starts each master as a group leader, so after it exits this lists orphans.
 pub fn process_group_members(pgid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // Fields after the ")" of the command name: state ppid pgrp ...
-        let rest: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let rest: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         if rest.len() > 2 && rest[0] != "Z" && rest[2].parse::<u32>().ok() == Some(pgid) {
             out.push(pid);
         }
@@ -474,7 +579,9 @@ pub fn process_group_members(pgid: u32) -> Vec<u32> {
 /// One line of /proc/PID/status, e.g. `Uid:` → "65534 65534 65534 65534".
 pub fn proc_status(pid: u32, field: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(field)).map(|v| v.trim().to_string())
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|v| v.trim().to_string())
 }
 
 /// Send `raw` over a unix socket and read one response.
@@ -489,8 +596,13 @@ impl Server {
     /// Wait for the master to exit; panics with the log if it does not.
     pub fn exit_code(&mut self, timeout: Duration) -> i32 {
         match self.wait_exit(timeout) {
-            Some(s) => s.code().unwrap_or_else(|| panic!("master died of a signal: {s:?}; log:\n{}", self.log())),
-            None => panic!("master still running after {timeout:?}; log:\n{}", self.log()),
+            Some(s) => s
+                .code()
+                .unwrap_or_else(|| panic!("master died of a signal: {s:?}; log:\n{}", self.log())),
+            None => panic!(
+                "master still running after {timeout:?}; log:\n{}",
+                self.log()
+            ),
         }
     }
 
@@ -523,11 +635,19 @@ pub fn read_until_close(s: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool)
         if left.is_zero() {
             return (out, false);
         }
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
         match s.read(&mut buf) {
             Ok(0) => return (out, true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return (out, false),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (out, false)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return (out, true),
         }
@@ -538,7 +658,9 @@ pub fn read_until_close(s: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool)
 pub fn read_responses_until_close(s: &mut TcpStream) -> Vec<Response> {
     let mut out = Vec::new();
     while let Ok(r) = read_response(s) {
-        let close = r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = r
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         out.push(r);
         if close {
             break;
@@ -549,7 +671,10 @@ pub fn read_responses_until_close(s: &mut TcpStream) -> Vec<Response> {
 
 /// `key=value` lines (the conformance app's output) as a map.
 pub fn kv(text: &str) -> std::collections::HashMap<String, String> {
-    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 pub fn hex(data: &[u8]) -> String {
@@ -559,13 +684,21 @@ pub fn hex(data: &[u8]) -> String {
 /// SHA-256 (FIPS 180-4), for checking uploads without a crypto crate.
 pub fn sha256_hex(data: &[u8]) -> String {
     const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
     ];
-    let mut h: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
     let mut msg = data.to_vec();
     msg.push(0x80);
     while msg.len() % 64 != 56 {
@@ -575,18 +708,30 @@ pub fn sha256_hex(data: &[u8]) -> String {
     for block in msg.chunks(64) {
         let mut w = [0u32; 64];
         for i in 0..16 {
-            w[i] = u32::from_be_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]);
+            w[i] = u32::from_be_bytes([
+                block[4 * i],
+                block[4 * i + 1],
+                block[4 * i + 2],
+                block[4 * i + 3],
+            ]);
         }
         for i in 16..64 {
             let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
             let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
         }
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
         for i in 0..64 {
             let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
             let ch = (e & f) ^ (!e & g);
-            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
             let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
             let maj = (a & b) ^ (a & c) ^ (b & c);
             let t2 = s0.wrapping_add(maj);
@@ -611,11 +756,25 @@ impl Server {
     /// server: own process group, output collected, killed on drop. The
     /// command must not have spawned yet; stdio is set here.
     pub fn spawn_command(mut cmd: Command) -> Server {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd.process_group(0);
         let mut child = cmd.spawn().expect("spawn ferricorn");
         let log = Arc::new(Mutex::new(String::new()));
-        for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
+        for stream in [
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let log = log.clone();
             std::thread::spawn(move || {
                 let mut r = BufReader::new(stream);
@@ -627,12 +786,21 @@ impl Server {
             });
         }
         let pid = child.id();
-        Server { child, pid, port: 0, log, exited: None, readers: Vec::new() }
+        Server {
+            child,
+            pid,
+            port: 0,
+            log,
+            exited: None,
+            readers: Vec::new(),
+        }
     }
 
     /// Wait for "Listening at: http://HOST:PORT" and remember the port.
     pub fn await_port(&mut self, timeout: Duration) -> u16 {
-        let port = self.wait_port(timeout).unwrap_or_else(|| panic!("no 'Listening at' line; log:\n{}", self.log()));
+        let port = self
+            .wait_port(timeout)
+            .unwrap_or_else(|| panic!("no 'Listening at' line; log:\n{}", self.log()));
         self.port = port;
         port
     }

@@ -11,7 +11,8 @@ fn server() -> Server {
 }
 
 fn is_close(r: &Response) -> bool {
-    r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    r.header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
 }
 
 #[test]
@@ -19,17 +20,22 @@ fn http11_connection_is_kept_alive_across_requests() {
     let s = server();
     let mut c = connect(&s.addr());
     for i in 0..3 {
-        c.write_all(format!("GET /ok/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        c.write_all(format!("GET /ok/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
         let r = read_response(&mut c).unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(r.version, "HTTP/1.1");
         assert_eq!(r.text(), format!("ok /ok/{i}\n"));
         assert!(!is_close(&r));
     }
-    c.write_all(b"GET /ok/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    c.write_all(b"GET /ok/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut c).unwrap();
     assert!(is_close(&r));
-    assert!(read_until_close(&mut c, Duration::from_secs(5)).1, "server must close after Connection: close");
+    assert!(
+        read_until_close(&mut c, Duration::from_secs(5)).1,
+        "server must close after Connection: close"
+    );
 }
 
 #[test]
@@ -37,11 +43,17 @@ fn http10_keeps_alive_only_when_asked() {
     let s = server();
     let mut c = connect(&s.addr());
     for _ in 0..2 {
-        c.write_all(b"GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        c.write_all(b"GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
         let r = read_response(&mut c).unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(r.version, "HTTP/1.0");
-        assert!(r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")), "{:?}", r.headers);
+        assert!(
+            r.header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")),
+            "{:?}",
+            r.headers
+        );
     }
     // Without the header, a 1.0 connection ends with the response.
     c.write_all(b"GET /ok HTTP/1.0\r\n\r\n").unwrap();
@@ -84,7 +96,9 @@ fn pipelined_requests_in_one_write_get_three_responses() {
 
 #[test]
 fn idle_keep_alive_connection_is_closed_after_keep_alive_seconds() {
-    let s = Server::builder("conformance:app").args(["-w", "1", "--keep-alive", "1"]).start();
+    let s = Server::builder("conformance:app")
+        .args(["-w", "1", "--keep-alive", "1"])
+        .start();
     let mut c = connect(&s.addr());
     c.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let r = read_response(&mut c).unwrap();
@@ -92,13 +106,21 @@ fn idle_keep_alive_connection_is_closed_after_keep_alive_seconds() {
     let t = Instant::now();
     let (rest, closed) = read_until_close(&mut c, Duration::from_secs(5));
     let waited = t.elapsed();
-    assert!(closed && rest.is_empty(), "idle connection must be closed silently, got {rest:?}");
-    assert!(waited >= Duration::from_millis(800) && waited < Duration::from_millis(2500), "closed after {waited:?}, expected ~1s");
+    assert!(
+        closed && rest.is_empty(),
+        "idle connection must be closed silently, got {rest:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_millis(2500),
+        "closed after {waited:?}, expected ~1s"
+    );
 }
 
 #[test]
 fn keep_alive_zero_closes_after_each_response() {
-    let s = Server::builder("conformance:app").args(["-w", "1", "--keep-alive", "0"]).start();
+    let s = Server::builder("conformance:app")
+        .args(["-w", "1", "--keep-alive", "0"])
+        .start();
     let mut c = connect(&s.addr());
     c.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let r = read_response(&mut c).unwrap();
@@ -110,24 +132,49 @@ fn keep_alive_zero_closes_after_each_response() {
 fn graceful_shutdown_answers_in_flight_request_with_connection_close() {
     let dir = TempDir::new("graceful");
     let marker = dir.join("started");
-    let s = Server::builder("conformance:app").args(["-w", "1", "--graceful-timeout", "10"]).start();
+    let s = Server::builder("conformance:app")
+        .args(["-w", "1", "--graceful-timeout", "10"])
+        .start();
     let mut c = connect(&s.addr());
     c.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert!(!is_close(&read_response(&mut c).unwrap()));
     // Second request on the same keep-alive connection; TERM arrives while it runs.
-    c.write_all(format!("GET /sleep?s=1&marker={} HTTP/1.1\r\nHost: x\r\n\r\n", marker.display()).as_bytes()).unwrap();
-    assert!(eventually(Duration::from_secs(10), || marker.exists()), "the app never started");
+    c.write_all(
+        format!(
+            "GET /sleep?s=1&marker={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            marker.display()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || marker.exists()),
+        "the app never started"
+    );
     s.signal(libc::SIGTERM);
     let r = read_response(&mut c).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "slept\n");
-    assert!(is_close(&r), "response during shutdown must carry Connection: close: {:?}", r.headers);
+    assert!(
+        is_close(&r),
+        "response during shutdown must carry Connection: close: {:?}",
+        r.headers
+    );
     assert!(read_until_close(&mut c, Duration::from_secs(5)).1);
 }
 
 #[test]
 fn graceful_shutdown_finishes_request_whose_head_is_still_arriving() {
-    let s = Server::builder("conformance:app").args(["-w", "1", "--graceful-timeout", "10", "--log-level", "debug"]).start();
+    let s = Server::builder("conformance:app")
+        .args([
+            "-w",
+            "1",
+            "--graceful-timeout",
+            "10",
+            "--log-level",
+            "debug",
+        ])
+        .start();
     let mut c = connect(&s.addr());
     c.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert!(!is_close(&read_response(&mut c).unwrap()));
@@ -135,7 +182,11 @@ fn graceful_shutdown_finishes_request_whose_head_is_still_arriving() {
     let worker = s.wait_workers(1, Duration::from_secs(5))[0];
     s.signal(libc::SIGTERM);
     // Finish the head only once the worker has begun its graceful stop.
-    assert!(s.wait_log("Graceful stop:", Duration::from_secs(5)), "worker never began stopping; log:\n{}", s.log());
+    assert!(
+        s.wait_log("Graceful stop:", Duration::from_secs(5)),
+        "worker never began stopping; log:\n{}",
+        s.log()
+    );
     c.write_all(b"st: x\r\n\r\n").unwrap();
     let r = read_response(&mut c).unwrap();
     assert_eq!(r.text(), "ok /ok/late\n");
@@ -150,11 +201,26 @@ fn graceful_shutdown_finishes_request_whose_head_is_still_arriving() {
 fn expect_rejected(s: &Server, raw: &[u8], status: u16) {
     let mut c = connect(&s.addr());
     c.write_all(raw).unwrap();
-    let r = read_response(&mut c).unwrap_or_else(|e| panic!("no response to {:?}: {e}", String::from_utf8_lossy(raw)));
-    assert_eq!(r.status, status, "for {:?}: {}", String::from_utf8_lossy(raw), r.text());
+    let r = read_response(&mut c)
+        .unwrap_or_else(|e| panic!("no response to {:?}: {e}", String::from_utf8_lossy(raw)));
+    assert_eq!(
+        r.status,
+        status,
+        "for {:?}: {}",
+        String::from_utf8_lossy(raw),
+        r.text()
+    );
     assert!(is_close(&r), "error responses close the connection");
-    assert!(read_until_close(&mut c, Duration::from_secs(5)).1, "connection must close after an error");
-    assert_eq!(s.get("/ok").status, 200, "worker must still serve after {:?}", String::from_utf8_lossy(raw));
+    assert!(
+        read_until_close(&mut c, Duration::from_secs(5)).1,
+        "connection must close after an error"
+    );
+    assert_eq!(
+        s.get("/ok").status,
+        200,
+        "worker must still serve after {:?}",
+        String::from_utf8_lossy(raw)
+    );
 }
 
 #[test]
@@ -186,13 +252,26 @@ fn malformed_requests_get_their_status_then_close_and_the_worker_survives() {
     for (raw, status) in cases {
         expect_rejected(&s, raw, *status);
     }
-    assert_eq!(s.get("/pid").text(), pid_before, "the same worker serves on");
+    assert_eq!(
+        s.get("/pid").text(),
+        pid_before,
+        "the same worker serves on"
+    );
 }
 
 #[test]
 fn request_limits_answer_414_and_431() {
     let s = Server::builder("conformance:app")
-        .args(["-w", "1", "--limit-request-line", "100", "--limit-request-fields", "5", "--limit-request-field_size", "60"])
+        .args([
+            "-w",
+            "1",
+            "--limit-request-line",
+            "100",
+            "--limit-request-fields",
+            "5",
+            "--limit-request-field_size",
+            "60",
+        ])
         .start();
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(200));
     expect_rejected(&s, long_target.as_bytes(), 414);
@@ -201,15 +280,24 @@ fn request_limits_answer_414_and_431() {
     let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(100));
     expect_rejected(&s, big.as_bytes(), 431);
     // Just inside the limits is fine.
-    let r = s.request(format!("GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "a".repeat(80)).as_bytes());
+    let r = s.request(
+        format!(
+            "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "a".repeat(80)
+        )
+        .as_bytes(),
+    );
     assert_eq!(r.status, 200);
 }
 
 #[test]
 fn over_long_request_line_is_rejected_without_waiting_for_its_end() {
-    let s = Server::builder("conformance:app").args(["-w", "1", "--limit-request-line", "100"]).start();
+    let s = Server::builder("conformance:app")
+        .args(["-w", "1", "--limit-request-line", "100"])
+        .start();
     let mut c = connect(&s.addr());
-    c.write_all(format!("GET /{}", "a".repeat(300)).as_bytes()).unwrap();
+    c.write_all(format!("GET /{}", "a".repeat(300)).as_bytes())
+        .unwrap();
     let r = read_response(&mut c).unwrap();
     assert_eq!(r.status, 414);
 }
@@ -226,7 +314,12 @@ struct CorpusCase {
 
 fn corpus_cases() -> Vec<CorpusCase> {
     let dir = repo().join("tests/corpus/invalid");
-    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "http")).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "http"))
+        .collect();
     names.sort();
     names
         .into_iter()
@@ -245,7 +338,13 @@ fn corpus_cases() -> Vec<CorpusCase> {
                     limits = Some(v.split('#').next().unwrap().trim().to_string());
                 }
             }
-            CorpusCase { name: p.file_stem().unwrap().to_string_lossy().into_owned(), bytes: std::fs::read(&p).unwrap(), status, valid_before, limits }
+            CorpusCase {
+                name: p.file_stem().unwrap().to_string_lossy().into_owned(),
+                bytes: std::fs::read(&p).unwrap(),
+                status,
+                valid_before,
+                limits,
+            }
         })
         .collect()
 }
@@ -254,7 +353,8 @@ fn corpus_cases() -> Vec<CorpusCase> {
 fn invalid_corpus_requests_are_rejected_by_the_live_server() {
     let cases = corpus_cases();
     assert!(cases.len() > 50, "corpus missing?");
-    let mut by_limits: std::collections::BTreeMap<Option<String>, Vec<&CorpusCase>> = Default::default();
+    let mut by_limits: std::collections::BTreeMap<Option<String>, Vec<&CorpusCase>> =
+        Default::default();
     for c in &cases {
         by_limits.entry(c.limits.clone()).or_default().push(c);
     }
@@ -263,7 +363,14 @@ fn invalid_corpus_requests_are_rejected_by_the_live_server() {
         let mut b = Server::builder("conformance:ignore_body").args(["-w", "1"]);
         if let Some(l) = &limits {
             let v: Vec<&str> = l.split_whitespace().collect();
-            b = b.args(["--limit-request-line", v[0], "--limit-request-fields", v[1], "--limit-request-field_size", v[2]]);
+            b = b.args([
+                "--limit-request-line",
+                v[0],
+                "--limit-request-fields",
+                v[1],
+                "--limit-request-field_size",
+                v[2],
+            ]);
         }
         let s = b.start();
         let pid = s.get("/").status;
@@ -285,7 +392,11 @@ fn invalid_corpus_requests_are_rejected_by_the_live_server() {
             }
         }
     }
-    assert!(failures.is_empty(), "corpus cases failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "corpus cases failed:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -295,8 +406,20 @@ fn error_response_survives_a_client_still_sending() {
     // way to the client. The error must still arrive.
     let s = server();
     for (head, status) in [
-        (format!("GET / HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n", "h".repeat(2_000_000)), 431),
-        (format!("POST /ignore HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}", "j".repeat(2_000_000)), 400),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
+                "h".repeat(2_000_000)
+            ),
+            431,
+        ),
+        (
+            format!(
+                "POST /ignore HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}",
+                "j".repeat(2_000_000)
+            ),
+            400,
+        ),
     ] {
         for _ in 0..5 {
             let mut c = connect(&s.addr());
@@ -334,7 +457,8 @@ fn large_response_arrives_whole_when_the_request_body_is_left_unread() {
     let s = server();
     for _ in 0..3 {
         let mut c = connect(&s.addr());
-        c.write_all(b"POST /big?n=4000000 HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n").unwrap();
+        c.write_all(b"POST /big?n=4000000 HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+            .unwrap();
         c.write_all(&vec![b'u'; 300_000]).unwrap();
         let r = read_response(&mut c).unwrap_or_else(|e| panic!("response cut short: {e}"));
         assert_eq!(r.status, 200);

@@ -23,19 +23,34 @@ fn imports_resolve_from_the_active_virtualenv() {
          \x20   return [body]\n",
     )
     .unwrap();
-    let s = Server::builder("venv_probe:app").with_venv().cwd(dir.path()).start();
+    let s = Server::builder("venv_probe:app")
+        .with_venv()
+        .cwd(dir.path())
+        .start();
     let body = s.get_text("/");
     let (prefix, flask_file) = body.split_once('|').unwrap();
     let venv = std::fs::canonicalize(&venv).unwrap();
-    assert_eq!(std::fs::canonicalize(prefix).unwrap(), venv, "sys.prefix is not the venv");
-    assert!(std::fs::canonicalize(flask_file).unwrap().starts_with(&venv), "flask came from {flask_file}");
+    assert_eq!(
+        std::fs::canonicalize(prefix).unwrap(),
+        venv,
+        "sys.prefix is not the venv"
+    );
+    assert!(
+        std::fs::canonicalize(flask_file)
+            .unwrap()
+            .starts_with(&venv),
+        "flask came from {flask_file}"
+    );
 }
 
 #[test]
 fn python_signal_handlers_are_not_installed() {
     let s = Server::start("foundation:signal_handlers");
     let body = s.get_text("/");
-    assert!(!body.contains("default_int_handler"), "Python installed its SIGINT handler: {body}");
+    assert!(
+        !body.contains("default_int_handler"),
+        "Python installed its SIGINT handler: {body}"
+    );
     // And SIGINT still reaches the master's own handler: a quick stop.
     let mut s = s;
     s.signal(libc::SIGINT);
@@ -45,16 +60,23 @@ fn python_signal_handlers_are_not_installed() {
 
 #[test]
 fn without_preload_only_workers_import_the_app() {
-    let s = Server::builder("foundation:import_pid").args(["-w", "2"]).start();
+    let s = Server::builder("foundation:import_pid")
+        .args(["-w", "2"])
+        .start();
     let body = s.get_text("/");
     let (imported_in, serving) = body.split_once(' ').unwrap();
-    assert_eq!(imported_in, serving, "the app was imported before the worker existed");
+    assert_eq!(
+        imported_in, serving,
+        "the app was imported before the worker existed"
+    );
     assert_ne!(imported_in, s.pid.to_string());
 }
 
 #[test]
 fn preload_imports_the_app_once_in_the_master_before_forking() {
-    let s = Server::builder("foundation:import_pid").args(["-w", "2", "--preload"]).start();
+    let s = Server::builder("foundation:import_pid")
+        .args(["-w", "2", "--preload"])
+        .start();
     let body = s.get_text("/");
     let (imported_in, serving) = body.split_once(' ').unwrap();
     assert_eq!(imported_in, s.pid.to_string(), "not imported in the master");
@@ -71,13 +93,19 @@ fn preload_imports_the_app_once_in_the_master_before_forking() {
 
 #[test]
 fn preloaded_workers_survive_hup() {
-    let s = Server::builder("basic:pid").args(["-w", "1", "--preload"]).start();
+    let s = Server::builder("basic:pid")
+        .args(["-w", "1", "--preload"])
+        .start();
     let old = s.wait_workers(1, T);
     s.signal(libc::SIGHUP);
-    assert!(eventually(T, || {
-        let now = s.worker_pids();
-        now.len() == 1 && now[0] != old[0]
-    }), "{}", s.log());
+    assert!(
+        eventually(T, || {
+            let now = s.worker_pids();
+            now.len() == 1 && now[0] != old[0]
+        }),
+        "{}",
+        s.log()
+    );
     assert_eq!(s.get("/").status, 200);
 }
 
@@ -91,7 +119,11 @@ fn user_and_group_options_drop_worker_privileges() {
         eprintln!("skipped: no user nobody");
         return;
     };
-    let group = if gid_of("nogroup").is_some() { "nogroup" } else { "nobody" };
+    let group = if gid_of("nogroup").is_some() {
+        "nogroup"
+    } else {
+        "nobody"
+    };
     let Some(gid) = gid_of(group) else {
         eprintln!("skipped: no group nogroup/nobody");
         return;
@@ -105,17 +137,33 @@ fn user_and_group_options_drop_worker_privileges() {
         .arg(errlog.to_string_lossy())
         .no_wait()
         .spawn();
-    assert!(eventually(T, || std::fs::read_to_string(&errlog).unwrap_or_default().contains("Booting worker")));
+    assert!(eventually(T, || std::fs::read_to_string(&errlog)
+        .unwrap_or_default()
+        .contains("Booting worker")));
     let mut s = s;
     let text = std::fs::read_to_string(&errlog).unwrap();
-    s.port = text.split("Listening at: http://127.0.0.1:").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    s.port = text
+        .split("Listening at: http://127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     s.wait_ready(T);
     // Workers must be able to reopen the log on USR1: it belongs to them.
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&errlog).unwrap().uid(), nobody);
     let w = s.wait_workers(1, T)[0];
-    assert_eq!(proc_status(w, "Uid:").unwrap(), format!("{nobody}\t{nobody}\t{nobody}\t{nobody}"));
-    assert_eq!(proc_status(w, "Gid:").unwrap(), format!("{gid}\t{gid}\t{gid}\t{gid}"));
+    assert_eq!(
+        proc_status(w, "Uid:").unwrap(),
+        format!("{nobody}\t{nobody}\t{nobody}\t{nobody}")
+    );
+    assert_eq!(
+        proc_status(w, "Gid:").unwrap(),
+        format!("{gid}\t{gid}\t{gid}\t{gid}")
+    );
     assert_eq!(s.get_text("/uid"), format!("{nobody} {gid}"));
     // The master keeps its privileges.
     assert!(proc_status(s.pid, "Uid:").unwrap().starts_with("0\t"));
@@ -123,7 +171,10 @@ fn user_and_group_options_drop_worker_privileges() {
 
 #[test]
 fn unknown_user_is_a_clear_error() {
-    let mut s = Server::builder("basic:app").args(["-u", "no-such-user-ferricorn"]).no_wait().spawn();
+    let mut s = Server::builder("basic:app")
+        .args(["-u", "no-such-user-ferricorn"])
+        .no_wait()
+        .spawn();
     assert_ne!(s.exit_code(T), 0);
     assert!(s.log().contains("no-such-user-ferricorn"), "{}", s.log());
     assert!(!s.log().contains("Listening at"), "{}", s.log());
@@ -147,17 +198,34 @@ fn app_exception_gives_500_and_the_worker_lives() {
     for _ in 0..3 {
         assert_eq!(s.get("/boom").status, 500);
     }
-    assert_eq!(s.get_text("/pid"), before, "the worker was replaced after an app exception");
+    assert_eq!(
+        s.get_text("/pid"),
+        before,
+        "the worker was replaced after an app exception"
+    );
     // The log is read by another thread: wait for the line rather than race it.
-    assert!(s.wait_log("foundation app failed on purpose", std::time::Duration::from_secs(10)), "{}", s.log());
+    assert!(
+        s.wait_log(
+            "foundation app failed on purpose",
+            std::time::Duration::from_secs(10)
+        ),
+        "{}",
+        s.log()
+    );
 }
 
 fn uid_of(name: &str) -> Option<u32> {
     let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f[0] == name).and_then(|f| f.get(2)?.parse().ok())
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f[0] == name)
+        .and_then(|f| f.get(2)?.parse().ok())
 }
 
 fn gid_of(name: &str) -> Option<u32> {
     let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f[0] == name).and_then(|f| f.get(2)?.parse().ok())
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f[0] == name)
+        .and_then(|f| f.get(2)?.parse().ok())
 }

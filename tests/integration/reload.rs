@@ -67,7 +67,11 @@ impl Project {
     }
 
     fn version_line(&self) -> String {
-        self.read("app.py").lines().find(|l| l.starts_with("VERSION = ")).unwrap().to_string()
+        self.read("app.py")
+            .lines()
+            .find(|l| l.starts_with("VERSION = "))
+            .unwrap()
+            .to_string()
     }
 
     /// Set the version string app.py serves on `/`.
@@ -78,7 +82,10 @@ impl Project {
 
     /// The log line naming exactly these changed files.
     fn reloading(&self, names: &[&str]) -> String {
-        let files: Vec<String> = names.iter().map(|n| self.file(n).display().to_string()).collect();
+        let files: Vec<String> = names
+            .iter()
+            .map(|n| self.file(n).display().to_string())
+            .collect();
         format!("{RELOADING}{} modified", files.join(", "))
     }
 }
@@ -87,40 +94,67 @@ fn builder(p: &Project, spec: &str, extra: &[&str]) -> Builder {
     Server::builder(spec)
         .cwd(p.path())
         .env_remove("PYTHONDONTWRITEBYTECODE")
-        .args(["--reload", "--log-level", "debug", "--graceful-timeout", "5"])
+        .args([
+            "--reload",
+            "--log-level",
+            "debug",
+            "--graceful-timeout",
+            "5",
+        ])
         .args(extra.iter().copied())
 }
 
 /// Start with --reload and wait until the master watches the app's files.
 fn start(p: &Project, extra: &[&str]) -> Server {
     let s = builder(p, "app:app", extra).start();
-    assert!(s.wait_log(WATCHING, T), "the master never got the worker's files; log:\n{}", s.log());
+    assert!(
+        s.wait_log(WATCHING, T),
+        "the master never got the worker's files; log:\n{}",
+        s.log()
+    );
     s
 }
 
 /// GET `path` on a fresh connection: (status, body), or None on an error.
 fn fetch(s: &Server, path: &str) -> Option<(u16, String)> {
     let raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    try_request(&s.addr(), raw.as_bytes(), Duration::from_secs(5)).ok().map(|r| (r.status, r.text()))
+    try_request(&s.addr(), raw.as_bytes(), Duration::from_secs(5))
+        .ok()
+        .map(|r| (r.status, r.text()))
 }
 
 /// Poll until `path` answers 200 with `want`.
 fn serves(s: &Server, path: &str, want: &str) -> bool {
-    eventually(T, || fetch(s, path).is_some_and(|(st, body)| st == 200 && body == want))
+    eventually(T, || {
+        fetch(s, path).is_some_and(|(st, body)| st == 200 && body == want)
+    })
 }
 
 fn assert_serves(s: &Server, path: &str, want: &str) {
-    assert!(serves(s, path, want), "GET {path} never served {want:?} (last: {:?}); log:\n{}", fetch(s, path), s.log());
+    assert!(
+        serves(s, path, want),
+        "GET {path} never served {want:?} (last: {:?}); log:\n{}",
+        fetch(s, path),
+        s.log()
+    );
 }
 
 fn assert_log(s: &Server, needle: &str) {
-    assert!(s.wait_log(needle, T), "no {needle:?} in the log:\n{}", s.log());
+    assert!(
+        s.wait_log(needle, T),
+        "no {needle:?} in the log:\n{}",
+        s.log()
+    );
 }
 
 /// A reload that was expected not to happen would show within this time
 /// (the debounce is a few milliseconds; a reload is logged at once).
 fn assert_no_reload_within(s: &Server, d: Duration) {
-    assert!(!s.wait_log(RELOADING, d), "an unexpected reload:\n{}", s.log());
+    assert!(
+        !s.wait_log(RELOADING, d),
+        "an unexpected reload:\n{}",
+        s.log()
+    );
 }
 
 #[test]
@@ -147,7 +181,10 @@ fn quick_same_size_edits_never_serve_stale_bytecode() {
     // served, not the bytecode compiled for an earlier one.
     let p = Project::new("reload-pyc");
     let s = start(&p, &[]);
-    assert!(p.file("__pycache__").is_dir(), "bytecode is not written, the test proves nothing");
+    assert!(
+        p.file("__pycache__").is_dir(),
+        "bytecode is not written, the test proves nothing"
+    );
     for v in ["v2", "v3", "v4", "v5", "v6"] {
         p.set_version(v);
         assert_serves(&s, "/", v);
@@ -158,12 +195,16 @@ fn quick_same_size_edits_never_serve_stale_bytecode() {
 fn a_save_by_rename_reloads() {
     let p = Project::new("reload-rename");
     let s = start(&p, &[]);
-    let text = p.read("app.py").replace("VERSION = \"v1\"", "VERSION = \"v2\"");
+    let text = p
+        .read("app.py")
+        .replace("VERSION = \"v1\"", "VERSION = \"v2\"");
     p.save_by_rename("app.py", &text);
     assert_serves(&s, "/", "v2");
     assert_log(&s, &p.reloading(&["app.py"]));
     // Once more: the watch survives the replaced inode.
-    let text = p.read("app.py").replace("VERSION = \"v2\"", "VERSION = \"v3\"");
+    let text = p
+        .read("app.py")
+        .replace("VERSION = \"v2\"", "VERSION = \"v3\"");
     p.save_by_rename("app.py", &text);
     assert_serves(&s, "/", "v3");
 }
@@ -176,7 +217,11 @@ fn a_module_imported_later_by_a_request_is_watched_once_imported() {
     p.write("lazy.py", "VALUE = \"l1\"\n");
     assert_serves(&s, "/lazy", "l1");
     // The worker reports its grown sys.modules; the master then watches more files.
-    assert!(s.wait_log_n(WATCHING, 2, T), "the new module was never reported; log:\n{}", s.log());
+    assert!(
+        s.wait_log_n(WATCHING, 2, T),
+        "the new module was never reported; log:\n{}",
+        s.log()
+    );
     assert_no_reload_within(&s, Duration::from_millis(300));
     p.edit("lazy.py", "l1", "l2");
     assert_serves(&s, "/lazy", "l2");
@@ -196,14 +241,21 @@ fn a_deleted_then_recreated_module_reloads() {
     assert_serves(&s, "/helper", "h1");
     p.write("helper.py", &original.replace("h1", "h2"));
     assert_serves(&s, "/helper", "h2");
-    assert!(s.count_log(&p.reloading(&["helper.py"])) >= 2, "{}", s.log());
+    assert!(
+        s.count_log(&p.reloading(&["helper.py"])) >= 2,
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
 fn editor_droppings_bytecode_and_files_the_app_writes_never_reload() {
     let p = Project::new("reload-ignore");
     let s = start(&p, &["--reload-extra-file", "templates/*.html"]);
-    assert!(p.file("__pycache__").is_dir(), "bytecode is not written: the app dir should have __pycache__");
+    assert!(
+        p.file("__pycache__").is_dir(),
+        "bytecode is not written: the app dir should have __pycache__"
+    );
     for name in [
         ".app.py.swp",
         ".app.py.swx",
@@ -241,7 +293,11 @@ fn an_extra_file_by_path_reloads() {
     let booted = s.count_log("Booting worker with pid");
     p.write("settings.ini", "[app]\ncolour = blue\n");
     assert_log(&s, &p.reloading(&["settings.ini"]));
-    assert!(s.wait_log_n("Booting worker with pid", booted + 1, T), "{}", s.log());
+    assert!(
+        s.wait_log_n("Booting worker with pid", booted + 1, T),
+        "{}",
+        s.log()
+    );
     assert_serves(&s, "/", "v1");
 }
 
@@ -278,9 +334,13 @@ fn the_error_page_shows_the_latest_error() {
     let s = builder(&p, "app:app", &[]).start();
     assert!(s.wait_log(WATCHING, T), "{}", s.log());
     assert!(s.get("/").text().contains("SyntaxError"));
-    p.write("app.py", &good.replace("VERSION = \"v1\"", "VERSION = undefined_name"));
+    p.write(
+        "app.py",
+        &good.replace("VERSION = \"v1\"", "VERSION = undefined_name"),
+    );
     assert!(
-        eventually(T, || fetch(&s, "/").is_some_and(|(st, body)| st == 500 && body.contains("NameError"))),
+        eventually(T, || fetch(&s, "/")
+            .is_some_and(|(st, body)| st == 500 && body.contains("NameError"))),
         "the page still shows the old error: {:?}; log:\n{}",
         fetch(&s, "/"),
         s.log()
@@ -299,7 +359,11 @@ fn an_extra_file_glob_sees_new_files_and_new_directories() {
     // A file that does not match is no reason to reload.
     let before = s.count_log(RELOADING);
     p.write("templates/notes.txt", "notes\n");
-    assert!(!s.wait_log_n(RELOADING, before + 1, Duration::from_millis(400)), "{}", s.log());
+    assert!(
+        !s.wait_log_n(RELOADING, before + 1, Duration::from_millis(400)),
+        "{}",
+        s.log()
+    );
     // A new directory, then a template in it ("**" is any depth).
     std::fs::create_dir_all(p.file("templates/admin")).unwrap();
     p.write("templates/admin/list.html", "list\n");
@@ -313,7 +377,10 @@ fn an_extra_file_glob_sees_new_files_and_new_directories() {
 #[test]
 fn the_poll_engine_with_a_small_interval_reloads() {
     let p = Project::new("reload-poll");
-    let s = start(&p, &["--reload-engine", "poll", "--reload-poll-interval", "0.05"]);
+    let s = start(
+        &p,
+        &["--reload-engine", "poll", "--reload-poll-interval", "0.05"],
+    );
     assert_log(&s, "(poll engine)");
     p.set_version("v2");
     assert_serves(&s, "/", "v2");
@@ -326,7 +393,12 @@ fn the_poll_engine_with_a_small_interval_reloads() {
 
 /// Break the code with `break_it`, check the old code keeps serving and the
 /// traceback is logged once, then fix it and check the new code is served.
-fn broken_reload_keeps_the_old_code(tag: &str, spec: &str, break_it: impl Fn(&Project), error: &str) {
+fn broken_reload_keeps_the_old_code(
+    tag: &str,
+    spec: &str,
+    break_it: impl Fn(&Project),
+    error: &str,
+) {
     let p = Project::new(tag);
     let s = builder(&p, spec, &["-w", "2"]).start();
     assert!(s.wait_log(WATCHING, T), "{}", s.log());
@@ -337,20 +409,33 @@ fn broken_reload_keeps_the_old_code(tag: &str, spec: &str, break_it: impl Fn(&Pr
     assert_log(&s, error);
     // Both old workers still serve the last good code...
     for _ in 0..10 {
-        assert_eq!(fetch(&s, "/"), Some((200, "v1".into())), "log:\n{}", s.log());
+        assert_eq!(
+            fetch(&s, "/"),
+            Some((200, "v1".into())),
+            "log:\n{}",
+            s.log()
+        );
     }
     // ...and the traceback was printed once, not per worker or per request.
     assert_eq!(s.count_log(TRACEBACK), 1, "{}", s.log());
     assert_eq!(s.count_log(error), 1, "{}", s.log());
     // The next save retries; the fix is served.
-    p.write("app.py", &good.replace("VERSION = \"v1\"", "VERSION = \"v2\""));
+    p.write(
+        "app.py",
+        &good.replace("VERSION = \"v1\"", "VERSION = \"v2\""),
+    );
     assert_serves(&s, "/", "v2");
     assert_eq!(s.wait_workers(2, T).len(), 2, "{}", s.log());
 }
 
 #[test]
 fn a_syntax_error_at_reload_keeps_the_old_code() {
-    broken_reload_keeps_the_old_code("reload-syntax", "app:app", |p| p.edit("app.py", "VERSION = \"v1\"", "VERSION = (\"v2\""), "SyntaxError");
+    broken_reload_keeps_the_old_code(
+        "reload-syntax",
+        "app:app",
+        |p| p.edit("app.py", "VERSION = \"v1\"", "VERSION = (\"v2\""),
+        "SyntaxError",
+    );
 }
 
 #[test]
@@ -358,7 +443,13 @@ fn an_import_error_at_reload_keeps_the_old_code() {
     broken_reload_keeps_the_old_code(
         "reload-import",
         "app:app",
-        |p| p.edit("app.py", "import helper\n", "import helper\nfrom helper import MISSING\n"),
+        |p| {
+            p.edit(
+                "app.py",
+                "import helper\n",
+                "import helper\nfrom helper import MISSING\n",
+            )
+        },
         "ImportError: cannot import name 'MISSING'",
     );
 }
@@ -368,7 +459,13 @@ fn a_missing_module_at_reload_keeps_the_old_code() {
     broken_reload_keeps_the_old_code(
         "reload-modnotfound",
         "app:app",
-        |p| p.edit("app.py", "import helper\n", "import helper\nimport no_such_module\n"),
+        |p| {
+            p.edit(
+                "app.py",
+                "import helper\n",
+                "import helper\nimport no_such_module\n",
+            )
+        },
         "ModuleNotFoundError: No module named 'no_such_module'",
     );
 }
@@ -388,7 +485,13 @@ fn an_exception_in_the_app_factory_keeps_the_old_code() {
     broken_reload_keeps_the_old_code(
         "reload-factory",
         "app:make_app()",
-        |p| p.edit("app.py", "    return app\n", "    raise RuntimeError(\"the factory failed\")\n"),
+        |p| {
+            p.edit(
+                "app.py",
+                "    return app\n",
+                "    raise RuntimeError(\"the factory failed\")\n",
+            )
+        },
         "RuntimeError: the factory failed",
     );
 }
@@ -404,10 +507,16 @@ fn code_broken_at_first_start_serves_the_traceback_until_fixed() {
     let r = s.get("/");
     assert_eq!(r.status, 500, "{}", s.log());
     let page = r.text();
-    assert!(page.contains("SyntaxError") && page.contains("app.py"), "{page}");
+    assert!(
+        page.contains("SyntaxError") && page.contains("app.py"),
+        "{page}"
+    );
     assert!(page.contains("Traceback (most recent call last)"), "{page}");
     assert!(process_alive(s.pid));
-    p.write("app.py", &good.replace("VERSION = \"v1\"", "VERSION = \"v2\""));
+    p.write(
+        "app.py",
+        &good.replace("VERSION = \"v1\"", "VERSION = \"v2\""),
+    );
     assert_serves(&s, "/", "v2");
     for _ in 0..5 {
         assert_eq!(fetch(&s, "/"), Some((200, "v2".into())), "{}", s.log());
@@ -435,7 +544,12 @@ fn preload_reload_re_executes_the_master_and_serves_the_new_code() {
     p.set_version("v2");
     assert_serves(&s, "/", "v2");
     let (_, new_master) = fetch(&s, "/ppid").unwrap();
-    assert_ne!(new_master, master, "the master was not replaced; log:\n{}", s.log());
+    assert_ne!(
+        new_master,
+        master,
+        "the master was not replaced; log:\n{}",
+        s.log()
+    );
     // The old master handed over and left.
     assert_eq!(s.exit_code(T), 0, "{}", s.log());
     // The new master watches and reloads in turn.
@@ -457,7 +571,10 @@ fn preload_reload_with_broken_code_keeps_serving() {
         assert_eq!(fetch(&s, "/"), Some((200, "v1".into())), "{}", s.log());
     }
     assert!(process_alive(s.pid));
-    p.write("app.py", &good.replace("VERSION = \"v1\"", "VERSION = \"v3\""));
+    p.write(
+        "app.py",
+        &good.replace("VERSION = \"v1\"", "VERSION = \"v3\""),
+    );
     assert_serves(&s, "/", "v3");
 }
 
@@ -476,13 +593,17 @@ fn no_request_fails_during_reloads() {
             // Half the clients hold a request in flight across the switch.
             let path = if i % 2 == 0 { "/" } else { "/slow" };
             std::thread::spawn(move || {
-                let raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+                let raw =
+                    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
                 while !stop.load(Ordering::Relaxed) {
                     match try_request(&addr, raw.as_bytes(), Duration::from_secs(10)) {
                         Ok(r) if r.status == 200 => {
                             ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        Ok(r) => failures.lock().unwrap().push(format!("status {}", r.status)),
+                        Ok(r) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("status {}", r.status)),
                         Err(e) => failures.lock().unwrap().push(e.to_string()),
                     }
                 }
@@ -499,18 +620,34 @@ fn no_request_fails_during_reloads() {
         c.join().unwrap();
     }
     let failures = failures.lock().unwrap();
-    assert!(failures.is_empty(), "{} failed of {served}: {:?}; log:\n{}", failures.len(), &failures[..failures.len().min(10)], s.log());
+    assert!(
+        failures.is_empty(),
+        "{} failed of {served}: {:?}; log:\n{}",
+        failures.len(),
+        &failures[..failures.len().min(10)],
+        s.log()
+    );
     assert!(served > 10);
 }
 
 #[test]
 fn editing_the_config_file_reloads_the_configuration() {
     let p = Project::new("reload-config");
-    p.write("gunicorn.conf.py", "workers = 1\nreload = True\nloglevel = 'debug'\n");
-    let s = Server::builder("app:app").cwd(p.path()).env_remove("PYTHONDONTWRITEBYTECODE").args(["-c", "gunicorn.conf.py"]).start();
+    p.write(
+        "gunicorn.conf.py",
+        "workers = 1\nreload = True\nloglevel = 'debug'\n",
+    );
+    let s = Server::builder("app:app")
+        .cwd(p.path())
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .args(["-c", "gunicorn.conf.py"])
+        .start();
     assert!(s.wait_log(WATCHING, T), "{}", s.log());
     assert_eq!(s.wait_workers(1, T).len(), 1);
-    p.write("gunicorn.conf.py", "workers = 3\nreload = True\nloglevel = 'debug'\n");
+    p.write(
+        "gunicorn.conf.py",
+        "workers = 3\nreload = True\nloglevel = 'debug'\n",
+    );
     assert_log(&s, &p.reloading(&["gunicorn.conf.py"]));
     assert_eq!(s.wait_workers(3, T).len(), 3, "{}", s.log());
     // A broken config keeps the running one.

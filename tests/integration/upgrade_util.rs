@@ -79,7 +79,10 @@ impl Deploy {
         let mut cmd = Command::new(&self.bin);
         cmd.current_dir(cwd).env("PWD", cwd);
         cmd.args(["-p", self.pidfile.to_str().unwrap()]).args(args);
-        cmd.env_remove("VIRTUAL_ENV").env_remove("PORT").env_remove("WEB_CONCURRENCY").env_remove("NOTIFY_SOCKET");
+        cmd.env_remove("VIRTUAL_ENV")
+            .env_remove("PORT")
+            .env_remove("WEB_CONCURRENCY")
+            .env_remove("NOTIFY_SOCKET");
         cmd
     }
 
@@ -88,7 +91,11 @@ impl Deploy {
         let mut s = Server::spawn_command(self.command(cwd, args));
         s.await_port(T);
         s.wait_ready(T);
-        assert!(eventually(T, || read_pid(&self.pidfile) == Some(s.pid)), "no pidfile; log:\n{}", s.log());
+        assert!(
+            eventually(T, || read_pid(&self.pidfile) == Some(s.pid)),
+            "no pidfile; log:\n{}",
+            s.log()
+        );
         s
     }
 
@@ -102,7 +109,11 @@ impl Deploy {
 pub fn usr2_and_wait_ready(s: &Server, pidfile: &Path, old: u32) -> u32 {
     let before = s.count_log("is ready: all its workers have booted");
     unsafe { libc::kill(old as i32, libc::SIGUSR2) };
-    assert!(s.wait_log_n("is ready: all its workers have booted", before + 1, T), "no new master became ready; log:\n{}", s.log());
+    assert!(
+        s.wait_log_n("is ready: all its workers have booted", before + 1, T),
+        "no new master became ready; log:\n{}",
+        s.log()
+    );
     let new = read_pid(pidfile).expect("pidfile");
     assert_ne!(new, old, "{}", s.log());
     new
@@ -112,35 +123,68 @@ pub fn usr2_and_wait_ready(s: &Server, pidfile: &Path, old: u32) -> u32 {
 pub fn usr2_and_wait_failure(s: &Server, pidfile: &Path, old: u32) -> String {
     let before = s.count_log("Upgrade failed:");
     unsafe { libc::kill(old as i32, libc::SIGUSR2) };
-    assert!(s.wait_log_n("Upgrade failed:", before + 1, Duration::from_secs(30)), "no failure logged; log:\n{}", s.log());
+    assert!(
+        s.wait_log_n("Upgrade failed:", before + 1, Duration::from_secs(30)),
+        "no failure logged; log:\n{}",
+        s.log()
+    );
     // The pidfile names the old master again, and nothing is left at .oldbin.
-    assert!(eventually(T, || read_pid(pidfile) == Some(old) && !oldbin(pidfile).exists()), "{}", s.log());
+    assert!(
+        eventually(T, || read_pid(pidfile) == Some(old)
+            && !oldbin(pidfile).exists()),
+        "{}",
+        s.log()
+    );
     let log = s.log();
-    log.lines().filter(|l| l.contains("Upgrade failed:")).nth(before).unwrap_or_default().to_string()
+    log.lines()
+        .filter(|l| l.contains("Upgrade failed:"))
+        .nth(before)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The manual dance's end: WINCH (workers retire), then QUIT; waits until
 /// the old master is gone.
 pub fn phase_out(s: &Server, old: u32) {
     unsafe { libc::kill(old as i32, libc::SIGWINCH) };
-    assert!(eventually(T, || children_of(old).iter().all(|c| cmdline(*c).contains("master") || !process_alive(*c)) ), "{}", s.log());
+    assert!(
+        eventually(T, || children_of(old)
+            .iter()
+            .all(|c| cmdline(*c).contains("master") || !process_alive(*c))),
+        "{}",
+        s.log()
+    );
     unsafe { libc::kill(old as i32, libc::SIGQUIT) };
-    assert!(wait_gone(old, T), "old master {old} still there; log:\n{}", s.log());
+    assert!(
+        wait_gone(old, T),
+        "old master {old} still there; log:\n{}",
+        s.log()
+    );
 }
 
 /// Wait until `new` no longer has `old` as its parent (the old master exited).
 pub fn wait_alone(new: u32, old: u32) {
     assert!(wait_gone(old, T), "old master {old} did not exit");
-    assert!(eventually(T, || ppid(new) != Some(old)), "master {new} still a child of {old}");
+    assert!(
+        eventually(T, || ppid(new) != Some(old)),
+        "master {new} still a child of {old}"
+    );
 }
 
 pub fn ppid(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// A datagram socket standing in for systemd's notify socket.
@@ -154,8 +198,13 @@ impl Notify {
     pub fn new(dir: &Path) -> Notify {
         let path = dir.join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        Notify { sock, path, seen: Vec::new() }
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Notify {
+            sock,
+            path,
+            seen: Vec::new(),
+        }
     }
 
     /// Wait for a message containing every one of `parts`; returns it.
@@ -163,12 +212,21 @@ impl Notify {
         let end = Instant::now() + T;
         let mut buf = [0u8; 4096];
         loop {
-            if let Some(m) = self.seen.iter().position(|m| parts.iter().all(|p| m.lines().any(|l| l == *p))) {
+            if let Some(m) = self
+                .seen
+                .iter()
+                .position(|m| parts.iter().all(|p| m.lines().any(|l| l == *p)))
+            {
                 return self.seen.remove(m);
             }
-            assert!(Instant::now() < end, "no notify message with {parts:?}; got {:?}", self.seen);
+            assert!(
+                Instant::now() < end,
+                "no notify message with {parts:?}; got {:?}",
+                self.seen
+            );
             if let Ok(n) = self.sock.recv(&mut buf) {
-                self.seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                self.seen
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
         }
     }
@@ -177,7 +235,8 @@ impl Notify {
     pub fn drain(&mut self) -> Vec<String> {
         let mut buf = [0u8; 4096];
         while let Ok(n) = self.sock.recv(&mut buf) {
-            self.seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            self.seen
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
         std::mem::take(&mut self.seen)
     }
@@ -188,7 +247,11 @@ pub fn pass_as_fd3(cmd: &mut Command, fd: i32) {
     use std::os::unix::process::CommandExt;
     unsafe {
         cmd.pre_exec(move || {
-            let r = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            let r = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
             if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -38,7 +38,11 @@ fn environ_has_the_pep_3333_and_gunicorn_keys() {
     assert_eq!(e["CONTENT_LENGTH"], py("0"));
     assert!(!e.contains_key("HTTP_CONTENT_TYPE") && !e.contains_key("HTTP_CONTENT_LENGTH"));
     assert_eq!(e["HTTP_HOST"], py("example.com:8080"));
-    assert_eq!(e["HTTP_X_MULTI"], py("one,two"), "repeated headers are joined with a comma");
+    assert_eq!(
+        e["HTTP_X_MULTI"],
+        py("one,two"),
+        "repeated headers are joined with a comma"
+    );
     assert_eq!(e["HTTP_X_DASH_NAME"], py("d"));
     assert_eq!(e["wsgi.version"], "(1, 0)");
     assert_eq!(e["wsgi.url_scheme"], py("http"));
@@ -58,7 +62,11 @@ fn environ_has_the_pep_3333_and_gunicorn_keys() {
 fn headers_with_underscores_are_dropped() {
     let s = Server::builder("conformance:app").args(["-w", "1"]).start();
     let e = environ(&s, "GET /environ HTTP/1.1\r\nHost: x\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 1.2.3.4\r\nConnection: close\r\n\r\n");
-    assert_eq!(e["HTTP_X_FORWARDED_FOR"], py("1.2.3.4"), "the underscore spelling must not impersonate the dash one");
+    assert_eq!(
+        e["HTTP_X_FORWARDED_FOR"],
+        py("1.2.3.4"),
+        "the underscore spelling must not impersonate the dash one"
+    );
 }
 
 #[test]
@@ -87,9 +95,15 @@ fn absolute_form_targets_give_path_and_query() {
 
 #[test]
 fn script_name_comes_from_the_environment() {
-    let s = Server::builder("conformance:app").args(["-w", "1"]).env("SCRIPT_NAME", "/prefix").start();
+    let s = Server::builder("conformance:app")
+        .args(["-w", "1"])
+        .env("SCRIPT_NAME", "/prefix")
+        .start();
     // The readiness probe asks for "/", outside the prefix: that is a client error, not a crash.
-    let e = environ(&s, "GET /prefix/environ/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let e = environ(
+        &s,
+        "GET /prefix/environ/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(e["SCRIPT_NAME"], py("/prefix"));
     assert_eq!(e["PATH_INFO"], py("/environ/x"));
     let r = s.get("/elsewhere");
@@ -104,23 +118,40 @@ fn forwarded_scheme_is_trusted_only_from_allowed_ips() {
     let e = environ(&trusted, "GET /environ HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n");
     assert_eq!(e["wsgi.url_scheme"], py("https"));
     assert_eq!(e["SERVER_PORT"], py("443"));
-    let e = environ(&trusted, "GET /environ HTTP/1.1\r\nHost: x\r\nX-Forwarded-Ssl: on\r\nConnection: close\r\n\r\n");
+    let e = environ(
+        &trusted,
+        "GET /environ HTTP/1.1\r\nHost: x\r\nX-Forwarded-Ssl: on\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(e["wsgi.url_scheme"], py("https"));
-    let e = environ(&trusted, "GET /environ HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: http\r\nConnection: close\r\n\r\n");
+    let e = environ(
+        &trusted,
+        "GET /environ HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: http\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(e["wsgi.url_scheme"], py("http"));
     // Scheme headers that contradict each other are a bad request.
     let r = trusted.request(b"GET /environ HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 400);
     assert_eq!(trusted.get("/ok").status, 200);
 
-    let untrusted = Server::builder("conformance:app").args(["-w", "1", "--forwarded-allow-ips", "10.9.8.7"]).start();
+    let untrusted = Server::builder("conformance:app")
+        .args(["-w", "1", "--forwarded-allow-ips", "10.9.8.7"])
+        .start();
     let e = environ(&untrusted, "GET /environ HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n");
-    assert_eq!(e["wsgi.url_scheme"], py("http"), "an untrusted peer cannot claim https");
+    assert_eq!(
+        e["wsgi.url_scheme"],
+        py("http"),
+        "an untrusted peer cannot claim https"
+    );
     assert_eq!(e["SERVER_PORT"], py("80"));
     let r = untrusted.request(b"GET /environ HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\nConnection: close\r\n\r\n");
-    assert_eq!(r.status, 200, "untrusted scheme headers are ignored, not judged");
+    assert_eq!(
+        r.status, 200,
+        "untrusted scheme headers are ignored, not judged"
+    );
 
-    let star = Server::builder("conformance:app").args(["-w", "1", "--forwarded-allow-ips", "*"]).start();
+    let star = Server::builder("conformance:app")
+        .args(["-w", "1", "--forwarded-allow-ips", "*"])
+        .start();
     let e = environ(&star, "GET /environ HTTP/1.1\r\nHost: x\r\nX-Forwarded-Protocol: ssl\r\nConnection: close\r\n\r\n");
     assert_eq!(e["wsgi.url_scheme"], py("https"));
 }
@@ -133,6 +164,9 @@ fn each_request_gets_a_fresh_environ() {
     let first = kv(&read_response(&mut c).unwrap().text());
     let second = kv(&read_response(&mut c).unwrap().text());
     assert!(first.contains_key("HTTP_X_ONLY_FIRST"));
-    assert!(!second.contains_key("HTTP_X_ONLY_FIRST"), "headers must not leak between requests");
+    assert!(
+        !second.contains_key("HTTP_X_ONLY_FIRST"),
+        "headers must not leak between requests"
+    );
     assert_eq!(first["REMOTE_PORT"], second["REMOTE_PORT"]);
 }

@@ -12,7 +12,8 @@ fn server() -> Server {
 }
 
 fn is_close(r: &Response) -> bool {
-    r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    r.header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
 }
 
 #[test]
@@ -20,7 +21,8 @@ fn unknown_length_is_chunked_on_1_1_and_close_delimited_on_1_0() {
     let s = server();
     let want = "part 0\npart 1\npart 2\npart 3\npart 4\n";
     let mut c = connect(&s.addr());
-    c.write_all(b"GET /gen HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /gen HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut c).unwrap();
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert_eq!(r.header("content-length"), None);
@@ -32,7 +34,10 @@ fn unknown_length_is_chunked_on_1_1_and_close_delimited_on_1_0() {
 
     let r = s.request(b"GET /gen HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     assert_eq!(r.header("transfer-encoding"), None);
-    assert!(is_close(&r), "close-delimited on 1.0 even when keep-alive was asked");
+    assert!(
+        is_close(&r),
+        "close-delimited on 1.0 even when keep-alive was asked"
+    );
     assert_eq!(r.text(), want);
 }
 
@@ -41,7 +46,8 @@ fn head_requests_get_headers_but_no_body() {
     let s = server();
     let mut c = connect(&s.addr());
     for path in ["/ok", "/gen", "/write"] {
-        c.write_all(format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        c.write_all(format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
         let mut head = Vec::new();
         let mut b = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -51,7 +57,10 @@ fn head_requests_get_headers_but_no_body() {
         let text = String::from_utf8_lossy(&head);
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         if path == "/ok" {
-            assert!(text.contains("Content-Length: 7\r\n"), "HEAD keeps the app's Content-Length: {text}");
+            assert!(
+                text.contains("Content-Length: 7\r\n"),
+                "HEAD keeps the app's Content-Length: {text}"
+            );
         }
     }
     // Had any body bytes been sent, this response would not parse.
@@ -63,7 +72,8 @@ fn head_requests_get_headers_but_no_body() {
 fn no_content_response_has_no_body_and_keeps_the_connection() {
     let s = server();
     let mut c = connect(&s.addr());
-    c.write_all(b"GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut c).unwrap();
     assert_eq!(r.status, 204);
     assert_eq!(r.header("transfer-encoding"), None);
@@ -74,7 +84,8 @@ fn no_content_response_has_no_body_and_keeps_the_connection() {
 fn app_sending_fewer_bytes_than_its_content_length_gets_the_connection_closed() {
     let s = server();
     let mut c = connect(&s.addr());
-    c.write_all(b"GET /short HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /short HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (out, closed) = read_until_close(&mut c, Duration::from_secs(5));
     assert!(closed, "the client must see EOF, not a hang");
     let text = String::from_utf8_lossy(&out);
@@ -87,7 +98,8 @@ fn app_sending_fewer_bytes_than_its_content_length_gets_the_connection_closed() 
 fn bytes_beyond_the_content_length_are_not_sent() {
     let s = server();
     let mut c = connect(&s.addr());
-    c.write_all(b"GET /long HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /long HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut c).unwrap().text(), "hello");
     assert_eq!(read_response(&mut c).unwrap().text(), "ok /ok\n");
 }
@@ -105,15 +117,23 @@ fn invalid_headers_from_the_app_become_500_and_are_never_sent() {
     let s = server();
     for kind in ["name", "crlf", "lf", "colon", "status"] {
         let mut c = connect(&s.addr());
-        c.write_all(format!("GET /bad_header?kind={kind} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        c.write_all(format!("GET /bad_header?kind={kind} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
         let (out, _) = read_until_close(&mut c, Duration::from_secs(5));
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("HTTP/1.1 500 "), "{kind}: {text}");
         for leaked in ["Bad Header", "Set-Cookie", "evil", "X-Evil", "X-Bad"] {
-            assert!(!text.contains(leaked), "{kind}: {leaked} leaked into {text}");
+            assert!(
+                !text.contains(leaked),
+                "{kind}: {leaked} leaked into {text}"
+            );
         }
     }
-    assert!(s.wait_log("Invalid HTTP header name", Duration::from_secs(5)), "{}", s.log());
+    assert!(
+        s.wait_log("Invalid HTTP header name", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
     assert_eq!(s.get("/ok").status, 200);
 }
 
@@ -124,8 +144,18 @@ fn exception_before_headers_is_a_500_with_the_traceback_logged() {
     let r = s.get("/boom");
     assert_eq!(r.status, 500);
     assert!(r.text().contains("Internal Server Error"));
-    assert!(!r.text().contains("conformance boom"), "the traceback must not reach the client");
-    assert!(s.wait_log("RuntimeError: conformance boom before headers", Duration::from_secs(5)), "{}", s.log());
+    assert!(
+        !r.text().contains("conformance boom"),
+        "the traceback must not reach the client"
+    );
+    assert!(
+        s.wait_log(
+            "RuntimeError: conformance boom before headers",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        s.log()
+    );
     assert!(s.log().contains("Traceback (most recent call last)"));
     assert_eq!(s.get("/pid").text(), pid, "the same worker serves on");
 }
@@ -134,13 +164,17 @@ fn exception_before_headers_is_a_500_with_the_traceback_logged() {
 fn exception_after_headers_closes_the_connection() {
     let s = server();
     let mut c = connect(&s.addr());
-    c.write_all(b"GET /boom_after HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /boom_after HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (out, closed) = read_until_close(&mut c, Duration::from_secs(5));
     assert!(closed);
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("first part"), "{text}");
-    assert!(!text.ends_with("0\r\n\r\n"), "a failed stream must not look complete: {text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a failed stream must not look complete: {text}"
+    );
     assert!(s.wait_log("conformance boom after headers", Duration::from_secs(5)));
     assert_eq!(s.get("/ok").status, 200);
 }
@@ -157,19 +191,33 @@ fn start_response_with_exc_info_replaces_headers_not_yet_sent() {
 fn start_response_with_exc_info_after_headers_reraises_and_closes() {
     let s = server();
     let mut c = connect(&s.addr());
-    c.write_all(b"GET /exc_after HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /exc_after HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (out, closed) = read_until_close(&mut c, Duration::from_secs(5));
     assert!(closed);
     let text = String::from_utf8_lossy(&out);
-    assert!(text.starts_with("HTTP/1.1 200") && text.contains("head is out") && !text.contains("unreachable"), "{text}");
-    assert!(s.wait_log("ValueError: too late", Duration::from_secs(5)), "{}", s.log());
+    assert!(
+        text.starts_with("HTTP/1.1 200")
+            && text.contains("head is out")
+            && !text.contains("unreachable"),
+        "{text}"
+    );
+    assert!(
+        s.wait_log("ValueError: too late", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
 fn an_iterable_of_str_is_a_500() {
     let s = server();
     assert_eq!(s.get("/str_body").status, 500);
-    assert!(s.wait_log("must yield bytes", Duration::from_secs(5)), "{}", s.log());
+    assert!(
+        s.wait_log("must yield bytes", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
@@ -184,12 +232,22 @@ fn close_is_called_when_the_client_disconnects_mid_stream() {
     let marker = dir.join("closed");
     let s = server();
     let mut c = connect(&s.addr());
-    c.write_all(format!("GET /stream_close?marker={}&n=2000&delay=0.005 HTTP/1.1\r\nHost: x\r\n\r\n", marker.display()).as_bytes()).unwrap();
+    c.write_all(
+        format!(
+            "GET /stream_close?marker={}&n=2000&delay=0.005 HTTP/1.1\r\nHost: x\r\n\r\n",
+            marker.display()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     let mut got = vec![0u8; 200_000];
     c.read_exact(&mut got).unwrap();
     assert!(!marker.exists(), "close() before the stream ended");
     drop(c);
-    assert!(eventually(Duration::from_secs(10), || marker.exists()), "close() was not called after the client left");
+    assert!(
+        eventually(Duration::from_secs(10), || marker.exists()),
+        "close() was not called after the client left"
+    );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "closed");
     assert_eq!(s.get("/ok").status, 200);
 }
@@ -199,7 +257,10 @@ fn close_is_called_after_a_complete_stream() {
     let dir = TempDir::new("close2");
     let marker = dir.join("closed");
     let s = server();
-    let r = s.get(&format!("/stream_close?marker={}&n=3&delay=0&size=6", marker.display()));
+    let r = s.get(&format!(
+        "/stream_close?marker={}&n=3&delay=0&size=6",
+        marker.display()
+    ));
     assert_eq!(r.text(), "000000000001000002");
     assert!(eventually(Duration::from_secs(5), || marker.exists()));
 }
@@ -211,12 +272,20 @@ fn file_wrapper_checks(s: &Server, dir: &TempDir) {
     let p = path.display();
     let r = s.get(&format!("/file?path={p}"));
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-length"), Some("1000003"), "a real file's length is known: {:?}", r.headers);
+    assert_eq!(
+        r.header("content-length"),
+        Some("1000003"),
+        "a real file's length is known: {:?}",
+        r.headers
+    );
     assert!(r.body == data, "whole file");
     let r = s.get(&format!("/file?path={p}&seek=1000"));
     assert!(r.body == data[1000..], "from the file's current position");
     let r = s.get(&format!("/file?path={p}&cl=10"));
-    assert!(r.body == data[..10], "the app's Content-Length caps the file");
+    assert!(
+        r.body == data[..10],
+        "the app's Content-Length caps the file"
+    );
     // HTTP/1.0: the length still goes out and the file arrives whole.
     let r = s.request(format!("GET /file?path={p} HTTP/1.0\r\n\r\n").as_bytes());
     assert!(r.body == data);
@@ -240,6 +309,8 @@ fn file_wrapper_sends_real_files_with_sendfile() {
 #[test]
 fn file_wrapper_works_with_no_sendfile() {
     let dir = TempDir::new("fw-nosf");
-    let s = Server::builder("conformance:app").args(["-w", "1", "--no-sendfile"]).start();
+    let s = Server::builder("conformance:app")
+        .args(["-w", "1", "--no-sendfile"])
+        .start();
     file_wrapper_checks(&s, &dir);
 }

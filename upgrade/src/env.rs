@@ -15,7 +15,15 @@ pub mod vars {
     /// systemd created stays systemd's.
     pub const OWNED_FDS: &str = "FERRICORN_OWNED_FDS";
     /// Every variable the hand-off sets, removed by the receiver.
-    pub const ALL: [&str; 7] = [LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES, GUNICORN_FD, READY_FD, UPGRADE_FROM, OWNED_FDS];
+    pub const ALL: [&str; 7] = [
+        LISTEN_FDS,
+        LISTEN_PID,
+        LISTEN_FDNAMES,
+        GUNICORN_FD,
+        READY_FD,
+        UPGRADE_FROM,
+        OWNED_FDS,
+    ];
 }
 
 /// `LISTEN_FDNAMES` entries may not contain `:`; names are bind addresses

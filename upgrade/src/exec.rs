@@ -25,13 +25,17 @@ pub struct StartContext {
 impl StartContext {
     /// Capture from this process's argv (pass the original, untitled one).
     pub fn capture(argv: Vec<CString>) -> StartContext {
-        let argv0 = argv.first().map(|a| PathBuf::from(OsStr::from_bytes(a.as_bytes()))).unwrap_or_default();
+        let argv0 = argv
+            .first()
+            .map(|a| PathBuf::from(OsStr::from_bytes(a.as_bytes())))
+            .unwrap_or_default();
         let real_cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let cwd = match std::env::var_os("PWD").map(PathBuf::from) {
             Some(pwd) if same_dir(&pwd, &real_cwd) => pwd,
             _ => real_cwd.clone(),
         };
-        let exe = resolve_exe(&argv0, &cwd).unwrap_or_else(|| std::env::current_exe().unwrap_or(argv0));
+        let exe =
+            resolve_exe(&argv0, &cwd).unwrap_or_else(|| std::env::current_exe().unwrap_or(argv0));
         StartContext { exe, argv, cwd }
     }
 }
@@ -53,11 +57,17 @@ fn resolve_exe(argv0: &Path, cwd: &Path) -> Option<PathBuf> {
         return None;
     }
     if argv0.as_os_str().as_bytes().contains(&b'/') {
-        let p = if argv0.is_absolute() { argv0.to_path_buf() } else { cwd.join(argv0) };
+        let p = if argv0.is_absolute() {
+            argv0.to_path_buf()
+        } else {
+            cwd.join(argv0)
+        };
         return p.exists().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(argv0)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(argv0))
+        .find(|p| p.is_file())
 }
 
 /// One listener to hand over.
@@ -77,29 +87,43 @@ pub struct Handoff {
 ///
 /// If `execve` fails, the child writes `exec <errno>` to the readiness pipe
 /// before it exits 127, so [`Successor::poll`] can say why.
-pub fn spawn_successor(ctx: &StartContext, listeners: &[Handoff], ready_timeout: std::time::Duration) -> Result<Successor, UpgradeError> {
-    let spawn_err = |what: &str| UpgradeError::Spawn(format!("{what}: {}", std::io::Error::last_os_error()));
+pub fn spawn_successor(
+    ctx: &StartContext,
+    listeners: &[Handoff],
+    ready_timeout: std::time::Duration,
+) -> Result<Successor, UpgradeError> {
+    let spawn_err =
+        |what: &str| UpgradeError::Spawn(format!("{what}: {}", std::io::Error::last_os_error()));
     if !ctx.exe.exists() {
-        return Err(UpgradeError::Spawn(format!("{} does not exist (was the new binary installed?)", ctx.exe.display())));
+        return Err(UpgradeError::Spawn(format!(
+            "{} does not exist (was the new binary installed?)",
+            ctx.exe.display()
+        )));
     }
     let mut pipe = [0 as RawFd; 2];
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
         return Err(spawn_err("pipe"));
     }
-    let (ready_read, ready_write) = unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    let (ready_read, ready_write) =
+        unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
     unsafe { libc::fcntl(ready_read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
 
     // Everything the child needs is allocated here, before fork: between
     // fork and exec the child only makes async-signal-safe calls.
     let n = listeners.len() as i32;
     let ready_target = FIRST_FD + n;
-    let exe = CString::new(ctx.exe.as_os_str().as_bytes()).map_err(|_| UpgradeError::Spawn("executable path contains NUL".into()))?;
-    let cwd = CString::new(ctx.cwd.as_os_str().as_bytes()).map_err(|_| UpgradeError::Spawn("working directory contains NUL".into()))?;
+    let exe = CString::new(ctx.exe.as_os_str().as_bytes())
+        .map_err(|_| UpgradeError::Spawn("executable path contains NUL".into()))?;
+    let cwd = CString::new(ctx.cwd.as_os_str().as_bytes())
+        .map_err(|_| UpgradeError::Spawn("working directory contains NUL".into()))?;
     let mut argv: Vec<*const libc::c_char> = ctx.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let names: Vec<String> = listeners.iter().map(|l| encode_name(&l.name)).collect();
     let gunicorn_fds: Vec<String> = (0..n).map(|i| (FIRST_FD + i).to_string()).collect();
-    let owned: Vec<String> = (0..n).filter(|i| listeners[*i as usize].owns_path).map(|i| (FIRST_FD + i).to_string()).collect();
+    let owned: Vec<String> = (0..n)
+        .filter(|i| listeners[*i as usize].owns_path)
+        .map(|i| (FIRST_FD + i).to_string())
+        .collect();
     // LISTEN_PID must be the child's pid, known only after fork: reserve room
     // and write the digits in the child without allocating.
     let mut pid_var: Vec<u8> = format!("{}=", vars::LISTEN_PID).into_bytes();
@@ -125,15 +149,25 @@ pub fn spawn_successor(ctx: &StartContext, listeners: &[Handoff], ready_timeout:
         (vars::OWNED_FDS, owned.join(",")),
         ("PWD", ctx.cwd.display().to_string()),
     ] {
-        env.push(CString::new(format!("{k}={v}")).map_err(|_| UpgradeError::Spawn("bad environment".into()))?);
+        env.push(
+            CString::new(format!("{k}={v}"))
+                .map_err(|_| UpgradeError::Spawn("bad environment".into()))?,
+        );
     }
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(pid_var.as_ptr().cast());
     envp.push(std::ptr::null());
-    let sources: Vec<RawFd> = listeners.iter().map(|l| l.fd).chain(std::iter::once(ready_write.as_raw_fd())).collect();
+    let sources: Vec<RawFd> = listeners
+        .iter()
+        .map(|l| l.fd)
+        .chain(std::iter::once(ready_write.as_raw_fd()))
+        .collect();
 
     if sources.len() > 256 {
-        return Err(UpgradeError::Spawn(format!("{} listeners: at most 255 can be handed over", listeners.len())));
+        return Err(UpgradeError::Spawn(format!(
+            "{} listeners: at most 255 can be handed over",
+            listeners.len()
+        )));
     }
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -169,7 +203,11 @@ pub fn spawn_successor(ctx: &StartContext, listeners: &[Handoff], ready_timeout:
         }
     }
     drop(ready_write);
-    Ok(Successor::new(pid as u32, ready_read, Instant::now() + ready_timeout))
+    Ok(Successor::new(
+        pid as u32,
+        ready_read,
+        Instant::now() + ready_timeout,
+    ))
 }
 
 /// In the forked child after a failed chdir/execve: tell the old master the

@@ -30,7 +30,11 @@ fn var(name: &'static str) -> Option<String> {
 }
 
 fn bad(var: &'static str, value: &str, why: &str) -> UpgradeError {
-    UpgradeError::BadVariable { var, value: value.to_string(), why: why.to_string() }
+    UpgradeError::BadVariable {
+        var,
+        value: value.to_string(),
+        why: why.to_string(),
+    }
 }
 
 /// Check that `fd` is open and a listening stream socket.
@@ -40,7 +44,15 @@ pub fn check_listener(fd: RawFd) -> Result<(), String> {
     }
     let mut val: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&mut val as *mut libc::c_int).cast(), &mut len) };
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut val as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
     if r < 0 {
         return Err("not a socket".into());
     }
@@ -81,9 +93,16 @@ pub fn take_inherited() -> Result<Inherited, UpgradeError> {
     let mut out = Inherited::default();
     let mut fds: Vec<RawFd> = Vec::new();
     let mut use_names = false;
-    let ours = listen_pid.as_deref().map(|p| p.trim().parse::<u32>().ok() == Some(me)).unwrap_or(false);
+    let ours = listen_pid
+        .as_deref()
+        .map(|p| p.trim().parse::<u32>().ok() == Some(me))
+        .unwrap_or(false);
     if let Some(n) = listen_fds.as_ref().filter(|_| ours) {
-        let count: i32 = n.parse().ok().filter(|c| (0..=1024).contains(c)).ok_or_else(|| bad(vars::LISTEN_FDS, n, "expected a number of fds"))?;
+        let count: i32 = n
+            .parse()
+            .ok()
+            .filter(|c| (0..=1024).contains(c))
+            .ok_or_else(|| bad(vars::LISTEN_FDS, n, "expected a number of fds"))?;
         fds.extend(FIRST_FD..FIRST_FD + count);
         use_names = true;
     } else {
@@ -97,15 +116,26 @@ pub fn take_inherited() -> Result<Inherited, UpgradeError> {
         }
         if let Some(list) = &gunicorn_fd {
             for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                fds.push(part.parse().map_err(|_| bad(vars::GUNICORN_FD, list, "expected fd numbers like 3,4"))?);
+                fds.push(
+                    part.parse().map_err(|_| {
+                        bad(vars::GUNICORN_FD, list, "expected fd numbers like 3,4")
+                    })?,
+                );
             }
         }
     }
     let names: Vec<Option<String>> = match (&names, use_names) {
-        (Some(n), true) => n.split(':').map(|s| Some(decode_name(s)).filter(|s| !s.is_empty())).collect(),
+        (Some(n), true) => n
+            .split(':')
+            .map(|s| Some(decode_name(s)).filter(|s| !s.is_empty()))
+            .collect(),
         _ => vec![],
     };
-    let owned: Vec<RawFd> = owned.iter().flat_map(|o| o.split(',')).filter_map(|p| p.trim().parse().ok()).collect();
+    let owned: Vec<RawFd> = owned
+        .iter()
+        .flat_map(|o| o.split(','))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
     let mut seen = Vec::new();
     for (i, fd) in fds.iter().enumerate() {
         if seen.contains(fd) {
@@ -116,13 +146,19 @@ pub fn take_inherited() -> Result<Inherited, UpgradeError> {
         set_cloexec(*fd);
         // SAFETY: checked open above; ownership passes to the caller.
         let owned_fd = unsafe { OwnedFd::from_raw_fd(*fd) };
-        out.sockets.push(InheritedSocket { fd: owned_fd, name: names.get(i).cloned().flatten(), owns_path: owned.contains(fd) });
+        out.sockets.push(InheritedSocket {
+            fd: owned_fd,
+            name: names.get(i).cloned().flatten(),
+            owns_path: owned.contains(fd),
+        });
     }
     // The readiness pipe and the old master's pid only mean something
     // together with sockets handed over for this very process.
     if ours || listen_fds.is_none() {
         if let Some(r) = ready {
-            let fd: RawFd = r.parse().map_err(|_| bad(vars::READY_FD, &r, "expected an fd number"))?;
+            let fd: RawFd = r
+                .parse()
+                .map_err(|_| bad(vars::READY_FD, &r, "expected an fd number"))?;
             if fd > 2 && !seen.contains(&fd) && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
                 set_cloexec(fd);
                 // SAFETY: open (checked) and not one of the sockets taken above.

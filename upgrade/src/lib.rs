@@ -80,7 +80,11 @@ pub use ready::{notify_ready, ReadyState, Successor};
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeError {
     #[error("{var}={value:?} is not valid: {why}")]
-    BadVariable { var: &'static str, value: String, why: String },
+    BadVariable {
+        var: &'static str,
+        value: String,
+        why: String,
+    },
     #[error("inherited fd {fd} is not a listening socket: {why}")]
     NotAListener { fd: i32, why: String },
     #[error("cannot start the new master: {0}")]

@@ -26,14 +26,20 @@ pub fn status_path(pidfile: &Path) -> PathBuf {
 
 pub fn rotate_to_oldbin(pidfile: &Path) -> Result<PathBuf, UpgradeError> {
     let old = oldbin_path(pidfile);
-    std::fs::rename(pidfile, &old).map_err(|err| UpgradeError::Pidfile { path: pidfile.display().to_string(), err })?;
+    std::fs::rename(pidfile, &old).map_err(|err| UpgradeError::Pidfile {
+        path: pidfile.display().to_string(),
+        err,
+    })?;
     Ok(old)
 }
 
 /// Put the old master's pidfile back (the upgrade failed or was rolled back).
 pub fn restore_from_oldbin(pidfile: &Path) -> Result<(), UpgradeError> {
     let old = oldbin_path(pidfile);
-    std::fs::rename(&old, pidfile).map_err(|err| UpgradeError::Pidfile { path: old.display().to_string(), err })
+    std::fs::rename(&old, pidfile).map_err(|err| UpgradeError::Pidfile {
+        path: old.display().to_string(),
+        err,
+    })
 }
 
 /// The outcome of the latest upgrade, as [`write_status`] recorded it.
@@ -53,9 +59,11 @@ pub fn write_status(pidfile: &Path, status: &Status) -> std::io::Result<()> {
     };
     let path = status_path(pidfile);
     let tmp = with_suffix(&path, &format!(".tmp{}", std::process::id()));
-    std::fs::write(&tmp, line).and_then(|_| std::fs::rename(&tmp, &path)).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    std::fs::write(&tmp, line)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
 }
 
 pub fn read_status(pidfile: &Path) -> Option<Status> {
@@ -85,7 +93,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(oldbin_path(&pf)).unwrap(), "42\n");
         restore_from_oldbin(&pf).unwrap();
         assert_eq!(std::fs::read_to_string(&pf).unwrap(), "42\n");
-        for s in [Status::Ready(7), Status::Failed("the new master exited\nwith code 4".into()), Status::Ignored("busy".into())] {
+        for s in [
+            Status::Ready(7),
+            Status::Failed("the new master exited\nwith code 4".into()),
+            Status::Ignored("busy".into()),
+        ] {
             write_status(&pf, &s).unwrap();
             let back = read_status(&pf).unwrap();
             match (&s, &back) {

@@ -31,7 +31,13 @@ pub enum ReadyState {
 
 impl Successor {
     pub(crate) fn new(pid: u32, ready: OwnedFd, deadline: Instant) -> Successor {
-        Successor { pid, ready, buf: Vec::new(), closed: false, deadline }
+        Successor {
+            pid,
+            ready,
+            buf: Vec::new(),
+            closed: false,
+            deadline,
+        }
     }
 
     /// Poll this fd for readability in the caller's loop; None once it
@@ -46,9 +52,14 @@ impl Successor {
             if line == b"ready" {
                 return Some(ReadyState::Ready);
             }
-            if let Some(errno) = line.strip_prefix(b"exec ").and_then(|e| std::str::from_utf8(e).ok()?.parse::<i32>().ok()) {
+            if let Some(errno) = line
+                .strip_prefix(b"exec ")
+                .and_then(|e| std::str::from_utf8(e).ok()?.parse::<i32>().ok())
+            {
                 let why = std::io::Error::from_raw_os_error(errno);
-                return Some(ReadyState::Failed(format!("cannot start the new binary: {why}")));
+                return Some(ReadyState::Failed(format!(
+                    "cannot start the new binary: {why}"
+                )));
             }
         }
         None
@@ -60,7 +71,13 @@ impl Successor {
     pub fn poll(&mut self) -> ReadyState {
         let mut chunk = [0u8; 64];
         while !self.closed {
-            let n = unsafe { libc::read(self.ready.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+            let n = unsafe {
+                libc::read(
+                    self.ready.as_raw_fd(),
+                    chunk.as_mut_ptr().cast(),
+                    chunk.len(),
+                )
+            };
             if n > 0 {
                 self.buf.extend_from_slice(&chunk[..n as usize]);
                 continue;
@@ -79,7 +96,9 @@ impl Successor {
             return v;
         }
         if Instant::now() >= self.deadline {
-            return ReadyState::Failed("the new master was not ready in time (see --upgrade-timeout)".into());
+            return ReadyState::Failed(
+                "the new master was not ready in time (see --upgrade-timeout)".into(),
+            );
         }
         if self.closed {
             return ReadyState::Closed;
@@ -103,7 +122,10 @@ mod tests {
 
     fn pair(deadline: Duration) -> (Successor, OwnedFd) {
         let mut p = [0; 2];
-        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }, 0);
+        assert_eq!(
+            unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) },
+            0
+        );
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
         (Successor::new(1, r, Instant::now() + deadline), w)
     }

@@ -6,7 +6,9 @@ use std::os::unix::net::UnixDatagram;
 
 /// Send `state` (e.g. `"READY=1"`, `"MAINPID=42\nREADY=1"`, `"STOPPING=1"`).
 pub fn notify(state: &str) -> std::io::Result<bool> {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(false) };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
     let sock = UnixDatagram::unbound()?;
     let bytes = path.as_encoded_bytes();
     if let Some(name) = bytes.strip_prefix(b"@") {
