@@ -36,7 +36,7 @@ static TCHAR: [bool; 256] = build_tchar();
 
 /// RFC 9110 §5.6.2 `tchar`.
 #[inline]
-pub(crate) fn is_tchar(b: u8) -> bool {
+pub fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
 }
 

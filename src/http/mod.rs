@@ -7,6 +7,7 @@
 //! its status and close the connection.
 
 mod chars;
+pub use chars::is_tchar;
 pub mod chunked;
 pub mod error;
 mod field;

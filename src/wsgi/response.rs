@@ -70,39 +70,8 @@ fn is_hop_by_hop(name: &str) -> bool {
         .any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
 }
 
-/// RFC 9110 token characters, as a lookup table (checked for every byte of
-/// every response header name).
-const TCHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        i += 1;
-    }
-    t
-};
-
-fn is_tchar(b: u8) -> bool {
-    TCHAR[b as usize]
-}
+/// RFC 9110 token characters: the same table the request parser uses.
+use crate::http::is_tchar;
 
 impl Responder {
     pub fn new(

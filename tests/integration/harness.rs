@@ -148,34 +148,7 @@ impl Builder {
             .stderr(Stdio::piped());
         cmd.process_group(0);
         let mut child = cmd.spawn().expect("spawn ferricorn");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut readers = Vec::new();
-        for stream in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = log.clone();
-            readers.push(std::thread::spawn(move || {
-                let mut r = BufReader::new(stream);
-                let mut line = String::new();
-                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                    if std::env::var_os("FERRICORN_TEST_ECHO").is_some() {
-                        eprint!("{line}");
-                    }
-                    log.lock().unwrap().push_str(&line);
-                    line.clear();
-                }
-            }));
-        }
+        let (log, readers) = collect_output(&mut child);
         let pid = child.id();
         Server {
             child,
@@ -354,6 +327,41 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Copy the child's stderr and stdout, line by line, into one shared log
+/// (echoed when FERRICORN_TEST_ECHO is set).
+fn collect_output(child: &mut Child) -> (Arc<Mutex<String>>, Vec<std::thread::JoinHandle<()>>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let streams = [
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ];
+    let readers = streams
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(stream);
+                let mut line = String::new();
+                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if std::env::var_os("FERRICORN_TEST_ECHO").is_some() {
+                        eprint!("{line}");
+                    }
+                    log.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            })
+        })
+        .collect();
+    (log, readers)
 }
 
 pub fn children_of(pid: u32) -> Vec<u32> {
@@ -761,30 +769,7 @@ impl Server {
             .stderr(Stdio::piped());
         cmd.process_group(0);
         let mut child = cmd.spawn().expect("spawn ferricorn");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(stream);
-                let mut line = String::new();
-                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                    log.lock().unwrap().push_str(&line);
-                    line.clear();
-                }
-            });
-        }
+        let (log, readers) = collect_output(&mut child);
         let pid = child.id();
         Server {
             child,
@@ -792,7 +777,7 @@ impl Server {
             port: 0,
             log,
             exited: None,
-            readers: Vec::new(),
+            readers,
         }
     }
 
