@@ -244,7 +244,13 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     table = render(results, servers, args)
     (RESULTS / "reload.md").write_text(table)
-    (RESULTS / "reload.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    recorded = dict(vars(args))
+    try:
+        # A path inside the repository is recorded relative to it.
+        recorded["ferricorn"] = str(Path(args.ferricorn).resolve().relative_to(REPO))
+    except ValueError:
+        recorded["ferricorn"] = Path(args.ferricorn).name
+    (RESULTS / "reload.json").write_text(json.dumps({"args": recorded, "results": results}, indent=1))
     print(table)
     for name in servers:
         if results[name]["requests_failed"] or results[name]["missed"]:
