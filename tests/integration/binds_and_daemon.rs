@@ -205,15 +205,7 @@ fn daemon_writes_its_pid_serves_and_stops_on_term() {
         .contains("Listening at: http://127.0.0.1:")));
     let log = std::fs::read_to_string(&errlog).unwrap();
     assert!(log.contains(&format!("({pid})")), "{log}");
-    let port: u16 = log
-        .split("Listening at: http://127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port: u16 = listening_port(&log).expect("a 'Listening at' line");
     let addr = format!("127.0.0.1:{port}");
     assert!(
         eventually(T, || try_request(&addr, GET, T)

@@ -143,21 +143,7 @@ impl Builder {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd.process_group(0);
-        let mut child = cmd.spawn().expect("spawn ferricorn");
-        let (log, readers) = collect_output(&mut child);
-        let pid = child.id();
-        Server {
-            child,
-            pid,
-            port: 0,
-            log,
-            exited: None,
-            readers,
-        }
+        Server::spawn_command(cmd)
     }
 
     pub fn start(self) -> Server {
@@ -232,12 +218,8 @@ impl Server {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
             let log = self.log();
-            if let Some(pos) = log.find("Listening at: http://") {
-                let rest = &log[pos + "Listening at: http://".len()..];
-                let hostport = rest.split_whitespace().next().unwrap_or("");
-                if let Some(port) = hostport.rsplit(':').next().and_then(|p| p.parse().ok()) {
-                    return Some(port);
-                }
+            if let Some(port) = listening_port(&log) {
+                return Some(port);
             }
             if log.contains("Shutting down: Master") {
                 return None;
@@ -362,6 +344,17 @@ fn collect_output(child: &mut Child) -> (Arc<Mutex<String>>, Vec<std::thread::Jo
         })
         .collect();
     (log, readers)
+}
+
+/// The port of the first "Listening at: http://HOST:PORT" line in a log.
+pub fn listening_port(log: &str) -> Option<u16> {
+    let rest = &log[log.find("Listening at: http://")? + "Listening at: http://".len()..];
+    rest.split_whitespace()
+        .next()?
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
 }
 
 pub fn children_of(pid: u32) -> Vec<u32> {

@@ -217,15 +217,7 @@ fn capture_output_sends_the_apps_prints_to_the_error_log() {
         .unwrap_or_default()
         .contains("Listening at")));
     let text = std::fs::read_to_string(&file).unwrap();
-    let port: u16 = text
-        .split("Listening at: http://127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port: u16 = listening_port(&text).expect("a 'Listening at' line");
     let addr = format!("127.0.0.1:{port}");
     assert!(eventually(T, || try_request(
         &addr,

@@ -435,15 +435,7 @@ fn usr1_reopens_error_and_access_logs_in_master_and_workers() {
         .unwrap_or_default()
         .contains("Listening at:")));
     let log = std::fs::read_to_string(&err).unwrap();
-    let port: u16 = log
-        .split("Listening at: http://127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port: u16 = listening_port(&log).expect("a 'Listening at' line");
     let addr = format!("127.0.0.1:{port}");
     assert!(eventually(T, || try_request(
         &addr,

@@ -142,15 +142,7 @@ fn user_and_group_options_drop_worker_privileges() {
         .contains("Booting worker")));
     let mut s = s;
     let text = std::fs::read_to_string(&errlog).unwrap();
-    s.port = text
-        .split("Listening at: http://127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    s.port = listening_port(&text).expect("a 'Listening at' line");
     s.wait_ready(T);
     // Workers must be able to reopen the log on USR1: it belongs to them.
     use std::os::unix::fs::MetadataExt;
