@@ -34,12 +34,37 @@ impl std::fmt::Debug for HookSet {
     }
 }
 
+/// How the worker runs requests, from `-k` and `--threads`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerMode {
+    /// One request at a time on the event loop's thread.
+    Sync,
+    /// This many Python threads per worker.
+    Threads(usize),
+}
+
+impl WorkerMode {
+    /// gunicorn's rule: the gthread class, or the sync class with more than
+    /// one thread, means threaded workers.
+    pub fn from_settings(worker_class: &str, threads: usize) -> WorkerMode {
+        if crate::settings::is_thread_worker_class(worker_class) {
+            WorkerMode::Threads(threads.max(1))
+        } else if threads > 1 {
+            WorkerMode::Threads(threads)
+        } else {
+            WorkerMode::Sync
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub wsgi_app: String,
     pub binds: Vec<BindAddr>,
     pub workers: u32,
     pub worker_connections: usize,
+    /// Sync or threaded, from worker_class and threads.
+    pub worker_mode: WorkerMode,
     pub timeout: Option<Duration>,
     pub graceful_timeout: Duration,
     pub keep_alive: Duration,
@@ -171,6 +196,10 @@ impl Config {
             binds,
             workers: s.int("workers").clamp(1, u32::MAX as i64) as u32,
             worker_connections: s.int("worker_connections").max(1) as usize,
+            worker_mode: WorkerMode::from_settings(
+                s.str("worker_class").unwrap_or("sync"),
+                s.int("threads").clamp(0, 1 << 16) as usize,
+            ),
             timeout: (timeout > 0).then(|| Duration::from_secs(timeout as u64)),
             graceful_timeout: secs(s, "graceful_timeout"),
             keep_alive: secs(s, "keepalive"),

@@ -2,13 +2,56 @@
 //!
 //! Worker sockets stay non-blocking for the event loop; when the request
 //! path must wait (a client slow to read the response, or to send its body)
-//! it polls that one fd with a deadline instead of flipping O_NONBLOCK.
+//! it asks a [`Wait`] to wait for that one fd with a deadline instead of
+//! flipping O_NONBLOCK. Which `Wait` is the worker's concurrency mode's
+//! answer: a plain poll() on the event loop's thread, poll() with the GIL
+//! released on a thread running Python, or a cooperative scheduler's wait.
+//! Every function here tries the operation first and waits only when the
+//! socket is not ready, so a fast client costs no wait at all.
 
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-fn wait(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<()> {
+/// What a socket operation waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ready {
+    Read,
+    Write,
+}
+
+/// How a socket operation waits until its fd is ready (or `timeout`
+/// passes: then `ErrorKind::TimedOut`).
+pub trait Wait: Sync {
+    fn wait(&self, fd: RawFd, ready: Ready, timeout: Duration) -> io::Result<()>;
+}
+
+/// How a request's socket operations may wait: for how long each time the
+/// client is not ready, and through which [`Wait`].
+#[derive(Clone, Copy)]
+pub struct Patience {
+    pub timeout: Duration,
+    pub waiter: &'static dyn Wait,
+}
+
+/// poll(2) on the calling thread, holding whatever it holds: for code that
+/// runs no Python (the event loop itself, the no-Python reference).
+pub struct Poll;
+
+pub static POLL: Poll = Poll;
+
+impl Wait for Poll {
+    fn wait(&self, fd: RawFd, ready: Ready, timeout: Duration) -> io::Result<()> {
+        poll_one(fd, ready, timeout)
+    }
+}
+
+/// Wait for one fd with poll(2).
+pub fn poll_one(fd: RawFd, ready: Ready, timeout: Duration) -> io::Result<()> {
+    let events = match ready {
+        Ready::Read => libc::POLLIN,
+        Ready::Write => libc::POLLOUT,
+    };
     let mut pfd = libc::pollfd {
         fd,
         events,
@@ -40,16 +83,6 @@ pub fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
-        }
-    }
-}
-
-/// Read at least one byte (or EOF), waiting up to `timeout`.
-pub fn read_wait(fd: RawFd, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-    loop {
-        match read_some(fd, buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(fd, libc::POLLIN, timeout)?,
-            r => return r,
         }
     }
 }
@@ -90,7 +123,12 @@ pub fn read_into(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize,
 
 /// Write all of `parts` (gathered with writev), waiting up to `timeout` for
 /// the client to make room each time its buffer is full.
-pub fn write_all_vectored(fd: RawFd, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
+pub fn write_all_vectored(
+    fd: RawFd,
+    parts: &[&[u8]],
+    timeout: Duration,
+    waiter: &dyn Wait,
+) -> io::Result<()> {
     // Progress through the parts as (index, offset); iovecs live on the stack.
     let (mut idx, mut off) = (0usize, 0usize);
     loop {
@@ -126,7 +164,7 @@ pub fn write_all_vectored(fd: RawFd, parts: &[&[u8]], timeout: Duration) -> io::
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
                 io::ErrorKind::WouldBlock => {
-                    wait(fd, libc::POLLOUT, timeout)?;
+                    waiter.wait(fd, Ready::Write, timeout)?;
                     continue;
                 }
                 _ => return Err(e),
@@ -147,8 +185,8 @@ pub fn write_all_vectored(fd: RawFd, parts: &[&[u8]], timeout: Duration) -> io::
     }
 }
 
-pub fn write_all(fd: RawFd, data: &[u8], timeout: Duration) -> io::Result<()> {
-    write_all_vectored(fd, &[data], timeout)
+pub fn write_all(fd: RawFd, data: &[u8], timeout: Duration, waiter: &dyn Wait) -> io::Result<()> {
+    write_all_vectored(fd, &[data], timeout, waiter)
 }
 
 /// sendfile(2) `count` bytes (or to EOF when None) from `file_fd` at `offset`.
@@ -159,6 +197,7 @@ pub fn sendfile_all(
     mut offset: i64,
     count: Option<u64>,
     timeout: Duration,
+    waiter: &dyn Wait,
 ) -> io::Result<u64> {
     let mut sent = 0u64;
     loop {
@@ -178,7 +217,7 @@ pub fn sendfile_all(
         let e = io::Error::last_os_error();
         match e.kind() {
             io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => wait(sock, libc::POLLOUT, timeout)?,
+            io::ErrorKind::WouldBlock => waiter.wait(sock, Ready::Write, timeout)?,
             _ => return Err(e),
         }
     }
@@ -204,12 +243,13 @@ pub fn read_into_wait(
     buf: &mut Vec<u8>,
     max: usize,
     timeout: Duration,
+    waiter: &dyn Wait,
 ) -> io::Result<usize> {
     loop {
         let (n, eof) = read_into(fd, buf, max)?;
         if n > 0 || eof {
             return Ok(n);
         }
-        wait(fd, libc::POLLIN, timeout)?;
+        waiter.wait(fd, Ready::Read, timeout)?;
     }
 }

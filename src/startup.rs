@@ -278,7 +278,14 @@ pub fn run(argv: Vec<String>) -> i32 {
     for l in &listeners {
         crate::info!("Listening at: {} ({pid})", l.url());
     }
-    crate::info!("Using worker: sync");
+    // gunicorn's words, so log parsers and operators see the same.
+    match cfg.worker_mode {
+        crate::config::WorkerMode::Sync => crate::info!("Using worker: sync"),
+        crate::config::WorkerMode::Threads(n) => {
+            crate::info!("Using worker: gthread");
+            crate::debug!("{n} threads per worker");
+        }
+    }
 
     let preload = cfg.preload;
     let config_file = cfg.config_file.clone();

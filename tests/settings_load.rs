@@ -498,8 +498,8 @@ fn unknown_toml_key_names_line_and_suggests() {
 fn settings_without_effect_are_accepted_with_a_warning() {
     let l = load_ok(
         &[
-            "--threads",
-            "4",
+            "--worker-tmp-dir",
+            "/tmp",
             "--certfile",
             "c.pem",
             "--statsd-host",
@@ -509,7 +509,8 @@ fn settings_without_effect_are_accepted_with_a_warning() {
         &env_in("plain", &[]),
     );
     let w = l.warnings.join("\n");
-    assert!(w.contains("threads is set but has no effect"), "{w}");
+    assert!(w.contains("worker_tmp_dir is set but has no effect"), "{w}");
+    assert!(!w.contains("threads"), "threads is acted on: {w}");
     assert!(
         w.contains(
             "certfile is set but has no effect in ferricorn: ferricorn does not terminate TLS"

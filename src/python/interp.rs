@@ -201,3 +201,40 @@ pub fn finalize() {
 pub fn dir_exists(p: &Path) -> bool {
     p.is_dir()
 }
+
+/// The Python stack of the thread with `threading.get_ident()` == `ident`,
+/// formatted as a traceback ("" if that thread runs no Python now).
+pub fn thread_stack(py: Python<'_>, ident: u64) -> String {
+    let format = || -> PyResult<String> {
+        let frames = py.import("sys")?.getattr("_current_frames")?.call0()?;
+        let Some(frame) = frames.get_item(ident).ok() else {
+            return Ok(String::new());
+        };
+        let lines = py
+            .import("traceback")?
+            .getattr("format_stack")?
+            .call1((frame,))?;
+        let mut out = String::from("Stack of the request's thread (most recent call last):\n");
+        for line in lines.try_iter()? {
+            out.push_str(&line?.extract::<String>()?);
+        }
+        Ok(out)
+    };
+    format().unwrap_or_else(|e| format!("(its stack could not be read: {e})"))
+}
+
+/// Flush Python's sys.stdout and sys.stderr (for an exit without finalizing).
+pub fn flush_stdio() {
+    if !is_initialized() {
+        return;
+    }
+    Python::attach(|py| {
+        if let Ok(sys) = py.import("sys") {
+            for name in ["stdout", "stderr"] {
+                if let Ok(stream) = sys.getattr(name) {
+                    let _ = stream.call_method0("flush");
+                }
+            }
+        }
+    });
+}

@@ -22,7 +22,7 @@ pub mod value;
 
 pub use docs::settings_markdown;
 pub use table::{Applies, Kind, Section, Setting, SETTINGS};
-pub use value::Value;
+pub use value::{is_thread_worker_class, Value};
 
 use pyo3::prelude::*;
 use std::collections::BTreeMap;

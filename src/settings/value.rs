@@ -316,9 +316,9 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
         }
         Kind::WorkerClass => {
             let w = one_string(raw)?;
-            if !is_sync_worker_class(&w) {
+            if !is_sync_worker_class(&w) && !is_thread_worker_class(&w) {
                 return Err(format!(
-                    "Worker class '{w}' is not supported: ferricorn runs sync workers only (use -k sync, or leave it unset)"
+                    "Worker class '{w}' is not supported: ferricorn runs sync and gthread workers (use -k sync, -k gthread or --threads N, or leave it unset)"
                 ));
             }
             Value::Str(w)
@@ -373,6 +373,17 @@ pub fn is_sync_worker_class(name: &str) -> bool {
     matches!(
         name,
         "sync" | "egg:gunicorn#sync" | "gunicorn.workers.sync.SyncWorker" | "ferricorn.sync"
+    )
+}
+
+/// gunicorn's threaded worker under each name a configuration may give it.
+pub fn is_thread_worker_class(name: &str) -> bool {
+    matches!(
+        name,
+        "gthread"
+            | "egg:gunicorn#gthread"
+            | "gunicorn.workers.gthread.ThreadWorker"
+            | "ferricorn.gthread"
     )
 }
 

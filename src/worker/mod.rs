@@ -6,6 +6,8 @@
 //! says what failed: 4 when the app cannot be loaded, 3 for anything else.
 
 mod conn;
+mod job;
+pub mod mode;
 mod reference;
 mod serve;
 
@@ -76,8 +78,10 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         ctx.beat.beat();
         Message::Booted.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
         die_with_master_while_booting(ctx.master_pid, false);
-        let code = serve::Server::new(&ctx, None, signals).run();
-        unsafe { libc::_exit(code) }
+        let requests = std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners));
+        let runner = Box::new(mode::inline::Inline::new(None, requests, ctx.beat));
+        let exit = serve::Server::new(&ctx, runner, signals).run();
+        unsafe { libc::_exit(exit.code) }
     }
 
     if !crate::python::is_initialized() {
@@ -125,24 +129,40 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         },
     };
 
+    let threads = match cfg.worker_mode {
+        mode::WorkerMode::Sync => None,
+        mode::WorkerMode::Threads(n) => Some(n),
+    };
     let opts = crate::wsgi::WsgiOptions {
         limits: cfg.limits.clone(),
-        timeout: cfg.timeout.unwrap_or(std::time::Duration::from_secs(3600)),
+        patience: crate::net::Patience {
+            timeout: cfg.timeout.unwrap_or(std::time::Duration::from_secs(3600)),
+            waiter: &mode::GIL_FREE_POLL,
+        },
         sendfile: cfg.sendfile,
         script_name: std::env::var("SCRIPT_NAME")
             .unwrap_or_default()
             .trim_end_matches('/')
             .to_string(),
         multiprocess: cfg.workers > 1,
+        // As gunicorn's gthread worker, whatever its thread count.
+        multithread: threads.is_some(),
         record_headers: crate::log::access_enabled(),
     };
-    let wsgi = match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
-        Ok(w) => w,
-        Err(e) => fail(
-            &ctx,
-            EXIT_BOOT_ERROR,
-            format!("cannot prepare the WSGI environment: {e}\n"),
-        ),
+    let requests = std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners));
+    let runner: Box<dyn mode::Runner> = match threads {
+        None => match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
+            Ok(w) => Box::new(mode::inline::Inline::new(Some(w), requests, ctx.beat)),
+            Err(e) => fail(
+                &ctx,
+                EXIT_BOOT_ERROR,
+                format!("cannot prepare the WSGI environment: {e}\n"),
+            ),
+        },
+        Some(n) => match mode::pool::Pool::start(n, &app, &opts, requests) {
+            Ok(pool) => Box::new(pool),
+            Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n")),
+        },
     };
     if let Err(report) = crate::master::hooks::post_worker_init() {
         fail(&ctx, EXIT_BOOT_ERROR, report);
@@ -159,11 +179,19 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     // in-flight requests finish instead of being killed.
     die_with_master_while_booting(ctx.master_pid, false);
 
-    let code = serve::Server::new(&ctx, Some(wsgi), signals).run();
+    let exit = serve::Server::new(&ctx, runner, signals).run();
     crate::info!("Worker exiting (pid: {})", std::process::id());
     crate::master::hooks::worker_exit();
-    crate::python::interp::finalize();
-    unsafe { libc::_exit(code) }
+    if exit.threads_stopped {
+        crate::python::interp::finalize();
+    } else {
+        // A request thread is still inside the app (a quick stop, or one
+        // stuck past the grace): finalizing would pull the interpreter out
+        // from under it.
+        crate::warning!("Request threads still running; exiting without finalizing Python");
+        crate::python::interp::flush_stdio();
+    }
+    unsafe { libc::_exit(exit.code) }
 }
 
 /// Arm (SIGKILL) or disarm the parent-death signal.

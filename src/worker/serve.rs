@@ -1,5 +1,6 @@
-//! The worker's event loop: Rust holds every connection, Python sees one
-//! complete request at a time.
+//! The worker's event loop: Rust holds every connection, Python sees only
+//! complete requests, handed to the worker's mode (see `mode/`) in the
+//! order they became complete.
 //!
 //! Idle keep-alive clients and clients still trickling in their request head
 //! sit in epoll here, each with a deadline, so they cost a file descriptor,
@@ -10,22 +11,23 @@
 //! connections spread across workers.
 
 use super::conn::{peer_of, Conn};
+use super::job::{Done, Job};
+use super::mode::Runner;
 use super::WorkerCtx;
-use crate::access_log::{AccessFormat, AccessRecord};
 use crate::heartbeat::now_ms;
 use crate::http::{parse_head, HttpError};
 use crate::ipc::Message;
 use crate::signals::SignalPipe;
 use crate::sock::ListenerKind;
-use crate::wsgi::environ::ConnInfo;
-use crate::wsgi::{Request, WsgiApp};
 use pyo3::prelude::*;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Instant;
+use std::time::Duration;
 
 const TOKEN_SIGNALS: u64 = 0;
 const TOKEN_MASTER: u64 = 1;
-const TOKEN_LISTENER: u64 = 2;
+/// The runner's wake-up fd: requests finished on other threads.
+const TOKEN_WAKE: u64 = 2;
+const TOKEN_LISTENER: u64 = 3;
 const TOKEN_CONN: u64 = 1 << 32;
 /// How often deadlines are checked; also bounds how stale a heartbeat gets.
 const SWEEP_MS: u64 = 100;
@@ -107,16 +109,42 @@ impl Epoll {
     }
 }
 
+/// A place in the loop's connection table.
+enum Slot {
+    Free,
+    /// Held by the loop: arriving, idle between requests, or lingering.
+    Open(Conn),
+    /// Moved into a job: a request on it is being answered. `fd` stays
+    /// in epoll until an event shows up for it (a client sending ahead, or
+    /// closing), which takes it out until the job comes back.
+    Busy {
+        fd: RawFd,
+        deregistered: bool,
+    },
+}
+
+impl Slot {
+    fn conn_mut(&mut self) -> Option<&mut Conn> {
+        match self {
+            Slot::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
 pub struct Server<'a> {
     ctx: &'a WorkerCtx<'a>,
-    /// The app; None for the no-Python benchmark reference.
-    wsgi: Option<WsgiApp>,
-    scratch: Vec<u8>,
+    runner: Box<dyn Runner + 'a>,
     signals: SignalPipe,
     epoll: Epoll,
-    conns: Vec<Option<Conn>>,
+    conns: Vec<Slot>,
     free: Vec<usize>,
+    /// Connections held, busy ones included (bounded by worker_connections).
     open: usize,
+    /// Requests handed to the runner and not yet back.
+    busy: usize,
+    /// The master died while requests were running: exit once they finish.
+    master_gone: bool,
     accepting: bool,
     stopping: bool,
     served: u64,
@@ -127,14 +155,28 @@ pub struct Server<'a> {
     /// len(sys.modules) when the app's files were last reported (reload mode):
     /// modules imported lazily by a request are watched too.
     modules_seen: Option<usize>,
-    access: Option<AccessFormat>,
-    /// SERVER_NAME / SERVER_PORT for requests without Host, per listener.
-    server_names: Vec<(String, String)>,
     head_cap: usize,
+    /// Answered requests taken from the runner, reused every turn.
+    done: Vec<Done>,
+    /// Kept-alive connections with bytes already buffered (pipelining),
+    /// looked at after the next poll: requests that arrived elsewhere while
+    /// the previous one ran are queued first.
+    pipelined: Vec<usize>,
+}
+
+/// How the worker's loop ended.
+pub struct Exit {
+    pub code: i32,
+    /// Every request thread has ended: the interpreter can be finalized.
+    pub threads_stopped: bool,
 }
 
 impl<'a> Server<'a> {
-    pub fn new(ctx: &'a WorkerCtx<'a>, wsgi: Option<WsgiApp>, signals: SignalPipe) -> Server<'a> {
+    pub fn new(
+        ctx: &'a WorkerCtx<'a>,
+        runner: Box<dyn Runner + 'a>,
+        signals: SignalPipe,
+    ) -> Server<'a> {
         let cfg = ctx.cfg;
         let max_requests = if cfg.max_requests == 0 {
             0
@@ -146,14 +188,6 @@ impl<'a> Server<'a> {
             };
             cfg.max_requests + jitter
         };
-        let server_names = ctx
-            .listeners
-            .iter()
-            .map(|l| match &l.kind {
-                ListenerKind::Tcp(a) => (a.ip().to_string(), a.port().to_string()),
-                ListenerKind::Unix(p) => (p.display().to_string(), String::new()),
-            })
-            .collect();
         let l = &cfg.limits;
         let head_cap = (if l.request_line == 0 {
             8192
@@ -168,13 +202,14 @@ impl<'a> Server<'a> {
             + 4;
         Server {
             ctx,
-            wsgi,
-            scratch: Vec::with_capacity(256),
+            runner,
             signals,
             epoll: Epoll::new().expect("epoll_create1"),
             conns: Vec::new(),
             free: Vec::new(),
             open: 0,
+            busy: 0,
+            master_gone: false,
             accepting: false,
             stopping: false,
             served: 0,
@@ -182,15 +217,30 @@ impl<'a> Server<'a> {
             recycle_requested: false,
             deferring: false,
             modules_seen: ctx.cfg.reload.then(|| Python::attach(sys_modules_len)),
-            access: crate::log::access_enabled()
-                .then(|| AccessFormat::compile(&cfg.access_logformat)),
-            server_names,
             head_cap: head_cap.min(1 << 22),
+            done: Vec::new(),
+            pipelined: Vec::new(),
         }
     }
 
-    /// Serve until stopped; returns the exit code.
-    pub fn run(mut self) -> i32 {
+    /// Serve until stopped, then stop the runner.
+    pub fn run(mut self) -> Exit {
+        let code = self.serve();
+        // Requests still running here were cut short by a quick stop (or
+        // the master's death): give them a moment, not the whole timeout.
+        let grace = if self.stopping {
+            self.ctx.cfg.graceful_timeout
+        } else {
+            Duration::from_millis(500)
+        };
+        let threads_stopped = self.runner.shutdown(grace);
+        Exit {
+            code,
+            threads_stopped,
+        }
+    }
+
+    fn serve(&mut self) -> i32 {
         let readable = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
         if self
             .epoll
@@ -203,15 +253,26 @@ impl<'a> Server<'a> {
         {
             return 1;
         }
+        if let Some(fd) = self.runner.wake_fd() {
+            if self
+                .epoll
+                .add(fd, libc::EPOLLIN as u32, TOKEN_WAKE)
+                .is_err()
+            {
+                return 1;
+            }
+        }
         self.set_accepting(true);
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
         let mut next_sweep = now_ms() + SWEEP_MS;
         loop {
             self.ctx.beat.beat();
-            if self.stopping && self.open == 0 {
+            if self.stopping && (self.open == 0 || (self.master_gone && self.busy == 0)) {
                 return 0;
             }
-            let timeout = if self.deferring {
+            let timeout = if !self.runner.prepare_sleep() || !self.pipelined.is_empty() {
+                0
+            } else if self.deferring {
                 // Look again soon: the less loaded worker may have become busy.
                 DEFER_RECHECK_MS
             } else if self.open > 0 {
@@ -219,11 +280,19 @@ impl<'a> Server<'a> {
             } else {
                 1000
             };
-            self.ctx.beat.publish(self.open, !self.stopping, true);
+            self.ctx
+                .beat
+                .publish(self.open, !self.stopping, timeout > 0);
             let n = self.epoll.wait(&mut events, timeout);
+            self.runner.woke();
+            // Beat on waking too: after a long idle wait the last beat is
+            // old, and peers would take this worker for one stuck in a
+            // long request while it serves its first one.
+            self.ctx.beat.beat();
             self.ctx.beat.publish(self.open, !self.stopping, false);
             for ev in events.iter().take(n) {
-                let (token, flags) = (ev.u64, ev.events);
+                // A copy: epoll_event is packed.
+                let token = ev.u64;
                 match token {
                     TOKEN_SIGNALS => {
                         if self.handle_signals() {
@@ -235,19 +304,23 @@ impl<'a> Server<'a> {
                             "Parent changed, shutting down: worker {}",
                             std::process::id()
                         );
-                        return 0;
-                    }
-                    t if t >= TOKEN_CONN => self.on_conn_event((t - TOKEN_CONN) as usize, flags),
-                    t => {
-                        if self.fair_to_accept() {
-                            self.accept_one((t - TOKEN_LISTENER) as usize);
-                        } else {
-                            self.deferring = true;
-                            self.set_accepting(false);
+                        if self.busy == 0 {
+                            return 0;
                         }
+                        // Requests running on other threads finish first.
+                        self.epoll.delete(self.ctx.master_alive);
+                        self.master_gone = true;
+                        self.begin_stop();
                     }
+                    TOKEN_WAKE => {}
+                    t if t >= TOKEN_CONN => self.on_conn_event((t - TOKEN_CONN) as usize),
+                    t => self.on_listener_ready((t - TOKEN_LISTENER) as usize),
                 }
             }
+            for idx in std::mem::take(&mut self.pipelined) {
+                self.process(idx);
+            }
+            self.finish_requests();
             if self.deferring && (self.stopping || self.fair_to_accept()) {
                 self.deferring = false;
                 if !self.stopping {
@@ -257,7 +330,34 @@ impl<'a> Server<'a> {
             let now = now_ms();
             if now >= next_sweep {
                 self.sweep(now);
+                self.report_overdue();
                 next_sweep = now + SWEEP_MS;
+            }
+        }
+    }
+
+    /// Let the runner run what is queued, and take back what it answered.
+    fn finish_requests(&mut self) {
+        let mut done = std::mem::take(&mut self.done);
+        self.runner.collect(&mut done);
+        for d in done.drain(..) {
+            self.complete(d);
+        }
+        self.done = done;
+    }
+
+    /// Accept what is waiting, as long as this worker should take it.
+    /// All of it, not one per wake-up: connections queued behind a busy
+    /// worker's turn would otherwise wait a whole turn each.
+    fn on_listener_ready(&mut self, i: usize) {
+        loop {
+            if !self.fair_to_accept() {
+                self.deferring = true;
+                self.set_accepting(false);
+                return;
+            }
+            if !self.accept_one(i) {
+                return;
             }
         }
     }
@@ -329,7 +429,7 @@ impl<'a> Server<'a> {
         }
         self.set_accepting(false);
         for idx in 0..self.conns.len() {
-            let idle = match &mut self.conns[idx] {
+            let idle = match self.conns[idx].conn_mut() {
                 Some(c) if c.is_idle() => {
                     // A request may have just arrived on an idle keep-alive connection.
                     let _ = crate::net::read_into(c.raw(), &mut c.buf, 65536);
@@ -339,13 +439,13 @@ impl<'a> Server<'a> {
             };
             if idle {
                 self.close(idx);
-            } else if self.conns[idx].is_some() {
+            } else if matches!(self.conns[idx], Slot::Open(_)) {
                 self.process(idx);
             }
         }
     }
 
-    /// Accept one connection from listener `i` and try to serve it right away.
+    /// Accept one connection from listener `i` and look for its request.
     fn accept_one(&mut self, i: usize) -> bool {
         if self.open >= self.ctx.cfg.worker_connections {
             self.set_accepting(false);
@@ -390,37 +490,54 @@ impl<'a> Server<'a> {
         let idx = match self.free.pop() {
             Some(idx) => idx,
             None => {
-                self.conns.push(None);
+                self.conns.push(Slot::Free);
                 self.conns.len() - 1
             }
         };
-        self.conns[idx] = Some(conn);
+        self.conns[idx] = Slot::Open(conn);
         self.open += 1;
-        // The request usually arrives with the connection: serve it before
-        // registering, and register only a connection that stays open.
-        self.on_conn_event(idx, libc::EPOLLIN as u32);
-        if let Some(conn) = self.conns[idx].as_mut() {
-            if self
-                .epoll
-                .add(
-                    conn.raw(),
-                    (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
-                    TOKEN_CONN + idx as u64,
-                )
-                .is_err()
-            {
-                self.close(idx);
-            } else {
-                conn.registered = true;
-            }
-        }
+        // The request usually arrives with the connection: look for it
+        // before registering, and register only a connection that stays
+        // with the loop (a busy one is registered when its job is done).
+        self.on_conn_event(idx);
+        self.register(idx);
         true
     }
 
-    fn on_conn_event(&mut self, idx: usize, _flags: u32) {
-        let cap = self.head_cap;
-        let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+    /// Put a connection the loop holds into epoll, if it is not there yet.
+    fn register(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Slot::conn_mut) else {
             return;
+        };
+        if conn.registered {
+            return;
+        }
+        let events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        if self
+            .epoll
+            .add(conn.raw(), events, TOKEN_CONN + idx as u64)
+            .is_err()
+        {
+            self.close(idx);
+        } else {
+            conn.registered = true;
+        }
+    }
+
+    fn on_conn_event(&mut self, idx: usize) {
+        let cap = self.head_cap;
+        let conn = match self.conns.get_mut(idx) {
+            Some(Slot::Open(conn)) => conn,
+            Some(Slot::Busy { fd, deregistered }) => {
+                // The job's thread owns the socket now; quiet the fd until
+                // the connection comes back.
+                if !*deregistered {
+                    self.epoll.delete(*fd);
+                    *deregistered = true;
+                }
+                return;
+            }
+            _ => return,
         };
         if conn.lingering {
             if discard_input(conn.raw()) {
@@ -439,93 +556,109 @@ impl<'a> Server<'a> {
         self.process(idx);
     }
 
-    /// Serve every complete request in the connection's buffer.
+    /// Hand the next complete request in the connection's buffer to the
+    /// runner, answer a malformed one, or wait for more bytes.
     fn process(&mut self, idx: usize) {
-        loop {
-            let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
-                return;
-            };
-            if conn.lingering {
-                return;
+        let Some(conn) = self.conns.get_mut(idx).and_then(Slot::conn_mut) else {
+            return;
+        };
+        if conn.lingering {
+            return;
+        }
+        if conn.buf.is_empty() {
+            if conn.eof || (self.stopping && conn.served > 0) {
+                self.close(idx);
             }
-            if conn.buf.is_empty() {
-                if conn.eof || (self.stopping && conn.served > 0) {
+            return;
+        }
+        let head = match parse_head(&conn.buf, &self.ctx.cfg.limits) {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                if conn.eof {
                     self.close(idx);
                 }
                 return;
             }
-            let head = match parse_head(&conn.buf, &self.ctx.cfg.limits) {
-                Ok(Some(head)) => head,
-                Ok(None) => {
-                    if conn.eof {
-                        self.close(idx);
-                    }
-                    return;
-                }
-                Err(err) => {
-                    self.reject(idx, &err);
-                    return;
-                }
-            };
-            let started = Instant::now();
-            let (sname, sport) = &self.server_names[conn.listener];
-            let trusted = trusted_proxy(
-                &self.ctx.cfg.forwarded_allow_ips,
-                &conn.remote_addr,
-                conn.remote_port.is_none(),
-            );
-            let info = ConnInfo {
-                remote_addr: &conn.remote_addr,
-                remote_port: conn.remote_port,
-                server_name: sname,
-                server_port: sport,
-                trusted_proxy: trusted,
-            };
-            let req = Request {
-                fd: conn.raw(),
-                buf: &conn.buf,
-                head: &head,
-                conn: &info,
-                stopping: self.stopping,
-                keep_alive_enabled: !self.ctx.cfg.keep_alive.is_zero(),
-            };
-            let outcome = match &mut self.wsgi {
-                Some(wsgi) => Python::attach(|py| wsgi.handle(py, &req)),
-                None => super::reference::respond(&req, &mut self.scratch),
-            };
-            self.served += 1;
-            conn.served += 1;
-            if let Some(fmt) = &self.access {
-                log_access(fmt, conn, &head, &outcome, started);
-            }
-            let keep = outcome.keep_alive;
-            match outcome.leftover {
-                Some(rest) => conn.buf = rest,
-                None => {
-                    conn.buf.drain(..head.head_len);
-                }
-            }
-            let now = now_ms();
-            conn.deadline_ms = now
-                + if conn.buf.is_empty() {
-                    self.ctx.cfg.keep_alive.as_millis() as u64
-                } else {
-                    self.ctx.cfg.header_timeout.as_millis() as u64
-                };
-            self.ctx.beat.beat();
-            self.check_max_requests();
-            if self.modules_seen.is_some() {
-                self.report_new_modules();
-            }
-            if !keep {
-                if outcome.linger {
-                    self.linger(idx);
-                } else {
-                    self.close(idx);
-                }
+            Err(err) => {
+                self.reject(idx, &err);
                 return;
+            }
+        };
+        let fd = conn.raw();
+        let Slot::Open(conn) = std::mem::replace(
+            &mut self.conns[idx],
+            Slot::Busy {
+                fd,
+                deregistered: false,
+            },
+        ) else {
+            unreachable!("the slot held an open connection a moment ago");
+        };
+        self.busy += 1;
+        self.runner.submit(Job {
+            slot: idx,
+            conn,
+            head,
+            stopping: self.stopping,
+        });
+    }
+
+    /// A request was answered: the connection comes back to the loop,
+    /// which closes it, keeps it for the next request, or hands on the
+    /// next pipelined one.
+    fn complete(&mut self, done: Done) {
+        let Done {
+            slot: idx,
+            mut conn,
+            head,
+            outcome,
+        } = done;
+        self.busy -= 1;
+        if let Slot::Busy { deregistered, .. } = self.conns[idx] {
+            if deregistered {
+                conn.registered = false;
             }
         }
+        self.served += 1;
+        conn.served += 1;
+        let keep = outcome.keep_alive;
+        match outcome.leftover {
+            Some(rest) => conn.buf = rest,
+            None => {
+                conn.buf.drain(..head.head_len);
+            }
+        }
+        let now = now_ms();
+        conn.deadline_ms = now
+            + if conn.buf.is_empty() {
+                self.ctx.cfg.keep_alive.as_millis() as u64
+            } else {
+                self.ctx.cfg.header_timeout.as_millis() as u64
+            };
+        self.conns[idx] = Slot::Open(conn);
+        self.ctx.beat.beat();
+        self.check_max_requests();
+        if self.modules_seen.is_some() {
+            self.report_new_modules();
+        }
+        if !keep {
+            if outcome.linger {
+                self.linger(idx);
+            } else {
+                self.close(idx);
+            }
+            return;
+        }
+        // Bytes that arrived while the request ran are read on the next
+        // event; what is already buffered (pipelining) waits for the next
+        // poll, behind requests that became complete meanwhile.
+        if conn_buf_empty(&self.conns[idx]) {
+            // Closes it when the client or the worker is done with it.
+            self.process(idx);
+        } else {
+            self.pipelined.push(idx);
+        }
+        self.register(idx);
     }
 
     fn report_new_modules(&mut self) {
@@ -545,13 +678,46 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// Requests past --timeout on a request thread: the loop still beats,
+    /// so the master's SIGABRT would never come. Log the stuck thread's
+    /// Python stack and ask for a replacement: a new worker boots first,
+    /// then this one stops gracefully (its other requests finish; the stuck
+    /// one has until graceful_timeout).
+    fn report_overdue(&mut self) {
+        let Some(limit) = self.ctx.cfg.timeout else {
+            return;
+        };
+        for o in self.runner.overdue(limit) {
+            let stack =
+                Python::attach(|py| crate::python::interp::thread_stack(py, o.thread_ident));
+            crate::critical!(
+                "WORKER TIMEOUT (pid:{}): request \"{}\" on {} has run for {:.1} s (--timeout {} s); replacing this worker\n{}",
+                std::process::id(),
+                o.request,
+                o.thread_name,
+                o.running.as_secs_f64(),
+                limit.as_secs(),
+                stack.trim_end()
+            );
+            if !self.recycle_requested {
+                self.recycle_requested = true;
+                Message::Recycle.send(self.ctx.status.as_raw_fd());
+            }
+        }
+    }
+
     /// Answer a malformed request with its status, then close.
     fn reject(&mut self, idx: usize, err: &HttpError) {
-        if let Some(conn) = self.conns[idx].as_ref() {
+        if let Some(conn) = self.conns[idx].conn_mut() {
             crate::debug!("Invalid request from {}: {}", conn.remote_addr, err.detail);
             let page = crate::wsgi::error_page(err.reason, &html_escape(&err.detail));
             let bytes = crate::wsgi::simple_response(1, err.status, err.reason, &page);
-            let _ = crate::net::write_all(conn.raw(), &bytes, std::time::Duration::from_secs(1));
+            let _ = crate::net::write_all(
+                conn.raw(),
+                &bytes,
+                Duration::from_secs(1),
+                &crate::net::POLL,
+            );
         }
         self.linger(idx);
     }
@@ -562,7 +728,7 @@ impl<'a> Server<'a> {
     /// transmitted; instead shut our side down (the client sees the response,
     /// then EOF) and discard its input until it closes or LINGER_MS pass.
     fn linger(&mut self, idx: usize) {
-        let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Slot::conn_mut) else {
             return;
         };
         if unsafe { libc::shutdown(conn.raw(), libc::SHUT_WR) } != 0 || discard_input(conn.raw()) {
@@ -572,17 +738,21 @@ impl<'a> Server<'a> {
         conn.lingering = true;
         conn.buf = Vec::new();
         conn.deadline_ms = now_ms() + LINGER_MS;
+        self.register(idx);
     }
 
     /// Drop connections past their deadline: 408 to a client stuck mid-head,
-    /// a silent close for an idle keep-alive one.
+    /// a silent close for an idle keep-alive one. Busy connections have no
+    /// deadline here: their request's own socket waits are bounded.
     fn sweep(&mut self, now: u64) {
         for idx in 0..self.conns.len() {
-            let expired = matches!(&self.conns[idx], Some(c) if c.deadline_ms <= now);
+            let expired = matches!(&self.conns[idx], Slot::Open(c) if c.deadline_ms <= now);
             if !expired {
                 continue;
             }
-            let partial = self.conns[idx].as_ref().is_some_and(|c| !c.buf.is_empty());
+            let partial = self.conns[idx]
+                .conn_mut()
+                .is_some_and(|c| !c.buf.is_empty() && !c.lingering);
             if partial {
                 let err = HttpError {
                     status: 408,
@@ -597,20 +767,28 @@ impl<'a> Server<'a> {
     }
 
     fn close(&mut self, idx: usize) {
-        if let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.take()) {
-            // Closing the fd removes it from the epoll set (no other fd
-            // shares its open file description), so no EPOLL_CTL_DEL.
-            drop(conn);
-            self.open -= 1;
-            self.free.push(idx);
-            if !self.stopping
-                && !self.accepting
-                && !self.deferring
-                && self.open < self.ctx.cfg.worker_connections
-            {
-                self.set_accepting(true);
-            }
+        if !matches!(self.conns.get(idx), Some(Slot::Open(_))) {
+            return;
         }
+        // Closing the fd removes it from the epoll set (no other fd shares
+        // its open file description), so no EPOLL_CTL_DEL.
+        self.conns[idx] = Slot::Free;
+        self.open -= 1;
+        self.free.push(idx);
+        if !self.stopping
+            && !self.accepting
+            && !self.deferring
+            && self.open < self.ctx.cfg.worker_connections
+        {
+            self.set_accepting(true);
+        }
+    }
+}
+
+fn conn_buf_empty(slot: &Slot) -> bool {
+    match slot {
+        Slot::Open(c) => c.buf.is_empty(),
+        _ => true,
     }
 }
 
@@ -641,51 +819,6 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// Whether a peer may set X-Forwarded-* headers (gunicorn's forwarded_allow_ips).
-fn trusted_proxy(allow: &[String], remote: &str, unix: bool) -> bool {
-    if unix {
-        // A unix socket peer is a local front end (nginx on the same host).
-        return true;
-    }
-    allow.iter().any(|a| a == "*" || a == remote)
-}
-
-/// Called before the connection buffer moves on, so the head's bytes are intact.
-fn log_access(
-    fmt: &AccessFormat,
-    conn: &Conn,
-    head: &crate::http::RequestHead,
-    outcome: &crate::wsgi::Outcome,
-    started: Instant,
-) {
-    let buf = &conn.buf;
-    let method = String::from_utf8_lossy(head.method(buf));
-    let raw_target = head.target(buf);
-    let target = String::from_utf8_lossy(raw_target);
-    let (path, query) = crate::wsgi::environ::split_target(raw_target);
-    let headers: Vec<(&[u8], &[u8])> = head.headers(buf).collect();
-    let rec = AccessRecord {
-        remote_addr: &conn.remote_addr,
-        method: &method,
-        target: &target,
-        path: &String::from_utf8_lossy(path),
-        query: &String::from_utf8_lossy(query),
-        version: if head.minor_version == 0 {
-            "HTTP/1.0"
-        } else {
-            "HTTP/1.1"
-        },
-        status: outcome.status,
-        response_length: Some(outcome.sent),
-        request_headers: &headers,
-        response_headers: &outcome.response_headers,
-        duration: started.elapsed(),
-    };
-    let mut line = String::with_capacity(160);
-    fmt.format(&rec, &mut line);
-    crate::log::access_write(line.as_bytes());
 }
 
 fn random_u64() -> u64 {

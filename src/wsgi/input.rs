@@ -6,14 +6,12 @@
 
 use crate::http::{ChunkedDecoder, HttpError, Limits};
 use crate::net;
-use crate::python::interp::without_gil;
 use pyo3::exceptions::{PyIOError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 #[derive(Debug)]
 enum Framing {
@@ -35,7 +33,7 @@ pub struct Body {
     finished: bool,
     continue_pending: bool,
     eof: bool,
-    timeout: Duration,
+    patience: net::Patience,
     /// A framing error found while reading; answered 400 if nothing was sent yet.
     pub error: Option<HttpError>,
 }
@@ -54,7 +52,7 @@ impl Body {
         kind: &crate::http::BodyKind,
         limits: &Limits,
         expect_continue: bool,
-        timeout: Duration,
+        patience: net::Patience,
     ) -> Body {
         let framing = match kind {
             crate::http::BodyKind::Length(0) | crate::http::BodyKind::None => Framing::Empty,
@@ -74,7 +72,7 @@ impl Body {
             finished,
             continue_pending: expect_continue && !finished,
             eof: false,
-            timeout,
+            patience,
             error: None,
         }
     }
@@ -123,9 +121,8 @@ impl Body {
                 self.raw.clear();
                 self.raw_pos = 0;
             }
-            let (fd, timeout) = (self.fd, self.timeout);
-            let raw = &mut self.raw;
-            match without_gil(|| net::read_into_wait(fd, raw, 65536, timeout)) {
+            let p = self.patience;
+            match net::read_into_wait(self.fd, &mut self.raw, 65536, p.timeout, p.waiter) {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(_) => return,
@@ -236,19 +233,22 @@ impl Body {
             }
             if self.continue_pending {
                 self.continue_pending = false;
-                let fd = self.fd;
-                let timeout = self.timeout;
-                without_gil(|| net::write_all(fd, b"HTTP/1.1 100 Continue\r\n\r\n", timeout))
-                    .map_err(|e| e.to_string())?;
+                let p = self.patience;
+                net::write_all(
+                    self.fd,
+                    b"HTTP/1.1 100 Continue\r\n\r\n",
+                    p.timeout,
+                    p.waiter,
+                )
+                .map_err(|e| e.to_string())?;
             }
             // Compact so the buffer does not grow with the whole body.
             if self.raw_pos > 0 && self.raw_pos == self.raw.len() {
                 self.raw.clear();
                 self.raw_pos = 0;
             }
-            let (fd, timeout) = (self.fd, self.timeout);
-            let raw = &mut self.raw;
-            let n = without_gil(|| net::read_into_wait(fd, raw, 65536, timeout))
+            let p = self.patience;
+            let n = net::read_into_wait(self.fd, &mut self.raw, 65536, p.timeout, p.waiter)
                 .map_err(|e| format!("error reading the request body: {e}"))?;
             if n == 0 {
                 self.eof = true;

@@ -9,6 +9,7 @@ pub mod input;
 pub mod response;
 
 use crate::http::{BodyKind, Limits, RequestHead};
+use crate::net::Patience;
 use environ::{build_environ, ConnInfo, Keys};
 use input::{Body, InputStream, DRAIN_MAX};
 use pyo3::prelude::*;
@@ -17,7 +18,6 @@ use response::{Responder, StartResponse, WriteCallable};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// Set (from a signal handler) when the worker was told to stop gracefully:
 /// a response whose head is built from then on says `Connection: close`,
@@ -31,12 +31,17 @@ pub fn error_page(reason: &str, detail: &str) -> String {
 }
 
 /// Options fixed for the life of a worker.
+#[derive(Clone)]
 pub struct WsgiOptions {
     pub limits: Limits,
-    pub timeout: Duration,
+    /// How the request's socket operations wait (the worker's mode decides).
+    pub patience: Patience,
     pub sendfile: bool,
     pub script_name: String,
     pub multiprocess: bool,
+    /// Other requests may run at the same time on other threads of this
+    /// process (`wsgi.multithread`).
+    pub multithread: bool,
     /// Keep the app's response headers as pairs (the access log needs them).
     pub record_headers: bool,
 }
@@ -97,7 +102,7 @@ impl WsgiApp {
         let k = |s: &str| PyString::intern(py, s);
         t.set_item(k("wsgi.version"), (1, 0))?;
         t.set_item(k("wsgi.url_scheme"), "http")?;
-        t.set_item(k("wsgi.multithread"), false)?;
+        t.set_item(k("wsgi.multithread"), opts.multithread)?;
         t.set_item(k("wsgi.multiprocess"), opts.multiprocess)?;
         t.set_item(k("wsgi.run_once"), false)?;
         t.set_item(k("wsgi.input_terminated"), true)?;
@@ -132,7 +137,7 @@ impl WsgiApp {
             1,
             false,
             false,
-            opts.timeout,
+            opts.patience,
         )));
         let write = Py::new(
             py,
@@ -154,7 +159,7 @@ impl WsgiApp {
             &BodyKind::None,
             &opts.limits,
             false,
-            opts.timeout,
+            opts.patience,
         )));
         let input = Py::new(py, InputStream { body: body.clone() })?;
         // One wsgi.input object serves every request (its body is reset per
@@ -208,7 +213,7 @@ impl WsgiApp {
                     500,
                     "Internal Server Error",
                     &page,
-                    self.opts.timeout,
+                    self.opts.patience,
                 );
                 hooks.post_request(py, &r, None, 500, &[], page.len() as u64);
                 Outcome {
@@ -249,7 +254,7 @@ impl WsgiApp {
                     &head.body,
                     &self.opts.limits,
                     head.expect_continue,
-                    self.opts.timeout,
+                    self.opts.patience,
                 );
                 b.precheck();
             } else {
@@ -259,7 +264,7 @@ impl WsgiApp {
                     &BodyKind::None,
                     &self.opts.limits,
                     false,
-                    self.opts.timeout,
+                    self.opts.patience,
                 );
             }
         }
@@ -370,7 +375,7 @@ impl WsgiApp {
             status,
             reason,
             &page,
-            self.opts.timeout,
+            self.opts.patience,
         );
         let _ = responder;
         Outcome {
@@ -420,7 +425,7 @@ impl WsgiApp {
                 500,
                 "Internal Server Error",
                 &page,
-                self.opts.timeout,
+                self.opts.patience,
             );
             return Outcome {
                 keep_alive: false,
@@ -477,9 +482,9 @@ pub fn simple_response(minor: u8, status: u16, reason: &str, body: &str) -> Vec<
 }
 
 /// Send a small closing response from inside a request (the GIL is held).
-fn send_simple(fd: RawFd, minor: u8, status: u16, reason: &str, body: &str, timeout: Duration) {
+fn send_simple(fd: RawFd, minor: u8, status: u16, reason: &str, body: &str, patience: Patience) {
     let bytes = simple_response(minor, status, reason, body);
-    let _ = crate::python::interp::without_gil(|| crate::net::write_all(fd, &bytes, timeout));
+    let _ = crate::net::write_all(fd, &bytes, patience.timeout, patience.waiter);
 }
 
 /// Write the app's iterable. Errors are Python errors raised by the app's

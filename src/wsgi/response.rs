@@ -7,14 +7,12 @@
 //! close-delimited on HTTP/1.0. HEAD and 1xx/204/304 responses carry no body.
 
 use crate::net;
-use crate::python::interp::without_gil;
 use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 pub struct Responder {
     fd: RawFd,
@@ -22,7 +20,7 @@ pub struct Responder {
     head_request: bool,
     /// The request allows keep-alive and the server is not stopping.
     keep_alive_allowed: bool,
-    timeout: Duration,
+    patience: net::Patience,
     /// The status line text ("200 OK"), valid once `started`.
     status: String,
     /// start_response() has been called (successfully).
@@ -79,14 +77,14 @@ impl Responder {
         minor: u8,
         head_request: bool,
         keep_alive_allowed: bool,
-        timeout: Duration,
+        patience: net::Patience,
     ) -> Responder {
         Responder {
             fd,
             minor,
             head_request,
             keep_alive_allowed,
-            timeout,
+            patience,
             status: String::new(),
             started: false,
             status_code: 0,
@@ -266,8 +264,8 @@ impl Responder {
                 "client disconnected",
             ));
         }
-        let (fd, timeout) = (self.fd, self.timeout);
-        let r = without_gil(|| net::write_all_vectored(fd, parts, timeout));
+        let p = self.patience;
+        let r = net::write_all_vectored(self.fd, parts, p.timeout, p.waiter);
         if r.is_err() {
             self.broken = true;
             self.must_close = true;
@@ -363,8 +361,8 @@ impl Responder {
             Some(t) => Some(t.saturating_sub(self.sent)),
             None => None,
         };
-        let (fd, timeout) = (self.fd, self.timeout);
-        let r = without_gil(|| net::sendfile_all(fd, file_fd, offset, want, timeout));
+        let p = self.patience;
+        let r = net::sendfile_all(self.fd, file_fd, offset, want, p.timeout, p.waiter);
         match r {
             Ok(n) => {
                 self.sent += n;

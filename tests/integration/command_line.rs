@@ -87,8 +87,10 @@ fn unknown_option_is_refused() {
 }
 
 #[test]
-fn worker_class_sync_is_accepted_and_others_refused() {
+fn worker_class_sync_and_gthread_are_accepted_and_others_refused() {
     let s = Server::builder("basic:app").args(["-k", "sync"]).start();
+    assert_eq!(s.get("/").status, 200);
+    let s = Server::builder("basic:app").args(["-k", "gthread"]).start();
     assert_eq!(s.get("/").status, 200);
     let (code, out) = run(&["-k", "gevent", "-b", "127.0.0.1:0", "basic:app"]);
     assert_ne!(code, 0);

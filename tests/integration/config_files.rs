@@ -205,12 +205,12 @@ fn check_config_exits_0_or_1_naming_file_and_line() {
 #[test]
 fn settings_without_effect_warn_and_serve() {
     let s = Server::builder("basic:app")
-        .args(["--threads", "4", "--certfile", "x.pem"])
+        .args(["--worker-tmp-dir", "/tmp", "--certfile", "x.pem"])
         .start();
     assert_eq!(s.get("/").status, 200);
     let log = s.log();
     assert!(
-        log.contains("threads is set but has no effect in ferricorn"),
+        log.contains("worker_tmp_dir is set but has no effect in ferricorn"),
         "{log}"
     );
     assert!(

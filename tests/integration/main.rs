@@ -14,6 +14,7 @@ mod python_env;
 mod reload;
 mod slow_clients;
 mod smoke;
+mod threads;
 mod upgrade;
 mod upgrade_util;
 mod wsgi_environ;
