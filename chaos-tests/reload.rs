@@ -33,9 +33,14 @@ impl Project {
     }
 
     fn start(&self) -> Server {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, extra: &[&str]) -> Server {
         let s = Server::builder("app:app")
             .cwd(self.dir.path())
             .env_remove("PYTHONDONTWRITEBYTECODE")
+            .args(extra.iter().copied())
             .args([
                 "--reload",
                 "--log-level",
@@ -185,8 +190,17 @@ fn deleting_and_restoring_a_module_fails_no_request() {
 
 #[test]
 fn fifty_reloads_under_load_fail_no_request() {
-    let p = Project::new("chaos-fifty");
-    let s = p.start();
+    fifty_reloads("chaos-fifty", &[]);
+}
+
+#[test]
+fn fifty_reloads_under_load_fail_no_request_with_threads() {
+    fifty_reloads("chaos-fifty-threads", crate::restarts::THREADS);
+}
+
+fn fifty_reloads(tag: &str, extra: &[&str]) {
+    let p = Project::new(tag);
+    let s = p.start_with(extra);
     let mut total = crate::load::Stats::default();
     for keepalive in [true, false] {
         let load = Load::start(Target::Tcp(s.addr()), "/", 8, keepalive);
@@ -202,7 +216,7 @@ fn fifty_reloads_under_load_fail_no_request() {
             assert!(load.wait_progress(10, Duration::from_secs(10)));
         }
         let stats = load.stop();
-        println!("25 reloads, keepalive={keepalive}: {stats}");
+        println!("25 reloads, keepalive={keepalive} {extra:?}: {stats}");
         assert_eq!(stats.failed(), 0, "{stats}\nlog:\n{}", s.log());
         total.ok += stats.ok;
     }

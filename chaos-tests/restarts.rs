@@ -1,5 +1,6 @@
 //! Worker generations under load: HUP, max_requests, TTIN/TTOU, a killed
-//! worker. The guarantee: the master replaces workers without a failed request.
+//! worker. The guarantee: the master replaces workers without a failed
+//! request, with sync workers and with threaded ones (`--threads 4`).
 
 use crate::harness::*;
 use crate::load::{Load, Target};
@@ -12,15 +13,29 @@ fn server(extra: &[&str]) -> Server {
         .start()
 }
 
+/// Threaded workers: every scenario holds for them too.
+pub const THREADS: &[&str] = &["--threads", "4"];
+
 fn booted(s: &Server) -> usize {
     s.count_log("Booting worker with pid")
 }
 
 #[test]
 fn ten_hups_under_load_fail_no_request() {
-    let s = server(&[]);
+    hups_under_load(&[], "/");
+}
+
+/// Slow requests, so that every retiring worker has several in flight on
+/// its threads.
+#[test]
+fn ten_hups_under_load_fail_no_request_with_threads() {
+    hups_under_load(THREADS, "/slow");
+}
+
+fn hups_under_load(extra: &[&str], path: &str) {
+    let s = server(extra);
     for keepalive in [true, false] {
-        let load = Load::start(Target::Tcp(s.addr()), "/", 8, keepalive);
+        let load = Load::start(Target::Tcp(s.addr()), path, 8, keepalive);
         assert!(
             load.wait_progress(50, Duration::from_secs(10)),
             "no traffic; log:\n{}",
@@ -42,14 +57,25 @@ fn ten_hups_under_load_fail_no_request() {
             assert!(load.wait_progress(50, Duration::from_secs(10)));
         }
         let stats = load.stop();
-        println!("HUP x5, keepalive={keepalive}: {stats}");
+        println!("HUP x5, keepalive={keepalive} {extra:?}: {stats}");
         assert_eq!(stats.failed(), 0, "{stats}\nlog:\n{}", s.log());
     }
 }
 
 #[test]
 fn max_requests_recycling_under_load_fails_no_request() {
-    let s = server(&["--max-requests", "200", "--max-requests-jitter", "50"]);
+    max_requests_recycling(&[]);
+}
+
+#[test]
+fn max_requests_recycling_under_load_fails_no_request_with_threads() {
+    max_requests_recycling(THREADS);
+}
+
+fn max_requests_recycling(extra: &[&str]) {
+    let mut args = vec!["--max-requests", "200", "--max-requests-jitter", "50"];
+    args.extend_from_slice(extra);
+    let s = server(&args);
     let load = Load::start(Target::Tcp(s.addr()), "/", 8, true);
     let start = booted(&s);
     assert!(
@@ -62,13 +88,22 @@ fn max_requests_recycling_under_load_fails_no_request() {
         s.log()
     );
     let stats = load.stop();
-    println!("max_requests recycling: {stats}");
+    println!("max_requests recycling {extra:?}: {stats}");
     assert_eq!(stats.failed(), 0, "{stats}\nlog:\n{}", s.log());
 }
 
 #[test]
 fn ttin_ttou_under_load_fail_no_request() {
-    let s = server(&[]);
+    ttin_ttou(&[]);
+}
+
+#[test]
+fn ttin_ttou_under_load_fail_no_request_with_threads() {
+    ttin_ttou(THREADS);
+}
+
+fn ttin_ttou(extra: &[&str]) {
+    let s = server(extra);
     let load = Load::start(Target::Tcp(s.addr()), "/slow", 6, true);
     assert!(load.wait_progress(20, Duration::from_secs(10)));
     for _ in 0..3 {
@@ -90,7 +125,7 @@ fn ttin_ttou_under_load_fail_no_request() {
         assert!(load.wait_progress(10, Duration::from_secs(10)));
     }
     let stats = load.stop();
-    println!("TTIN/TTOU x3: {stats}");
+    println!("TTIN/TTOU x3 {extra:?}: {stats}");
     assert_eq!(stats.failed(), 0, "{stats}\nlog:\n{}", s.log());
 }
 

@@ -76,8 +76,20 @@ fn ten_upgrades_by_the_manual_dance_fail_no_request() {
 
 #[test]
 fn ten_automatic_upgrades_fail_no_request() {
-    let d = Deploy::new("chaos-auto");
-    let s = d.start(&apps_dir(), &tcp(&["--upgrade-mode", "auto", APP]));
+    automatic_upgrades("chaos-auto", &[]);
+}
+
+#[test]
+fn ten_automatic_upgrades_fail_no_request_with_threads() {
+    automatic_upgrades("chaos-auto-threads", crate::restarts::THREADS);
+}
+
+fn automatic_upgrades(tag: &str, extra: &[&str]) {
+    let d = Deploy::new(tag);
+    let mut args = tcp(&["--upgrade-mode", "auto"]);
+    args.extend_from_slice(extra);
+    args.push(APP);
+    let s = d.start(&apps_dir(), &args);
     let load = Mixed::start(Target::Tcp(s.addr()), "/");
     load.progress(&s);
     let mut cur = s.pid;
@@ -87,7 +99,7 @@ fn ten_automatic_upgrades_fail_no_request() {
         load.progress(&s);
         cur = new;
     }
-    load.finish("10 automatic upgrades (USR2 only)", &s);
+    load.finish(&format!("10 automatic upgrades (USR2 only) {extra:?}"), &s);
 }
 
 /// The same sources built with another version string, once per test run
