@@ -42,6 +42,8 @@ pub struct WorkerCtx<'a> {
 
 fn fail(ctx: &WorkerCtx<'_>, code: i32, report: String) -> ! {
     Message::BootFailed { code, report }.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+    // As gunicorn's arbiter does for a worker whatever its end.
+    crate::master::hooks::worker_exit();
     unsafe { libc::_exit(code) }
 }
 
@@ -86,7 +88,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
         }
     }
-    if let Err(report) = crate::master::hooks::post_fork() {
+    if let Err(report) = crate::master::hooks::post_fork(ctx.beat) {
         fail(&ctx, EXIT_BOOT_ERROR, report);
     }
     // Before faulthandler, which hands SIGABRT on to it after the dump.
@@ -136,6 +138,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         multiprocess: cfg.workers > 1,
         record_headers: crate::log::access_enabled(),
     };
+    let app_for_hooks = Python::attach(|py| app.clone_ref(py));
     let wsgi = match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
         Ok(w) => w,
         Err(e) => fail(
@@ -144,7 +147,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             format!("cannot prepare the WSGI environment: {e}\n"),
         ),
     };
-    if let Err(report) = crate::master::hooks::post_worker_init() {
+    if let Err(report) = crate::master::hooks::post_worker_init(&app_for_hooks) {
         fail(&ctx, EXIT_BOOT_ERROR, report);
     }
     ctx.beat.beat();
