@@ -136,7 +136,9 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             .trim_end_matches('/')
             .to_string(),
         multiprocess: cfg.workers > 1,
-        record_headers: crate::log::access_enabled(),
+        // The access log and post_request's `resp.headers` read them.
+        record_headers: crate::log::access_enabled()
+            || crate::master::hooks::worker_has("post_request"),
     };
     let app_for_hooks = Python::attach(|py| app.clone_ref(py));
     let wsgi = match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
