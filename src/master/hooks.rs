@@ -524,11 +524,11 @@ impl Arbiter {
     /// Once the listeners are open ("Listening at"), before the first
     /// fork: when_ready, with `server.LISTENERS` filled.
     pub fn ready_hooks(&mut self) -> Result<(), i32> {
+        // Daemonizing changed the pid since the arbiter was made.
+        self.pid = std::process::id();
         if !self.hooks_active() {
             return Ok(());
         }
-        // Daemonizing changed the pid since on_starting.
-        self.pid = std::process::id();
         let pid = self.pid;
         let preloaded = self
             .preloaded

@@ -148,9 +148,11 @@ impl Arbiter {
         &self.cfg
     }
 
-    /// The listeners, once bound (or adopted).
+    /// The listeners, once bound (or adopted) and the process daemonized.
     pub fn set_listeners(&mut self, listeners: Vec<Listener>) {
         self.listeners = listeners;
+        // Daemonizing changed the pid since the arbiter was made.
+        self.pid = std::process::id();
     }
 
     /// The configuration file in use (watched with --reload).
