@@ -91,6 +91,8 @@ fn on_starting_runs_before_binding_and_cfg_set_validates_and_takes_effect() {
     let h = Hooked::new(
         "on-starting",
         r#"bind = 'unix:/nonexistent-ferricorn-dir/never.sock'
+def late_post_fork(server, worker):
+    record('late_post_fork', worker.age)
 def on_starting(server):
     server.log.info('on_starting hook ran')
     record('on_starting', len(server.LISTENERS), server.num_workers, server.cfg.bind)
@@ -111,6 +113,11 @@ def on_starting(server):
     except AttributeError as e:
         record('assign', e)
     record('address', server.cfg.address, server.cfg.worker_class_str)
+    server.cfg.set('post_fork', late_post_fork)
+    try:
+        server.cfg.set('pre_fork', lambda worker: None)
+    except TypeError as e:
+        record('refused', str(e).split(':')[0], 'takes 1 positional argument' in str(e))
 "#,
     );
     let mut s = h.builder().bind("").spawn();
@@ -134,6 +141,8 @@ def on_starting(server):
             "unknown No configuration setting for: no_such_setting",
             "assign Invalid access!",
             "address [('127.0.0.1', 0)] sync",
+            "refused pre_fork True",
+            "late_post_fork 1",
         ],
         "{log}"
     );
