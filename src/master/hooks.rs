@@ -3,9 +3,9 @@
 //!
 //! | hook | where | an exception |
 //! |---|---|---|
-//! | `on_starting(server)` | master, before the arbiter runs | stops the server (exit 1), as gunicorn |
-//! | `when_ready(server)` | master, before the first fork | stops the server (exit 1) |
-//! | `nworkers_changed(server, new, old)` | master, when the target changes (old None at start) | stops the server |
+//! | `on_starting(server)` | master, before anything is bound | stops the server (exit 1), as gunicorn |
+//! | `when_ready(server)` | master, listeners open, before the first fork | stops the server (exit 1) |
+//! | `nworkers_changed(server, new, old)` | master: first (old None), on TTIN/TTOU, each HUP, `server.num_workers = n` | stops the server |
 //! | `pre_fork(server, worker)` | master, before each fork | stops the server |
 //! | `post_fork(server, worker)` | worker, just after fork | the worker fails to boot |
 //! | `post_worker_init(worker)` | worker, app loaded, before serving | the worker fails to boot |
@@ -13,8 +13,8 @@
 //! | `post_request(worker, req, environ, resp)` | worker, after the response | logged |
 //! | `worker_int(worker)` | worker, on INT/QUIT, between requests | logged, the worker exits |
 //! | `worker_abort(worker)` | worker, on SIGABRT (timeout), when Python next runs | logged, the worker exits |
-//! | `worker_exit(server, worker)` | worker, before it exits | logged |
-//! | `child_exit(server, worker)` | master, a worker was reaped | stops the server |
+//! | `worker_exit(server, worker)` | worker, before it exits (also after a failed boot or worker_abort) | logged |
+//! | `child_exit(server, worker)` | master, any worker was reaped | stops the server |
 //! | `on_reload(server)` | master, SIGHUP | stops the server |
 //! | `pre_exec(server)` | master, USR2, before the new master starts | logged, the upgrade is abandoned |
 //! | `on_exit(server)` | master, last thing | logged |
@@ -24,6 +24,12 @@
 //! is logged. Hooks exist only with a Python interpreter in the master (a
 //! Python config, or a TOML one naming them), and without hooks nothing here
 //! touches Python: request hooks cost one `Option` check per request.
+//!
+//! What hooks change on the server object is taken in after each master
+//! hook: settings set with `server.cfg.set(...)` (validated as the config
+//! file's, applied as a SIGHUP applies a configuration; from on_starting,
+//! before binding) and `server.num_workers`. docs/hooks.md lists the
+//! objects' attributes and where ferricorn differs on purpose.
 
 use super::{Arbiter, Phase};
 use crate::config::{Config, HookSet};
@@ -305,7 +311,7 @@ impl Arbiter {
             let server = self.server_object(py).map_err(|e| e.to_string())?;
             let s = server.bind(py);
             let r = f(py, s);
-            let changes = self.take_server_changes(py, s);
+            let changes = self.take_server_changes(s);
             Ok::<_, String>((r, changes))
         })?;
         if !changes.is_empty() {
@@ -315,11 +321,7 @@ impl Arbiter {
     }
 
     /// What hooks changed on the server object since last asked.
-    fn take_server_changes(
-        &mut self,
-        py: Python<'_>,
-        server: &Bound<'_, PyAny>,
-    ) -> Vec<(String, Py<PyAny>)> {
+    fn take_server_changes(&mut self, server: &Bound<'_, PyAny>) -> Vec<(String, Py<PyAny>)> {
         if let Ok(Some(n)) = server
             .getattr("_num_workers")
             .and_then(|n| n.extract::<Option<i64>>())
@@ -350,7 +352,6 @@ impl Arbiter {
                 }
             }
         }
-        let _ = py;
         out
     }
 

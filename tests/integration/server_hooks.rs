@@ -182,9 +182,12 @@ def when_ready(server):
            l.sock.type == socket.SOCK_STREAM, type(l.fileno()).__name__)
     record('server', server.pid == os.getpid(), server.num_workers, len(server.WORKERS),
            server.reexec_pid, server.master_pid, server.proc_name, server.app.cfg is server.cfg)
+    # As in gunicorn, workers forked from now on set this environment.
+    server.cfg.set('raw_env', ['LATE=set in when_ready'])
 "#,
     );
     let s = h.start();
+    assert_eq!(s.get_text("/env/LATE"), "set in when_ready");
     assert_eq!(
         h.lines(),
         [
