@@ -405,6 +405,16 @@ impl Arbiter {
             }
             new.values = Arc::new(all);
             new.hooks = Arc::new(h);
+            if let Some(server) = &self.hooks.server {
+                // Setting server.num_workers calls the nworkers_changed now set.
+                Python::attach(|py| {
+                    let hook = match new.hooks.get("nworkers_changed") {
+                        Some(h) => h.callable.bind(py).clone(),
+                        None => py.None().into_bound(py),
+                    };
+                    let _ = server.bind(py).setattr("_nworkers_hook", hook);
+                });
+            }
         }
         let started = !self.listeners.is_empty();
         if started && new.binds != self.cfg.binds {
