@@ -374,6 +374,16 @@ impl Arbiter {
                     Ok(v) => values.push((setting.name, v)),
                     Err(m) => crate::error!("cfg.set({name:?}) from a hook: {m}"),
                 }
+                // The notice a config file setting it gets.
+                match setting.applies {
+                    crate::settings::Applies::Yes => {}
+                    crate::settings::Applies::NoEffect(why) => crate::warning!(
+                        "{name} is set (by a hook) but has no effect in ferricorn: {why}."
+                    ),
+                    crate::settings::Applies::NotYet(why) => {
+                        crate::warning!("{name} is set (by a hook) but not acted on yet: {why}.")
+                    }
+                }
             }
         });
         let hookset = if hooks.is_empty() {
