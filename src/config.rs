@@ -248,6 +248,36 @@ impl Config {
     }
 }
 
+impl Config {
+    /// This configuration with some settings changed (values already
+    /// validated), as `cfg.set` in a server hook changes them. The hooks
+    /// stay those of this configuration.
+    pub fn with_changes(
+        &self,
+        changes: &[(&'static str, Value)],
+        env: &Env,
+    ) -> Result<Config, ConfigError> {
+        let mut values: BTreeMap<&'static str, (Value, Source)> = self
+            .values
+            .iter()
+            .map(|(k, v)| (*k, (v.clone(), Source::Default)))
+            .collect();
+        for (k, v) in changes {
+            values.insert(k, (v.clone(), Source::Hook));
+        }
+        let loaded = Loaded {
+            settings: Settings::from_values(values),
+            config_file: self.config_file.clone(),
+            warnings: Vec::new(),
+            reference_responder: self.reference_responder,
+        };
+        let mut new = Config::from_loaded(loaded, env)?;
+        new.bind_given |= self.bind_given;
+        new.hooks = self.hooks.clone();
+        Ok(new)
+    }
+}
+
 /// What a configuration load reads, kept from start so that a reload
 /// (SIGHUP) reads the same sources: the same argv, and the environment as it
 /// was before `raw_env` changed it (as gunicorn keeps `env_orig`).

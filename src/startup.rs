@@ -1,7 +1,7 @@
 //! From command line to a running master: take inherited sockets, load the
 //! configuration (starting Python first when the config file is Python),
-//! set up the process, bind, daemonize, write the pidfile, preload, run the
-//! start-up hooks, hand over to the arbiter.
+//! set up the process, run the on_starting hooks, bind, daemonize, write the
+//! pidfile, preload, run when_ready, hand over to the arbiter.
 //!
 //! A master started by a binary upgrade (USR2) goes the same way with three
 //! differences: it adopts the listeners the old master handed over, it does
@@ -247,6 +247,28 @@ pub fn run(argv: Vec<String>) -> i32 {
         crate::error!("{e}");
         return EXIT_CONFIG_ERROR;
     }
+    // gunicorn's order: nworkers_changed and on_starting before anything
+    // is bound, so settings on_starting changes (`server.cfg.set("bind",
+    // ...)`) are the ones the server starts with; when_ready once the
+    // listeners are open, before the first worker is forked.
+    let mut arbiter = match Arbiter::new(cfg, signals) {
+        Ok(a) => a,
+        Err(e) => {
+            crate::error!("{e}");
+            return EXIT_CONFIG_ERROR;
+        }
+    };
+    arbiter.set_upgrade(UpgradeSetup {
+        start,
+        ready_fd: inherited.ready_fd,
+        upgraded_from,
+    });
+    arbiter.set_config_source(source);
+    if let Err(code) = arbiter.starting_hooks() {
+        crate::info!("Shutting down: Master");
+        return code;
+    }
+    let cfg = arbiter.config().clone();
     let listeners = match open_listeners(&cfg, inherited.sockets) {
         Ok(l) => l,
         Err(e) => {
@@ -287,24 +309,10 @@ pub fn run(argv: Vec<String>) -> i32 {
         }
     }
 
-    let preload = cfg.preload;
-    let config_file = cfg.config_file.clone();
-    let mut arbiter = match Arbiter::new(cfg, listeners, signals) {
-        Ok(a) => a,
-        Err(e) => {
-            crate::error!("{e}");
-            return EXIT_CONFIG_ERROR;
-        }
-    };
+    arbiter.set_listeners(listeners);
     arbiter.set_pidfile(pidfile);
-    arbiter.set_upgrade(UpgradeSetup {
-        start,
-        ready_fd: inherited.ready_fd,
-        upgraded_from,
-    });
-    arbiter.set_config_source(source);
-    arbiter.set_config_file(config_file);
-    if preload {
+    arbiter.set_config_file(cfg.config_file.clone());
+    if cfg.preload {
         if let Err((code, report)) = arbiter.preload() {
             crate::error!(
                 "Exception while loading the application:\n{}",
@@ -323,9 +331,7 @@ pub fn run(argv: Vec<String>) -> i32 {
             return code;
         }
     }
-    // gunicorn's order: on_starting, then when_ready once the arbiter is
-    // up, both before the first worker is forked.
-    if let Err(code) = arbiter.start_hooks() {
+    if let Err(code) = arbiter.ready_hooks() {
         crate::info!("Shutting down: Master");
         arbiter.abandon();
         return code;

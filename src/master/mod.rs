@@ -109,12 +109,9 @@ pub fn python_setup(cfg: &Config) -> crate::python::PythonSetup {
 }
 
 impl Arbiter {
-    /// Set up from bound listeners; signals are installed before Python can start.
-    pub fn new(
-        cfg: Config,
-        listeners: Vec<Listener>,
-        signals: SignalPipe,
-    ) -> Result<Arbiter, String> {
+    /// Set up before binding (the listeners come with [`Arbiter::set_listeners`]);
+    /// signals are installed before Python can start.
+    pub fn new(cfg: Config, signals: SignalPipe) -> Result<Arbiter, String> {
         let heartbeats =
             Heartbeats::new().map_err(|e| format!("cannot map heartbeat memory: {e}"))?;
         let (alive_read, alive_write) =
@@ -122,7 +119,7 @@ impl Arbiter {
         Ok(Arbiter {
             num_workers: cfg.workers,
             cfg,
-            listeners,
+            listeners: Vec::new(),
             signals: Some(signals),
             heartbeats,
             slots: Slots::new(crate::heartbeat::SLOTS),
@@ -144,6 +141,18 @@ impl Arbiter {
             hooks: hooks::MasterHooks::default(),
             source: None,
         })
+    }
+
+    /// The configuration in force (server hooks may have changed it).
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The listeners, once bound (or adopted) and the process daemonized.
+    pub fn set_listeners(&mut self, listeners: Vec<Listener>) {
+        self.listeners = listeners;
+        // Daemonizing changed the pid since the arbiter was made.
+        self.pid = std::process::id();
     }
 
     /// The configuration file in use (watched with --reload).
@@ -298,7 +307,6 @@ impl Arbiter {
         crate::info!("Hang up: Master");
         self.notify_reloading();
         self.reload_config();
-        self.num_workers = self.cfg.workers;
         self.generation += 1;
         self.blocked_generation = None;
     }

@@ -36,6 +36,7 @@ impl Arbiter {
                 }
             }
         }
+        self.num_workers = self.cfg.workers;
         self.hook_on_reload();
     }
 
@@ -73,7 +74,7 @@ impl Arbiter {
             crate::warning!("{w}");
         }
         self.warn_restart_only(&new);
-        self.apply(new);
+        self.apply_config(new, true);
         Ok(())
     }
 
@@ -121,7 +122,7 @@ impl Arbiter {
     /// New listeners for a changed `bind`: sockets for addresses still
     /// configured are kept, new addresses bound; only when all succeed are
     /// the old ones no longer wanted closed.
-    fn rebind(&mut self, new: &Config) -> Result<(), String> {
+    pub(super) fn rebind(&mut self, new: &Config) -> Result<(), String> {
         let opts = BindOptions {
             backlog: new.backlog,
             reuse_port: new.reuse_port,
@@ -179,7 +180,10 @@ impl Arbiter {
         Ok(())
     }
 
-    fn apply(&mut self, new: Config) {
+    /// Make `new` the running configuration. Before the server has
+    /// started (`started` false: on_starting changed settings) the pidfile
+    /// is left to start-up, which writes it next.
+    pub(super) fn apply_config(&mut self, new: Config, started: bool) {
         let old = std::mem::replace(&mut self.cfg, new);
         let cfg = &self.cfg;
         unsafe { libc::umask(cfg.umask as libc::mode_t) };
@@ -201,7 +205,7 @@ impl Arbiter {
                 );
             }
         }
-        if cfg.pidfile != old.pidfile {
+        if started && cfg.pidfile != old.pidfile {
             if let Some(p) = &self.pidfile {
                 p.remove_if_ours(self.pid);
             }

@@ -52,6 +52,16 @@ pub(super) enum Child {
     },
 }
 
+impl Child {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Child::None => None,
+            Child::Pending { successor, .. } => Some(successor.pid),
+            Child::Ready { pid } => Some(*pid),
+        }
+    }
+}
+
 pub(super) struct Upgrades {
     start: Option<StartContext>,
     ready_fd: Option<OwnedFd>,
@@ -69,6 +79,11 @@ pub(super) struct Upgrades {
 }
 
 impl Upgrades {
+    /// The old master that started this one (`server.master_pid`).
+    pub(super) fn parent(&self) -> Option<u32> {
+        self.parent
+    }
+
     pub(super) fn new() -> Upgrades {
         Upgrades {
             start: None,
@@ -218,6 +233,7 @@ impl Arbiter {
             .collect();
         match ferricorn_upgrade::spawn_successor(&start, &handoffs, self.cfg.upgrade_timeout) {
             Ok(successor) => {
+                self.hook_reexec_pid(successor.pid);
                 crate::info!(
                     "New master started (pid {}); waiting until all its workers have booted",
                     successor.pid
@@ -267,6 +283,9 @@ impl Arbiter {
     /// Returns whether it was.
     pub(super) fn on_child_exit(&mut self, pid: Pid, status: &WaitStatus) -> bool {
         let raw = pid.as_raw() as u32;
+        if self.upgrade.child.pid() == Some(raw) {
+            self.hook_reexec_pid(0);
+        }
         match std::mem::replace(&mut self.upgrade.child, Child::None) {
             Child::Pending {
                 mut successor,

@@ -250,6 +250,28 @@ pub fn resolve_hook(setting: &Setting, spec: &str) -> Result<Hook, String> {
     })
 }
 
+/// A Python value as a config file's would be read (`cfg.set` from a hook).
+pub fn value_from_python(obj: &Bound<'_, PyAny>) -> Result<Value, String> {
+    let helper = helper(obj.py()).map_err(|e| e.to_string())?;
+    to_value(&helper, obj)
+}
+
+/// A hook callable checked as a config file's would be (`cfg.set` from a
+/// hook); a `"module.function"` string is resolved first.
+pub fn hook_from_python(setting: &Setting, obj: &Bound<'_, PyAny>) -> Result<Hook, String> {
+    if let Ok(spec) = obj.extract::<String>() {
+        return resolve_hook(setting, spec.trim());
+    }
+    if !obj.is_callable() {
+        return Err(format!(
+            "{}: expected a callable or a \"module.function\" string",
+            setting.name
+        ));
+    }
+    let helper = helper(obj.py()).map_err(|e| e.to_string())?;
+    hook_from_object(&helper, setting, obj)
+}
+
 /// Convert a plain Python value (the kinds a config file holds) to a `Value`.
 fn to_value(helper: &Bound<'_, PyModule>, obj: &Bound<'_, PyAny>) -> Result<Value, String> {
     if obj.is_none() {

@@ -21,6 +21,7 @@ pub mod table;
 pub mod value;
 
 pub use docs::settings_markdown;
+pub use file_py::{hook_from_python, value_from_python};
 pub use table::{Applies, Kind, Section, Setting, SETTINGS};
 pub use value::{is_thread_worker_class, Value};
 
@@ -78,6 +79,8 @@ pub enum Source {
     /// `$GUNICORN_CMD_ARGS` or `$FERRICORN_CMD_ARGS`.
     EnvArgs(&'static str),
     CommandLine,
+    /// `cfg.set(...)` from a server hook.
+    Hook,
 }
 
 /// A server hook from the config: the callable and how many positional
@@ -103,6 +106,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Settings from values already validated (a running configuration
+    /// that server hooks changed), without hooks.
+    pub fn from_values(values: BTreeMap<&'static str, (Value, Source)>) -> Settings {
+        Settings {
+            values,
+            hooks: BTreeMap::new(),
+        }
+    }
+
     /// The value of a setting. Panics on a name not in the table (a typo in
     /// the server's code, not a user error).
     pub fn get(&self, name: &str) -> &Value {

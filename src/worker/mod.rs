@@ -44,6 +44,8 @@ pub struct WorkerCtx<'a> {
 
 fn fail(ctx: &WorkerCtx<'_>, code: i32, report: String) -> ! {
     Message::BootFailed { code, report }.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
+    // As gunicorn's arbiter does for a worker whatever its end.
+    crate::master::hooks::worker_exit();
     unsafe { libc::_exit(code) }
 }
 
@@ -90,7 +92,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
         }
     }
-    if let Err(report) = crate::master::hooks::post_fork() {
+    if let Err(report) = crate::master::hooks::post_fork(ctx.beat) {
         fail(&ctx, EXIT_BOOT_ERROR, report);
     }
     // Before faulthandler, which hands SIGABRT on to it after the dump.
@@ -147,8 +149,11 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         multiprocess: cfg.workers > 1,
         // As gunicorn's gthread worker, whatever its thread count.
         multithread: threads.is_some(),
-        record_headers: crate::log::access_enabled(),
+        // The access log and post_request's `resp.headers` read them.
+        record_headers: crate::log::access_enabled()
+            || crate::master::hooks::worker_has("post_request"),
     };
+    let app_for_hooks = Python::attach(|py| app.clone_ref(py));
     let requests = std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners));
     let runner: Box<dyn mode::Runner> = match threads {
         None => match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
@@ -164,7 +169,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n")),
         },
     };
-    if let Err(report) = crate::master::hooks::post_worker_init() {
+    if let Err(report) = crate::master::hooks::post_worker_init(&app_for_hooks) {
         fail(&ctx, EXIT_BOOT_ERROR, report);
     }
     ctx.beat.beat();

@@ -184,7 +184,7 @@ impl WsgiApp {
         let Some(hooks) = self.request_hooks.take() else {
             return self.call_app(py, req);
         };
-        let out = match hooks.pre_request(py, req.head, req.buf, req.conn.remote_addr) {
+        let out = match hooks.pre_request(py, req.head, req.buf, req.conn) {
             Ok(r) => {
                 let out = self.call_app(py, req);
                 hooks.post_request(

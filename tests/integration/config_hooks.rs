@@ -211,7 +211,7 @@ fn worker_int_runs_on_quit_and_worker_abort_on_timeout() {
     let log = dir.join("hooks.log");
     write_conf(
         &dir,
-        &format!("{BASE}wsgi_app = 'conformance:sleep'\ntimeout = 2\n\ndef worker_int(worker):\n    record('worker_int', worker.pid == os.getpid())\n\ndef worker_abort(worker):\n    record('worker_abort', worker.age)\n"),
+        &format!("{BASE}wsgi_app = 'conformance:sleep'\ntimeout = 2\n\ndef worker_int(worker):\n    record('worker_int', worker.pid == os.getpid())\n\ndef worker_abort(worker):\n    record('worker_abort', worker.age, worker.aborted, worker.alive)\n\ndef worker_exit(server, worker):\n    record('worker_exit', worker.aborted)\n"),
     );
     let mut s = start_in(dir.path(), &log, &[]);
     assert_eq!(s.wait_workers(1, T).len(), 1);
@@ -241,5 +241,16 @@ fn worker_int_runs_on_quit_and_worker_abort_on_timeout() {
         "{:?}\n{}",
         hook_lines(&log),
         s.log()
+    );
+    // As in gunicorn, worker_exit follows worker_abort and worker_int.
+    let lines = hook_lines(&log);
+    assert!(
+        lines.contains(&"worker_abort 1 True False".to_string()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"worker_exit True".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"worker_exit False".to_string()),
+        "{lines:?}"
     );
 }

@@ -12,6 +12,7 @@ mod logging;
 mod master_signals;
 mod python_env;
 mod reload;
+mod server_hooks;
 mod slow_clients;
 mod smoke;
 mod threads;
