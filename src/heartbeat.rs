@@ -132,21 +132,27 @@ impl Beat {
     }
 
     /// The fewest connections any other worker that could take one now
-    /// holds; None when no other worker could.
-    pub fn least_loaded_peer(&self, now: u64) -> Option<u64> {
+    /// holds, and whether that worker (or one as lightly loaded) is waiting
+    /// in epoll right now; None when no other worker could take one.
+    pub fn least_loaded_peer(&self, now: u64) -> Option<(u64, bool)> {
         let high = (self.word(HIGH_WATER).load(Ordering::Relaxed) as usize).min(SLOTS);
-        let mut least: Option<u64> = None;
+        let mut least: Option<(u64, bool)> = None;
         for slot in (0..high).filter(|s| *s != self.slot) {
             let load = self.word(SLOTS + slot).load(Ordering::Relaxed);
             if load & SERVING == 0 {
                 continue;
             }
+            let waiting = load & WAITING != 0;
             let fresh = now.saturating_sub(self.word(slot).load(Ordering::Relaxed)) <= FRESH_MS;
-            if load & WAITING == 0 && !fresh {
+            if !waiting && !fresh {
                 continue; // busy in a long request, or hung
             }
             let open = load & COUNT;
-            least = Some(least.map_or(open, |l| l.min(open)));
+            least = Some(match least {
+                Some((l, w)) if l < open => (l, w),
+                Some((l, w)) if l == open => (l, w || waiting),
+                _ => (open, waiting),
+            });
         }
         least
     }

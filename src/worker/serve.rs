@@ -31,6 +31,8 @@ const TOKEN_LISTENER: u64 = 3;
 const TOKEN_CONN: u64 = 1 << 32;
 /// How often deadlines are checked; also bounds how stale a heartbeat gets.
 const SWEEP_MS: u64 = 100;
+/// How many connections more than a busy peer a worker still accepts.
+const BUSY_PEER_SLACK: u64 = 4;
 /// How soon a worker that left a connection to a less loaded peer looks again.
 const DEFER_RECHECK_MS: i32 = 5;
 /// How long a lingering close waits for the client to stop sending.
@@ -143,6 +145,9 @@ pub struct Server<'a> {
     open: usize,
     /// Requests handed to the runner and not yet back.
     busy: usize,
+    /// Busy connections taken out of epoll (their client sent or closed
+    /// while the request ran).
+    deregistered_busy: usize,
     /// The master died while requests were running: exit once they finish.
     master_gone: bool,
     accepting: bool,
@@ -209,6 +214,7 @@ impl<'a> Server<'a> {
             free: Vec::new(),
             open: 0,
             busy: 0,
+            deregistered_busy: 0,
             master_gone: false,
             accepting: false,
             stopping: false,
@@ -270,8 +276,11 @@ impl<'a> Server<'a> {
             if self.stopping && (self.open == 0 || (self.master_gone && self.busy == 0)) {
                 return 0;
             }
-            let timeout = if !self.runner.prepare_sleep() || !self.pipelined.is_empty() {
+            let cap = self.runner.prepare_sleep();
+            let timeout = if cap == Some(0) || !self.pipelined.is_empty() {
                 0
+            } else if let Some(ms) = cap {
+                ms
             } else if self.deferring {
                 // Look again soon: the less loaded worker may have become busy.
                 DEFER_RECHECK_MS
@@ -285,6 +294,9 @@ impl<'a> Server<'a> {
                 .publish(self.open, !self.stopping, timeout > 0);
             let n = self.epoll.wait(&mut events, timeout);
             self.runner.woke();
+            // Requests finished on other threads first: a client's next
+            // request on a connection finished meanwhile is then read as usual.
+            self.take_finished();
             // Beat on waking too: after a long idle wait the last beat is
             // old, and peers would take this worker for one stuck in a
             // long request while it serves its first one.
@@ -336,6 +348,22 @@ impl<'a> Server<'a> {
         }
     }
 
+    fn update_urgency(&self) {
+        self.runner
+            .set_urgent(self.stopping || self.deregistered_busy > 0);
+    }
+
+    /// Take back requests the runner finished without being asked to run
+    /// anything now.
+    fn take_finished(&mut self) {
+        let mut done = std::mem::take(&mut self.done);
+        self.runner.take_finished(&mut done);
+        for d in done.drain(..) {
+            self.complete(d);
+        }
+        self.done = done;
+    }
+
     /// Let the runner run what is queued, and take back what it answered.
     fn finish_requests(&mut self) {
         let mut done = std::mem::take(&mut self.done);
@@ -368,7 +396,15 @@ impl<'a> Server<'a> {
     /// this is what spreads them (and their requests) across workers.
     fn fair_to_accept(&self) -> bool {
         match self.ctx.beat.least_loaded_peer(now_ms()) {
-            Some(least) => (self.open as u64) <= least + 1,
+            // A peer waiting in epoll takes the connection at once; a busy
+            // one only at its next turn, which may be a slow request away:
+            // meanwhile a burst of connections (a client pool opening) would
+            // wait in the listen queue, so take a few more before leaving
+            // them to it.
+            Some((least, waiting)) => {
+                let slack = if waiting { 1 } else { BUSY_PEER_SLACK };
+                (self.open as u64) <= least + slack
+            }
             None => true,
         }
     }
@@ -421,6 +457,7 @@ impl<'a> Server<'a> {
             return;
         }
         self.stopping = true;
+        self.update_urgency();
         crate::debug!("Graceful stop: finishing {} open connection(s)", self.open);
         if self.accepting {
             for i in 0..self.ctx.listeners.len() {
@@ -496,6 +533,9 @@ impl<'a> Server<'a> {
         };
         self.conns[idx] = Slot::Open(conn);
         self.open += 1;
+        // Peers accepting from the same burst decide on this count: keep
+        // it current, not as of the last turn.
+        self.ctx.beat.publish(self.open, !self.stopping, false);
         // The request usually arrives with the connection: look for it
         // before registering, and register only a connection that stays
         // with the loop (a busy one is registered when its job is done).
@@ -530,10 +570,12 @@ impl<'a> Server<'a> {
             Some(Slot::Open(conn)) => conn,
             Some(Slot::Busy { fd, deregistered }) => {
                 // The job's thread owns the socket now; quiet the fd until
-                // the connection comes back.
+                // the connection comes back, which must then be heard of.
                 if !*deregistered {
                     self.epoll.delete(*fd);
                     *deregistered = true;
+                    self.deregistered_busy += 1;
+                    self.update_urgency();
                 }
                 return;
             }
@@ -617,6 +659,8 @@ impl<'a> Server<'a> {
         if let Slot::Busy { deregistered, .. } = self.conns[idx] {
             if deregistered {
                 conn.registered = false;
+                self.deregistered_busy -= 1;
+                self.update_urgency();
             }
         }
         self.served += 1;

@@ -48,6 +48,10 @@ impl Runner for Inline {
         self.queue.push_back(job);
     }
 
+    fn take_finished(&mut self, _done: &mut Vec<Done>) {
+        // Nothing finishes here unless `collect` runs it.
+    }
+
     fn collect(&mut self, done: &mut Vec<Done>) {
         // Only what was queued before this call (follow-up requests the
         // answers make complete go after the next poll), and only for
@@ -71,8 +75,8 @@ impl Runner for Inline {
         }
     }
 
-    fn prepare_sleep(&self) -> bool {
-        self.queue.is_empty()
+    fn prepare_sleep(&self) -> Option<i32> {
+        (!self.queue.is_empty()).then_some(0)
     }
 
     fn woke(&self) {}
@@ -80,6 +84,8 @@ impl Runner for Inline {
     fn wake_fd(&self) -> Option<RawFd> {
         None
     }
+
+    fn set_urgent(&self, _urgent: bool) {}
 
     fn overdue(&mut self, _limit: Duration) -> Vec<Overdue> {
         // A request running on the loop's thread stops the heartbeat: the

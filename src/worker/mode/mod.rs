@@ -43,16 +43,24 @@ pub struct Overdue {
 pub trait Runner {
     /// Take a complete request. Requests are run in the order submitted.
     fn submit(&mut self, job: Job);
+    /// Add the requests finished on other threads since the last call to
+    /// `done`, running nothing.
+    fn take_finished(&mut self, done: &mut Vec<Done>);
     /// Add the requests finished since the last call to `done`. The inline
     /// mode runs everything queued before this call, here and now.
     fn collect(&mut self, done: &mut Vec<Done>);
-    /// Called before the loop sleeps in epoll: false when `collect` has
+    /// Called before the loop sleeps in epoll: the longest it may sleep
+    /// (ms), if the mode needs it back sooner; `Some(0)` when `collect` has
     /// work to do now, so the loop must only look for events, not wait.
-    fn prepare_sleep(&self) -> bool;
+    fn prepare_sleep(&self) -> Option<i32>;
     /// Called after the loop's epoll wait returned.
     fn woke(&self);
     /// An fd that becomes readable when requests finish on other threads.
     fn wake_fd(&self) -> Option<RawFd>;
+    /// Whether the loop must hear of every finished request at once (it is
+    /// stopping, or waits for a connection it took out of epoll). Otherwise
+    /// a finished keep-alive request may wait for the loop's next wake-up.
+    fn set_urgent(&self, urgent: bool);
     /// Requests past `limit` not reported before (each is reported once).
     fn overdue(&mut self, limit: Duration) -> Vec<Overdue>;
     /// Stop taking requests and let the mode's threads end, waiting up to

@@ -8,10 +8,18 @@
 //! with nothing to do waits on a doorbell with the GIL released and, when
 //! rung, first takes the GIL, then the job. So a job never sits in a thread
 //! that is itself waiting for the GIL while the thread running Python could
-//! take it next; with a CPU-bound app the thread that has the GIL runs
-//! request after request without handing the GIL around, and with an app
-//! that waits (a database, `time.sleep`) the GIL is free and idle threads
-//! take the queued requests at once.
+//! take it next.
+//!
+//! The doorbell rings sparingly, because every ring is a wake-up and, with
+//! a CPU-bound app, a thread queueing on the GIL. A job queued while no
+//! thread runs a request rings at once. A job queued while threads run is
+//! left to them (each takes the next job when it finishes, GIL in hand)
+//! unless the queue makes no progress for [`STALL_MS`]: then the running
+//! threads are waiting (a database, `time.sleep`) with the GIL free, and
+//! the loop rings one more thread, and again each time the queue stalls.
+//! So a CPU-bound app runs request after request on the thread that holds
+//! the GIL, as the sync worker does, and an app that waits spreads its
+//! requests over the threads within a millisecond or two.
 //!
 //! Each thread keeps one Python thread state for its whole life (it only
 //! releases the GIL while it waits), so `threading.local` data, such as a
@@ -35,6 +43,10 @@ use std::time::{Duration, Instant};
 /// template recursion behaves as under gunicorn. Only touched pages cost memory.
 const THREAD_STACK: usize = 8 << 20;
 
+/// How long queued jobs may sit untaken while threads run before the loop
+/// rings another thread.
+pub const STALL_MS: i32 = 1;
+
 /// What one pool thread is doing, for the loop's timeout check.
 struct ThreadSlot {
     name: String,
@@ -49,18 +61,35 @@ struct ThreadSlot {
     request_line: Mutex<Vec<u8>>,
 }
 
+#[derive(Default)]
+struct Doorbell {
+    /// Rings not yet answered: each sends one waiting thread to the queue.
+    rings: usize,
+    /// Threads woken to take a job that have not taken one yet.
+    seekers: usize,
+}
+
 /// Shared by the loop and every pool thread.
 struct Shared {
     jobs: Receiver<Job>,
     done: Sender<Done>,
-    /// Rung when a job arrives and some thread is idle.
-    doorbell: Mutex<()>,
+    /// Rung when a job arrives, some thread is idle, and no seeker is out.
+    doorbell: Mutex<Doorbell>,
     rung: Condvar,
+    /// Threads waiting at the doorbell.
     idle: AtomicUsize,
+    /// Threads running a request.
+    running: AtomicUsize,
+    /// Jobs taken so far: the loop's measure of the queue's progress.
+    taken: AtomicU64,
     closed: AtomicBool,
-    /// Written when a request finishes and the loop sleeps in epoll.
+    /// Written when a request finishes, the loop sleeps in epoll, and the
+    /// loop must hear of it now (see `finish`).
     wake: EventFd,
     loop_sleeping: AtomicBool,
+    /// The loop wants every finished request at once: it is stopping, or
+    /// it took a busy connection out of epoll and waits for it.
+    urgent: AtomicBool,
     slots: Vec<ThreadSlot>,
     /// Threads that have not ended yet.
     live: AtomicUsize,
@@ -71,6 +100,9 @@ pub struct Pool {
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     threads: Vec<JoinHandle<()>>,
+    /// `taken` when the loop last saw the queue move, and since when it
+    /// has not (None: the queue was empty).
+    progress: (u64, Option<Instant>),
 }
 
 impl Pool {
@@ -89,12 +121,15 @@ impl Pool {
         let shared = Arc::new(Shared {
             jobs: jobs_rx,
             done: done_tx,
-            doorbell: Mutex::new(()),
+            doorbell: Mutex::new(Doorbell::default()),
             rung: Condvar::new(),
             idle: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            taken: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             wake,
             loop_sleeping: AtomicBool::new(false),
+            urgent: AtomicBool::new(false),
             slots: (0..n)
                 .map(|i| ThreadSlot {
                     name: format!("ferricorn-thread-{}", i + 1),
@@ -112,6 +147,7 @@ impl Pool {
             jobs: Some(jobs_tx),
             done: done_rx,
             threads: Vec::with_capacity(n),
+            progress: (0, None),
         };
         for index in 0..n {
             let app = Python::attach(|py| app.clone_ref(py));
@@ -175,9 +211,16 @@ fn thread_main(
         slot.ident.store(python_thread_ident(py), Ordering::Relaxed);
         let _ = ready.send(Ok(()));
         drop(ready);
+        // Woken to take a job and not holding one yet.
+        let mut seeking = false;
         loop {
             match shared.jobs.try_recv() {
                 Ok(job) => {
+                    shared.running.fetch_add(1, Ordering::SeqCst);
+                    shared.taken.fetch_add(1, Ordering::Relaxed);
+                    if std::mem::take(&mut seeking) {
+                        shared.found_job();
+                    }
                     slot.reported.store(false, Ordering::Relaxed);
                     slot.started_ms.store(now_ms().max(1), Ordering::Relaxed);
                     let done = job::run(job, ctx, |req| {
@@ -190,12 +233,15 @@ fn thread_main(
                         wsgi.handle(py, req)
                     });
                     slot.started_ms.store(0, Ordering::Relaxed);
+                    shared.running.fetch_sub(1, Ordering::SeqCst);
                     shared.finish(done);
                 }
                 Err(TryRecvError::Empty) => {
-                    if !py.detach(|| shared.wait_for_job()) {
+                    let was_seeking = std::mem::take(&mut seeking);
+                    if !py.detach(|| shared.wait_for_job(was_seeking)) {
                         break;
                     }
+                    seeking = true;
                 }
                 Err(TryRecvError::Disconnected) => break,
             }
@@ -213,46 +259,110 @@ fn python_thread_ident(py: Python<'_>) -> u64 {
 }
 
 impl Shared {
-    /// Block (without the GIL) until a job may be queued; false once the
-    /// pool is closed and nothing is left.
-    fn wait_for_job(&self) -> bool {
-        let mut guard = self.doorbell.lock().unwrap_or_else(|e| e.into_inner());
+    /// Block (without the GIL) until rung, or until a job is queued that
+    /// no seeker is after; the caller then seeks a job. False once the pool
+    /// is closed. `was_seeking`: the caller was a seeker that found nothing.
+    fn wait_for_job(&self, was_seeking: bool) -> bool {
+        let mut bell = self.doorbell.lock().unwrap_or_else(|e| e.into_inner());
+        if was_seeking {
+            bell.seekers -= 1;
+        }
         loop {
-            // Count ourselves idle before looking at the queue, and the
-            // submitter looks at the count after queueing: one of the two
-            // sees the other (both sides fence), so no ring is lost.
-            self.idle.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            if !self.jobs.is_empty() {
-                self.idle.fetch_sub(1, Ordering::SeqCst);
+            if bell.rings > 0 {
+                bell.rings -= 1;
                 return true;
             }
             if self.closed.load(Ordering::SeqCst) {
-                self.idle.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            guard = self.rung.wait(guard).unwrap_or_else(|e| e.into_inner());
+            // Count ourselves idle before looking at the queue; the
+            // submitter looks at the count after queueing: one of the two
+            // sees the other (both fence), so no job is left unattended.
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if bell.seekers == 0 && !self.jobs.is_empty() {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
+                bell.seekers += 1;
+                return true;
+            }
+            bell = self.rung.wait(bell).unwrap_or_else(|e| e.into_inner());
             self.idle.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    /// Hand an answered request back and wake the loop if it sleeps.
+    /// A seeker took its job.
+    fn found_job(&self) {
+        let mut bell = self.doorbell.lock().unwrap_or_else(|e| e.into_inner());
+        bell.seekers -= 1;
+    }
+
+    /// Send one idle thread to the queue, unless one is on its way.
+    fn ring_one(&self) {
+        fence(Ordering::SeqCst);
+        if self.idle.load(Ordering::SeqCst) == 0 {
+            return; // every thread is busy; each looks at the queue when done
+        }
+        let mut bell = self.doorbell.lock().unwrap_or_else(|e| e.into_inner());
+        self.ring_locked(&mut bell);
+    }
+
+    fn ring_locked(&self, bell: &mut Doorbell) {
+        if bell.seekers == 0
+            && bell.rings == 0
+            && !self.jobs.is_empty()
+            && self.idle.load(Ordering::SeqCst) > 0
+        {
+            bell.seekers += 1;
+            bell.rings += 1;
+            self.rung.notify_one();
+        }
+    }
+
+    /// Hand an answered request back, waking the loop only if it sleeps
+    /// and must act now. A connection kept alive with nothing buffered
+    /// needs nothing until its client sends again, and that wakes the loop
+    /// through epoll anyway (it takes finished requests before it looks at
+    /// events): so the usual keep-alive request costs no wake-up here.
     fn finish(&self, done: Done) {
+        let out = &done.outcome;
+        let leftover = out.leftover.as_ref().is_some_and(|b| !b.is_empty());
+        let must_act = !out.keep_alive || out.linger || leftover;
         if self.done.send(done).is_err() {
             return;
         }
         fence(Ordering::SeqCst);
-        if self.loop_sleeping.load(Ordering::SeqCst) {
+        if (must_act || self.urgent.load(Ordering::SeqCst))
+            && self.loop_sleeping.load(Ordering::SeqCst)
+        {
             let _ = self.wake.write(1);
         }
     }
 
-    fn ring(&self, all: bool) {
-        let _guard = self.doorbell.lock().unwrap_or_else(|e| e.into_inner());
-        if all {
-            self.rung.notify_all();
-        } else {
-            self.rung.notify_one();
+    /// Wake every waiting thread (the pool is closing).
+    fn ring_all(&self) {
+        let _bell = self.doorbell.lock().unwrap_or_else(|e| e.into_inner());
+        self.rung.notify_all();
+    }
+}
+
+impl Pool {
+    /// Ring one more thread when queued jobs have not moved for STALL_MS:
+    /// the threads running requests are waiting, not computing.
+    fn ring_if_stalled(&mut self) {
+        if self.shared.jobs.is_empty() {
+            self.progress.1 = None;
+            return;
+        }
+        let taken = self.shared.taken.load(Ordering::Relaxed);
+        let now = Instant::now();
+        match self.progress {
+            (t, Some(since)) if t == taken => {
+                if now.duration_since(since) >= Duration::from_millis(STALL_MS as u64) {
+                    self.shared.ring_one();
+                    self.progress.1 = Some(now);
+                }
+            }
+            _ => self.progress = (taken, Some(now)),
         }
     }
 }
@@ -265,21 +375,32 @@ impl Runner for Pool {
         if tx.send(job).is_err() {
             return;
         }
-        fence(Ordering::SeqCst);
-        if self.shared.idle.load(Ordering::SeqCst) > 0 {
-            self.shared.ring(false);
+        // With no request running nobody would take it: ring now. Else the
+        // running threads take it, or the stall check rings (`collect`).
+        if self.shared.running.load(Ordering::SeqCst) == 0 {
+            self.shared.ring_one();
         }
+    }
+
+    fn take_finished(&mut self, done: &mut Vec<Done>) {
+        done.extend(self.done.try_iter());
     }
 
     fn collect(&mut self, done: &mut Vec<Done>) {
         done.extend(self.done.try_iter());
+        self.ring_if_stalled();
     }
 
-    fn prepare_sleep(&self) -> bool {
+    fn prepare_sleep(&self) -> Option<i32> {
         self.shared.loop_sleeping.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        // A thread that finished before it could see the flag: no wait.
-        self.done.is_empty()
+        if !self.done.is_empty() {
+            // A thread finished before it could see the flag: no wait.
+            return Some(0);
+        }
+        // Queued jobs with a thread free to take them: look again soon.
+        (!self.shared.jobs.is_empty() && self.shared.idle.load(Ordering::SeqCst) > 0)
+            .then_some(STALL_MS)
     }
 
     fn woke(&self) {
@@ -290,6 +411,10 @@ impl Runner for Pool {
 
     fn wake_fd(&self) -> Option<RawFd> {
         Some(self.shared.wake.as_raw_fd())
+    }
+
+    fn set_urgent(&self, urgent: bool) {
+        self.shared.urgent.store(urgent, Ordering::SeqCst);
     }
 
     fn overdue(&mut self, limit: Duration) -> Vec<Overdue> {
@@ -322,7 +447,7 @@ impl Runner for Pool {
     fn shutdown(&mut self, grace: Duration) -> bool {
         self.shared.closed.store(true, Ordering::SeqCst);
         self.jobs = None;
-        self.shared.ring(true);
+        self.shared.ring_all();
         let deadline = Instant::now() + grace;
         while self.shared.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
