@@ -19,4 +19,4 @@ mod request_line;
 pub use chunked::ChunkedDecoder;
 pub use error::HttpError;
 pub use head::{parse_head, BodyKind, HeadParser, RequestHead};
-pub use limits::Limits;
+pub use limits::{Limits, Rules};
