@@ -76,7 +76,7 @@ pub(crate) fn parse_continuation(line: &[u8]) -> Result<Range<usize>, HttpError>
     Ok(s..e)
 }
 
-pub(crate) fn obs_fold(line: &[u8]) -> HttpError {
+fn obs_fold(line: &[u8]) -> HttpError {
     HttpError::bad_request(format!(
         "Obsolete line folding is unacceptable: {}",
         show(line)

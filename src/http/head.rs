@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::chars::{find_line_break, is_ows, CR, LF};
 use super::error::HttpError;
-use super::field::{obs_fold, parse_continuation, parse_field_line};
+use super::field::{parse_continuation, parse_field_line};
 pub use super::framing::BodyKind;
 use super::framing::Framing;
 use super::limits::{Limits, LineBound};
@@ -245,8 +245,11 @@ impl HeadParser {
                     let folding = is_ows(first) && self.limits.rules.permit_obsolete_folding;
                     if folding {
                         if self.framed == self.headers.len() {
-                            // Nothing to continue: the first field line.
-                            return Err(obs_fold(&buf[self.line_start..]));
+                            // Nothing to continue: the first field line. The
+                            // line may be unfinished, so it is not quoted.
+                            return Err(HttpError::bad_request(
+                                "Obsolete line folding is unacceptable: no field to continue",
+                            ));
                         }
                     } else {
                         self.frame_pending(buf)?;
