@@ -4,7 +4,12 @@
 //!
 //! `cargo bench --bench head_parser` (release profile). Prints the median of
 //! several rounds; other load on the machine shows up as noise, so compare
-//! figures from one run only.
+//! figures from one run only. `-- PARSER HEAD` (e.g. `-- ferricorn browser`)
+//! runs that one case alone, and `-- PARSER HEAD N` does N parses per round:
+//! under `valgrind --tool=cachegrind --cache-sim=no`, the difference in
+//! instructions (`I refs`) between N and 0 parses per round, divided by the
+//! printed number of parses, is instructions per head, a figure that other
+//! load on the machine does not disturb.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -66,6 +71,26 @@ fn httparse(buf: &[u8]) {
 
 fn main() {
     let limits = Limits::default();
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if let [parser, head, rest @ ..] = &only[..] {
+        let (buf, mut iters) = if head == "browser" {
+            (BROWSER, 200_000)
+        } else {
+            (MINIMAL, 1_000_000)
+        };
+        if let Some(n) = rest.first().and_then(|n| n.parse().ok()) {
+            iters = n;
+        }
+        let ns = match parser.as_str() {
+            "ferricorn" => median_ns(iters, || ferricorn(buf, &limits)),
+            _ => median_ns(iters, || httparse(buf)),
+        };
+        println!("{parser} {head}: {} parses, {ns:.1} ns/head", iters as usize * ROUNDS);
+        return;
+    }
     for (name, head, iters) in [
         ("browser", BROWSER, 200_000),
         ("minimal", MINIMAL, 1_000_000),
