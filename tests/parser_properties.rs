@@ -142,7 +142,12 @@ fn parse_in_pieces(
     for piece in pieces(input, sizes) {
         buf.extend_from_slice(piece);
         let resumable = p.parse(&buf);
-        assert_eq!(resumable, parse_head(&buf, limits), "at {} bytes", buf.len());
+        assert_eq!(
+            resumable,
+            parse_head(&buf, limits),
+            "at {} bytes",
+            buf.len()
+        );
         last = resumable;
         if !matches!(last, Ok(None)) {
             // Complete or failed: later bytes cannot change the answer.
@@ -280,8 +285,9 @@ const RESERVED: &[&str] = &[
 ];
 
 fn field() -> impl Strategy<Value = (String, Vec<u8>, String, String)> {
-    let name = "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,24}"
-        .prop_filter("reserved name", |n| !RESERVED.contains(&n.to_ascii_lowercase().as_str()));
+    let name = "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,24}".prop_filter("reserved name", |n| {
+        !RESERVED.contains(&n.to_ascii_lowercase().as_str())
+    });
     let byte = prop_oneof![0x21u8..=0x7e, 0x80u8..=0xff, Just(b' '), Just(b'\t')];
     let value = prop::collection::vec(byte, 0..40).prop_map(|mut v| {
         while v.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
@@ -336,7 +342,12 @@ fn generated() -> impl Strategy<Value = Generated> {
                     let at = host_at.min(fields.len());
                     fields.insert(
                         at,
-                        ("Host".into(), b"example.com:8080".to_vec(), " ".into(), String::new()),
+                        (
+                            "Host".into(),
+                            b"example.com:8080".to_vec(),
+                            " ".into(),
+                            String::new(),
+                        ),
                     );
                 }
                 Generated {
@@ -508,7 +519,8 @@ fn plain_head() -> impl Strategy<Value = Vec<u8>> {
         g.body = Body::None;
         g.minor = 1;
         if !g.fields.iter().any(|f| f.0 == "Host") {
-            g.fields.push(("Host".into(), b"h".to_vec(), " ".into(), String::new()));
+            g.fields
+                .push(("Host".into(), b"h".to_vec(), " ".into(), String::new()));
         }
         g.serialize().0
     })
