@@ -44,6 +44,9 @@ fn name_is(name: &[u8], lower: &[u8]) -> bool {
 }
 
 impl Framing {
+    /// Called for every field line, so inlined: its length dispatch turns
+    /// most names away in a compare or two.
+    #[inline(always)]
     pub(crate) fn on_field(
         &mut self,
         n: &[u8],

@@ -252,7 +252,10 @@ impl HeadParser {
                             ));
                         }
                     } else {
-                        self.frame_pending(buf)?;
+                        if self.limits.rules.permit_obsolete_folding {
+                            // The previous field is complete now.
+                            self.frame_pending(buf)?;
+                        }
                         if self.headers.len() >= self.limits.fields_cap() {
                             return Err(self.limits.too_many_fields());
                         }
@@ -274,11 +277,17 @@ impl HeadParser {
                             // One allocation covers typical requests (~10-20 fields).
                             self.headers.reserve(24);
                         }
+                        if !self.limits.rules.permit_obsolete_folding {
+                            // Without obs-fold a field is complete at once.
+                            self.framing.on_field(
+                                &buf[n.clone()],
+                                &buf[v.clone()],
+                                self.minor_version,
+                            )?;
+                            self.framed += 1;
+                        }
                         self.headers.push((n, v));
                         self.field_len = end - s + 2;
-                        if !self.limits.rules.permit_obsolete_folding {
-                            self.frame_pending(buf)?;
-                        }
                     }
                     self.next_line(end);
                 }
