@@ -8,7 +8,10 @@
 //! Every check is made per line, in line order, and limit checks on an
 //! unfinished line can only fire when the finished line would fail the same
 //! check. Hence the result (including the error detail) does not depend on
-//! how the bytes were split across reads.
+//! how the bytes were split across reads. (With `permit_obsolete_folding` a
+//! field is complete only once the next line does not continue it, so its
+//! framing checks run at the first byte of the next line: still a point
+//! fixed by the bytes, not by the reads.)
 
 use std::ops::Range;
 

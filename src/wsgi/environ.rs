@@ -35,7 +35,8 @@ pub enum HeaderMap {
     Dangerous,
 }
 
-/// gunicorn's header settings, fixed for a worker's life.
+/// gunicorn's header settings, fixed for a worker's life (built from the
+/// settings table, which holds gunicorn's defaults).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeaderPolicy {
     pub header_map: HeaderMap,
@@ -45,24 +46,6 @@ pub struct HeaderPolicy {
     /// `forwarder_headers`: names with `_` a trusted peer may send whatever
     /// `header_map` says; `*` allows every name.
     pub forwarder_headers: Vec<Vec<u8>>,
-}
-
-impl Default for HeaderPolicy {
-    /// gunicorn's defaults.
-    fn default() -> Self {
-        HeaderPolicy {
-            header_map: HeaderMap::Drop,
-            secure_scheme_headers: [
-                ("X-FORWARDED-PROTOCOL", "ssl"),
-                ("X-FORWARDED-PROTO", "https"),
-                ("X-FORWARDED-SSL", "on"),
-            ]
-            .iter()
-            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect(),
-            forwarder_headers: vec![b"SCRIPT_NAME".to_vec(), b"PATH_INFO".to_vec()],
-        }
-    }
 }
 
 impl HeaderPolicy {
