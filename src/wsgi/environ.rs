@@ -427,17 +427,21 @@ pub fn build_environ<'py>(
             Ok(())
         };
 
+    // Names with "_" are header_map's (and forwarder_headers') business;
+    // refusing one must happen before anything else, and a forwarded
+    // SCRIPT_NAME is needed before PATH_INFO is cut.
     let policy = conn.headers;
-    let mut admitted = Vec::with_capacity(head.headers.len());
+    let trusted = conn.trusted_proxy;
     let mut forwarded_script_name = None;
     for (name, value) in head.headers(buf) {
-        let admit = policy.admit(name, conn.trusted_proxy)?;
-        if admit && name.eq_ignore_ascii_case(b"script_name") {
+        if name.contains(&b'_')
+            && policy.admit(name, trusted)?
+            && name.eq_ignore_ascii_case(b"script_name")
+        {
             // As gunicorn: a SCRIPT_NAME header that got past header_map
             // (a trusted forwarder's, by default) is the SCRIPT_NAME.
             forwarded_script_name = Some(value.iter().map(|&b| b as char).collect::<String>());
         }
-        admitted.push(admit);
     }
     let script_name = forwarded_script_name.as_deref().unwrap_or(script_name);
 
@@ -530,8 +534,8 @@ pub fn build_environ<'py>(
     }
 
     let repeated = has_repeated_names(head, buf);
-    for ((name, value), admit) in head.headers(buf).zip(admitted) {
-        if !admit {
+    for (name, value) in head.headers(buf) {
+        if name.contains(&b'_') && !policy.admit(name, trusted)? {
             continue;
         }
         if name.eq_ignore_ascii_case(b"content-type") {
