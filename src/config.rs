@@ -90,6 +90,9 @@ pub struct Config {
     pub capture_output: bool,
     pub limits: crate::http::Limits,
     pub forwarded_allow_ips: Vec<String>,
+    /// header_map, secure_scheme_headers, forwarder_headers.
+    pub header_policy: crate::wsgi::environ::HeaderPolicy,
+    pub casefold_http_method: bool,
     pub sendfile: bool,
     /// Whether a bind address was given (-b, a config file, or $PORT) rather
     /// than defaulted: without one, inherited listeners (systemd,
@@ -138,6 +141,32 @@ fn use_sendfile(v: &Value, env: &Env) -> bool {
     }
 }
 
+fn header_policy(s: &Settings) -> crate::wsgi::environ::HeaderPolicy {
+    use crate::wsgi::environ::{HeaderMap, HeaderPolicy};
+    let header_map = match s.str("header_map") {
+        Some("refuse") => HeaderMap::Refuse,
+        Some("dangerous") => HeaderMap::Dangerous,
+        _ => HeaderMap::Drop,
+    };
+    let secure_scheme_headers = match s.get("secure_scheme_headers") {
+        Value::Dict(items) => items
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_bytes().to_vec(), v.as_str()?.as_bytes().to_vec())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let forwarder_headers = s
+        .list("forwarder_headers")
+        .into_iter()
+        .map(|h| h.as_bytes().to_vec())
+        .collect();
+    HeaderPolicy {
+        header_map,
+        secure_scheme_headers,
+        forwarder_headers,
+    }
+}
+
 impl Config {
     /// The configuration from loaded settings. `env` is the environment the
     /// settings were loaded with (for `$PORT` and `$SENDFILE`).
@@ -177,6 +206,12 @@ impl Config {
             request_line: s.int("limit_request_line") as usize,
             fields: (s.int("limit_request_fields") as usize).min(32768),
             field_size: s.int("limit_request_field_size") as usize,
+            rules: crate::http::Rules {
+                permit_obsolete_folding: s.bool("permit_obsolete_folding"),
+                strip_header_spaces: s.bool("strip_header_spaces"),
+                permit_unconventional_http_method: s.bool("permit_unconventional_http_method"),
+                permit_unconventional_http_version: s.bool("permit_unconventional_http_version"),
+            },
         };
         let timeout = s.int("timeout");
         let reload_extra_files: Vec<String> = s
@@ -231,6 +266,8 @@ impl Config {
                 .into_iter()
                 .map(String::from)
                 .collect(),
+            header_policy: header_policy(s),
+            casefold_http_method: s.bool("casefold_http_method"),
             sendfile: use_sendfile(s.get("sendfile"), env),
             bind_given,
             upgrade_auto: s.str("upgrade_mode") == Some("auto"),

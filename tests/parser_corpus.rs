@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ferricorn::http::{parse_head, BodyKind, ChunkedDecoder, HeadParser, HttpError, Limits};
+use ferricorn::http::{parse_head, BodyKind, ChunkedDecoder, HeadParser, HttpError, Limits, Rules};
 
 /// Bytes that print as `b"..."` in assertion failures.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -309,7 +309,24 @@ fn parse_expect(text: &str) -> (Limits, Vec<Parsed>, End, Option<String>) {
                     .map(|v| v.parse().unwrap_or_else(|_| panic!("{}", ctx())))
                     .collect();
                 assert_eq!(n.len(), 3, "{}", ctx());
-                limits = Limits::new(n[0], n[1], n[2]);
+                limits = Limits::new(n[0], n[1], n[2]).with_rules(limits.rules.clone());
+            }
+            "rules" => {
+                let mut rules = Rules::default();
+                for name in value.split_whitespace() {
+                    match name {
+                        "permit_obsolete_folding" => rules.permit_obsolete_folding = true,
+                        "strip_header_spaces" => rules.strip_header_spaces = true,
+                        "permit_unconventional_http_method" => {
+                            rules.permit_unconventional_http_method = true
+                        }
+                        "permit_unconventional_http_version" => {
+                            rules.permit_unconventional_http_version = true
+                        }
+                        _ => panic!("unknown rule {name:?}, {}", ctx()),
+                    }
+                }
+                limits.rules = rules;
             }
             "request" => requests.push(new_request()),
             "incomplete" => end = End::Incomplete,

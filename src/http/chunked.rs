@@ -4,9 +4,9 @@
 //! current trailer line, so it behaves identically however the body is split
 //! across reads, down to one byte at a time.
 
-use super::chars::{hex_val, is_field_byte, CR, LF};
+use super::chars::{hex_val, is_field_byte, is_ows, CR, LF};
 use super::error::{show, HttpError};
-use super::field::parse_field_line;
+use super::field::{parse_continuation, parse_field_line};
 use super::head::{bare_cr, bare_lf};
 use super::limits::Limits;
 
@@ -114,8 +114,11 @@ impl ChunkedDecoder {
                             i += 1;
                         }
                         LF => return Err(bare_lf()),
-                        _ => {
-                            if self.trailer_count >= self.limits.fields_cap() {
+                        b => {
+                            let continues = is_ows(b)
+                                && self.limits.rules.permit_obsolete_folding
+                                && self.trailer_count > 0;
+                            if !continues && self.trailer_count >= self.limits.fields_cap() {
                                 return Err(self.limits.too_many_fields());
                             }
                             self.state = State::TrailerLine;
@@ -224,9 +227,24 @@ impl ChunkedDecoder {
                 if b != LF {
                     return Err(bare_cr());
                 }
-                parse_field_line(&self.trailer_line)?;
+                let line = &self.trailer_line;
+                if line.first().is_some_and(|&b| is_ows(b))
+                    && self.limits.rules.permit_obsolete_folding
+                    && self.trailer_count > 0
+                {
+                    parse_continuation(line)?;
+                } else {
+                    let (name, _) = parse_field_line(line, &self.limits.rules)?;
+                    let name = &line[name];
+                    if forbidden_in_trailer(name) {
+                        return Err(HttpError::bad_request(format!(
+                            "Header {} is not allowed in a trailer section",
+                            show(name)
+                        )));
+                    }
+                    self.trailer_count += 1;
+                }
                 self.trailer_used += self.trailer_line.len() + 2;
-                self.trailer_count += 1;
                 self.trailer_line.clear();
                 self.state = State::TrailerLineStart;
             }
@@ -252,6 +270,46 @@ impl ChunkedDecoder {
         }
         Ok(())
     }
+}
+
+/// RFC 9110 §6.5.1: fields a recipient must have before the content, so
+/// that a trailer carrying them could only contradict the header section
+/// or be acted on too late: framing (Content-Length, Transfer-Encoding,
+/// Trailer), routing (Host), connection control (Connection, Keep-Alive,
+/// Upgrade, TE), request modifiers (Expect, Max-Forwards, Cache-Control,
+/// Pragma, Range and the conditionals), authentication (Authorization,
+/// Proxy-Authorization, Cookie) and the content's format (Content-Type,
+/// Content-Encoding, Content-Range). gunicorn refuses six of them (Host,
+/// Content-Length, Transfer-Encoding, Trailer, Authorization, TE); the
+/// rest are refused for the same reason.
+fn forbidden_in_trailer(name: &[u8]) -> bool {
+    const FORBIDDEN: &[&[u8]] = &[
+        b"content-length",
+        b"transfer-encoding",
+        b"trailer",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"upgrade",
+        b"te",
+        b"expect",
+        b"max-forwards",
+        b"cache-control",
+        b"pragma",
+        b"range",
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-range",
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+    ];
+    FORBIDDEN.iter().any(|f| name.eq_ignore_ascii_case(f))
 }
 
 fn missing_terminator(b: u8) -> HttpError {
@@ -344,6 +402,54 @@ mod tests {
         assert_eq!(err(b"0\r\nX: a\x01b\r\n\r\n").status, 400);
         assert_eq!(err(b"0\r\nX: a\n\r\n").status, 400);
         assert_eq!(err(b"0\r\nX: a\rb\r\n\r\n").status, 400);
+    }
+
+    #[test]
+    fn framing_routing_and_authentication_fields_are_refused_in_trailers() {
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "Host",
+            "Trailer",
+            "TE",
+            "Authorization",
+            "Proxy-Authorization",
+            "Cookie",
+            "Content-Type",
+            "Expect",
+            "Connection",
+        ] {
+            let input = format!("3\r\nabc\r\n0\r\nX-Ok: 1\r\n{name}: 5\r\n\r\n");
+            let e = err(input.as_bytes());
+            assert_eq!(e.status, 400, "{name}");
+            assert!(e.detail.contains("trailer section"), "{name}: {}", e.detail);
+        }
+        assert_eq!(
+            ok(b"0\r\nX-Content-Length: 5\r\nServer-Timing: a\r\n\r\n"),
+            b""
+        );
+    }
+
+    #[test]
+    fn trailer_folding_and_spaces_follow_the_switches() {
+        let loose = Limits::default().with_rules(crate::http::Rules {
+            permit_obsolete_folding: true,
+            strip_header_spaces: true,
+            ..Default::default()
+        });
+        let run = |input: &[u8], limits: &Limits| {
+            let whole = decode_in_steps(input, input.len(), limits);
+            assert_eq!(decode_in_steps(input, 1, limits), whole);
+            whole.map(|(body, _)| body)
+        };
+        let folded = b"1\r\na\r\n0\r\nX: 1\r\n 2\r\nY : 3\r\n\r\n";
+        assert_eq!(run(folded, &Limits::default()).unwrap_err().status, 400);
+        assert_eq!(run(folded, &loose).unwrap(), b"a");
+        // Still refused: a fold with nothing to continue, a forbidden name
+        // behind spaces, control bytes in a continuation.
+        assert!(run(b"0\r\n x\r\n\r\n", &loose).is_err());
+        assert!(run(b"0\r\nHost : x\r\n\r\n", &loose).is_err());
+        assert!(run(b"0\r\nX: 1\r\n a\x01\r\n\r\n", &loose).is_err());
     }
 
     #[test]

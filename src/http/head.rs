@@ -8,16 +8,19 @@
 //! Every check is made per line, in line order, and limit checks on an
 //! unfinished line can only fire when the finished line would fail the same
 //! check. Hence the result (including the error detail) does not depend on
-//! how the bytes were split across reads.
+//! how the bytes were split across reads. (With `permit_obsolete_folding` a
+//! field is complete only once the next line does not continue it, so its
+//! framing checks run at the first byte of the next line: still a point
+//! fixed by the bytes, not by the reads.)
 
 use std::ops::Range;
 
-use super::chars::{find_line_break, CR, LF};
+use super::chars::{find_line_break, is_ows, CR, LF};
 use super::error::HttpError;
-use super::field::parse_field_line;
+use super::field::{parse_continuation, parse_field_line};
 pub use super::framing::BodyKind;
 use super::framing::Framing;
-use super::limits::Limits;
+use super::limits::{Limits, LineBound};
 use super::request_line::{parse_request_line, scan_method};
 
 /// RFC 9112 §2.2 lets a server skip at least one empty line before the
@@ -34,7 +37,12 @@ pub struct RequestHead {
     /// 0 or 1 (HTTP/1.0 or HTTP/1.1).
     pub minor_version: u8,
     /// (name, value) in order of arrival; values have surrounding OWS trimmed.
+    /// A value in `folded` replaces the one its range shows.
     pub headers: Vec<(Range<usize>, Range<usize>)>,
+    /// (index into `headers`, whole value) for fields continued by obs-fold
+    /// (only with `permit_obsolete_folding`): the lines' contents joined
+    /// with single spaces, as gunicorn joins them. Empty otherwise.
+    pub folded: Vec<(usize, Vec<u8>)>,
     /// Bytes of the head, leading empty lines and the final CRLFCRLF included.
     pub head_len: usize,
     pub body: BodyKind,
@@ -60,15 +68,26 @@ impl RequestHead {
     pub fn headers<'a>(&'a self, buf: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
         self.headers
             .iter()
-            .map(move |(n, v)| (&buf[n.clone()], &buf[v.clone()]))
+            .enumerate()
+            .map(move |(i, (n, _))| (&buf[n.clone()], self.value(i, buf)))
+    }
+
+    /// The value of the `i`th header.
+    pub fn value<'a>(&'a self, i: usize, buf: &'a [u8]) -> &'a [u8] {
+        if !self.folded.is_empty() {
+            if let Some((_, v)) = self.folded.iter().find(|(j, _)| *j == i) {
+                return v;
+            }
+        }
+        &buf[self.headers[i].1.clone()]
     }
 
     /// First value of the header called `name` (ASCII case-insensitive).
-    pub fn header<'a>(&self, buf: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    pub fn header<'a>(&'a self, buf: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| buf[n.clone()].eq_ignore_ascii_case(name))
-            .map(|(_, v)| &buf[v.clone()])
+            .position(|(n, _)| buf[n.clone()].eq_ignore_ascii_case(name))
+            .map(|i| self.value(i, buf))
     }
 }
 
@@ -108,6 +127,12 @@ pub struct HeadParser {
     minor_version: u8,
     fields_start: usize,
     headers: Vec<(Range<usize>, Range<usize>)>,
+    folded: Vec<(usize, Vec<u8>)>,
+    /// How many of `headers` framing has seen. With obs-fold permitted a
+    /// field is complete only once the next line does not continue it.
+    framed: usize,
+    /// Bytes (CRLFs included) of the field being continued by obs-fold.
+    field_len: usize,
     framing: Framing,
     failed: Option<HttpError>,
 }
@@ -125,6 +150,9 @@ impl HeadParser {
             minor_version: 1,
             fields_start: 0,
             headers: Vec::new(),
+            folded: Vec::new(),
+            framed: 0,
+            field_len: 0,
             framing: Framing::default(),
             failed: None,
         }
@@ -180,7 +208,7 @@ impl HeadParser {
                 Phase::RequestLine => {
                     // The method verdict needs at most 21 bytes and comes
                     // first (see `scan_method`); cheap enough to redo per call.
-                    if scan_method(&buf[self.line_start..])?.is_none() {
+                    if scan_method(&buf[self.line_start..], &self.limits.rules)?.is_none() {
                         return Ok(None);
                     }
                     let max = self.limits.request_line_cap();
@@ -190,7 +218,7 @@ impl HeadParser {
                     if end - self.line_start > max {
                         return Err(self.limits.request_line_too_long());
                     }
-                    let rl = parse_request_line(buf, self.line_start, end)?;
+                    let rl = parse_request_line(buf, self.line_start, end, &self.limits.rules)?;
                     self.method = rl.method;
                     self.target = rl.target;
                     self.minor_version = rl.minor_version;
@@ -207,15 +235,33 @@ impl HeadParser {
                     if first == CR {
                         return match buf.get(self.line_start + 1) {
                             None => Ok(None),
-                            Some(&LF) => self.finish(buf, self.line_start + 2).map(Some),
+                            Some(&LF) => {
+                                self.frame_pending(buf)?;
+                                self.finish(self.line_start + 2).map(Some)
+                            }
                             Some(_) => Err(bare_cr()),
                         };
                     }
                     if first == LF {
                         return Err(bare_lf());
                     }
-                    if self.headers.len() >= self.limits.fields_cap() {
-                        return Err(self.limits.too_many_fields());
+                    let folding = is_ows(first) && self.limits.rules.permit_obsolete_folding;
+                    if folding {
+                        if self.framed == self.headers.len() {
+                            // Nothing to continue: the first field line. The
+                            // line may be unfinished, so it is not quoted.
+                            return Err(HttpError::bad_request(
+                                "Obsolete line folding is unacceptable: no field to continue",
+                            ));
+                        }
+                    } else {
+                        if self.limits.rules.permit_obsolete_folding {
+                            // The previous field is complete now.
+                            self.frame_pending(buf)?;
+                        }
+                        if self.headers.len() >= self.limits.fields_cap() {
+                            return Err(self.limits.too_many_fields());
+                        }
                     }
                     let (max, bound) = self.limits.field_line_max(used);
                     let Some(end) = self.find_line_end(buf, max)? else {
@@ -225,19 +271,68 @@ impl HeadParser {
                         return Err(self.limits.field_line_too_long(bound));
                     }
                     let s = self.line_start;
-                    let (n, v) = parse_field_line(&buf[s..end])?;
-                    let (n, v) = (s + n.start..s + n.end, s + v.start..s + v.end);
-                    self.framing
-                        .on_field(buf, n.clone(), v.clone(), self.minor_version)?;
-                    if self.headers.capacity() == 0 {
-                        // One allocation covers typical requests (~10-20 fields).
-                        self.headers.reserve(24);
+                    if folding {
+                        self.continue_field(buf, s, end)?;
+                    } else {
+                        let (n, v) = parse_field_line(&buf[s..end], &self.limits.rules)?;
+                        let (n, v) = (s + n.start..s + n.end, s + v.start..s + v.end);
+                        if self.headers.capacity() == 0 {
+                            // One allocation covers typical requests (~10-20 fields).
+                            self.headers.reserve(24);
+                        }
+                        if !self.limits.rules.permit_obsolete_folding {
+                            // Without obs-fold a field is complete at once.
+                            self.framing.on_field(
+                                &buf[n.clone()],
+                                &buf[v.clone()],
+                                self.minor_version,
+                            )?;
+                            self.framed += 1;
+                        }
+                        self.headers.push((n, v));
+                        self.field_len = end - s + 2;
                     }
-                    self.headers.push((n, v));
                     self.next_line(end);
                 }
             }
         }
+    }
+
+    /// Hands the fields not yet seen by framing to it (at most one, the
+    /// last, when obs-fold is permitted; otherwise none is ever pending).
+    fn frame_pending(&mut self, buf: &[u8]) -> Result<(), HttpError> {
+        while self.framed < self.headers.len() {
+            let i = self.framed;
+            let name = &buf[self.headers[i].0.clone()];
+            let value = match self.folded.last() {
+                Some((j, v)) if *j == i => v.as_slice(),
+                _ => &buf[self.headers[i].1.clone()],
+            };
+            self.framing.on_field(name, value, self.minor_version)?;
+            self.framed += 1;
+        }
+        Ok(())
+    }
+
+    /// Appends the obs-fold line `buf[s..end]` to the last field's value,
+    /// joined with one space as gunicorn does. The folded field as a whole
+    /// is held to `limit_request_field_size`, as in gunicorn.
+    fn continue_field(&mut self, buf: &[u8], s: usize, end: usize) -> Result<(), HttpError> {
+        let part = parse_continuation(&buf[s..end])?;
+        self.field_len += end - s + 2;
+        if self.limits.field_size > 0 && self.field_len > self.limits.field_size {
+            return Err(self.limits.field_line_too_long(LineBound::FieldSize));
+        }
+        let i = self.headers.len() - 1;
+        if self.folded.last().map(|(j, _)| *j) != Some(i) {
+            let first = buf[self.headers[i].1.clone()].to_vec();
+            self.folded.push((i, first));
+        }
+        if let Some((_, v)) = self.folded.last_mut() {
+            v.push(b' ');
+            v.extend_from_slice(&buf[s + part.start..s + part.end]);
+        }
+        Ok(())
     }
 
     /// Locates the CRLF ending the current line and returns the offset of
@@ -278,13 +373,14 @@ impl HeadParser {
         self.scan = self.line_start;
     }
 
-    fn finish(&mut self, buf: &[u8], head_len: usize) -> Result<RequestHead, HttpError> {
-        let outcome = self.framing.finish(buf, self.minor_version)?;
+    fn finish(&mut self, head_len: usize) -> Result<RequestHead, HttpError> {
+        let outcome = self.framing.finish(self.minor_version)?;
         Ok(RequestHead {
             method: self.method.clone(),
             target: self.target.clone(),
             minor_version: self.minor_version,
             headers: std::mem::take(&mut self.headers),
+            folded: std::mem::take(&mut self.folded),
             head_len,
             body: outcome.body,
             keep_alive: outcome.keep_alive,
@@ -339,7 +435,7 @@ mod tests {
 
     #[test]
     fn every_proper_prefix_is_incomplete() {
-        let buf = b"\r\nPOST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n";
+        let buf = b"\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
         for n in 0..buf.len() {
             assert_eq!(
                 parse_head(&buf[..n], &Limits::default()),
@@ -354,7 +450,7 @@ mod tests {
 
     #[test]
     fn resumable_parser_matches_stateless_parse_byte_by_byte() {
-        let buf = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
         let mut p = HeadParser::new(&Limits::default());
         for n in 0..buf.len() {
             assert_eq!(p.parse(&buf[..n]), Ok(None));
@@ -369,7 +465,7 @@ mod tests {
     fn resumable_parser_restarts_when_buffer_shrinks() {
         let mut p = HeadParser::new(&Limits::default());
         assert_eq!(p.parse(b"GET /looooooong HTTP/1.1\r\nA"), Ok(None));
-        let h = p.parse(b"GET / HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        let h = p.parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.target, 4..5);
     }
 
@@ -377,23 +473,26 @@ mod tests {
     fn resumable_parser_keeps_reporting_its_error() {
         let mut p = HeadParser::new(&Limits::default());
         let e = p.parse(b"get / HTTP/1.1\r\n").unwrap_err();
-        assert_eq!(p.parse(b"get / HTTP/1.1\r\n\r\n").unwrap_err(), e);
+        assert_eq!(
+            p.parse(b"get / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err(),
+            e
+        );
     }
 
     #[test]
     fn leading_empty_lines_are_skipped_and_counted() {
-        let buf = b"\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        let buf = b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
         let h = complete(buf);
         assert_eq!(h.method, 4..7);
         assert_eq!(h.head_len, buf.len());
         let many = [
             &b"\r\n".repeat(MAX_LEADING_EMPTY_LINES + 1)[..],
-            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
         ]
         .concat();
         assert_eq!(error(&many, &Limits::default()).status, 400);
         assert_eq!(
-            error(b"\nGET / HTTP/1.1\r\n\r\n", &Limits::default()).status,
+            error(b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &Limits::default()).status,
             400
         );
     }
@@ -401,13 +500,13 @@ mod tests {
     #[test]
     fn request_line_limit_counts_line_without_crlf() {
         let limits = Limits::new(16, 100, 8190);
-        let long = b"GET /23456789012 HTTP/1.1\r\n\r\n"; // 25 bytes
+        let long = b"GET /23456789012 HTTP/1.1\r\nHost: a\r\n\r\n"; // 25 bytes
         assert_eq!(error(long, &limits).status, 414);
-        let exact = b"GET /2 HTTP/1.1\r\n\r\n"; // 15 bytes
+        let exact = b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n"; // 15 bytes
         assert!(parse_head(exact, &limits).unwrap().is_some());
-        let sixteen = b"GET /23 HTTP/1.1\r\n\r\n";
+        let sixteen = b"GET /23 HTTP/1.1\r\nHost: a\r\n\r\n";
         assert!(parse_head(sixteen, &limits).unwrap().is_some());
-        let seventeen = b"GET /234 HTTP/1.1\r\n\r\n";
+        let seventeen = b"GET /234 HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(error(seventeen, &limits).status, 414);
     }
 
@@ -422,7 +521,7 @@ mod tests {
 
     #[test]
     fn zero_request_line_limit_is_unlimited() {
-        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(20_000));
+        let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(20_000));
         assert!(parse_head(long.as_bytes(), &Limits::new(0, 100, 8190))
             .unwrap()
             .is_some());
@@ -433,11 +532,11 @@ mod tests {
     fn field_count_limit() {
         let limits = Limits::new(4094, 2, 8190);
         assert!(
-            parse_head(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", &limits)
+            parse_head(b"GET / HTTP/1.0\r\nA: 1\r\nB: 2\r\n\r\n", &limits)
                 .unwrap()
                 .is_some()
         );
-        let e = error(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC", &limits);
+        let e = error(b"GET / HTTP/1.0\r\nA: 1\r\nB: 2\r\nC", &limits);
         assert_eq!(e.status, 431);
     }
 
@@ -449,9 +548,11 @@ mod tests {
             error(b"GET / HTTP/1.1\r\nA: 123456\r\n\r\n", &limits).status,
             431
         );
-        assert!(parse_head(b"GET / HTTP/1.1\r\nA: 12345\r\n\r\n", &limits)
-            .unwrap()
-            .is_some());
+        assert!(
+            parse_head(b"GET / HTTP/1.1\r\nA: 12345\r\nHost: a\r\n\r\n", &limits)
+                .unwrap()
+                .is_some()
+        );
         // Unfinished but already too long.
         assert_eq!(error(b"GET / HTTP/1.1\r\nA: 123456", &limits).status, 431);
         assert_eq!(parse_head(b"GET / HTTP/1.1\r\nA: 12345", &limits), Ok(None));
@@ -478,7 +579,7 @@ mod tests {
             b"GET / HTTP/1.1\rX\n\r\n",
             b"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n",
             b"GET / HTTP/1.1\r\n\rX",
-            b"\rGET / HTTP/1.1\r\n\r\n",
+            b"\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         ] {
             let e = error(buf, &l);
             assert_eq!(e.status, 400, "{buf:?}");
@@ -513,7 +614,79 @@ mod tests {
     fn connect_and_absolute_targets() {
         let buf = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
         assert_eq!(complete(buf).target(buf), b"example.com:443");
-        let buf = b"GET http://example.com/a HTTP/1.1\r\n\r\n";
+        let buf = b"GET http://example.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n";
         assert_eq!(complete(buf).target(buf), b"http://example.com/a");
+    }
+
+    fn loose(rules: crate::http::Rules) -> Limits {
+        Limits::default().with_rules(rules)
+    }
+
+    #[test]
+    fn http11_without_host_is_refused_at_the_end_of_its_head() {
+        let e = error(
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            &Limits::default(),
+        );
+        assert_eq!((e.status, e.detail.as_str()), (400, "Missing Host header"));
+        assert!(parse_head(b"GET / HTTP/1.0\r\n\r\n", &Limits::default())
+            .unwrap()
+            .is_some());
+        let e = error(
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            &Limits::default(),
+        );
+        assert_eq!(e.detail, "Duplicate Host header");
+    }
+
+    #[test]
+    fn obs_fold_is_joined_with_single_spaces_when_permitted() {
+        let limits = loose(crate::http::Rules {
+            permit_obsolete_folding: true,
+            ..Default::default()
+        });
+        let buf = b"GET / HTTP/1.1\r\nX: a \r\n \t b\r\n\tc \r\nHost: h\r\n\r\n";
+        let h = parse_head(buf, &limits).unwrap().unwrap();
+        let hs: Vec<_> = h.headers(buf).collect();
+        assert_eq!(
+            hs,
+            vec![(&b"X"[..], &b"a b c"[..]), (&b"Host"[..], &b"h"[..])]
+        );
+        assert_eq!(h.header(buf, b"x"), Some(&b"a b c"[..]));
+        assert_eq!(h.head_len, buf.len());
+        // The folded value is what framing sees.
+        let buf = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip,\r\n chunked\r\n\r\n";
+        assert_eq!(parse_head(buf, &limits).unwrap_err().status, 501);
+        let buf = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n 2\r\n\r\n";
+        assert_eq!(parse_head(buf, &limits).unwrap_err().status, 400);
+        // Nothing to continue; still refused without the switch.
+        assert_eq!(
+            error(b"GET / HTTP/1.1\r\n X: y\r\n\r\n", &limits).status,
+            400
+        );
+        assert_eq!(
+            error(b"GET / HTTP/1.1\r\nX: y\r\n z\r\n\r\n", &Limits::default()).status,
+            400
+        );
+        // The folded field as a whole obeys limit_request_field_size.
+        let mut small = limits.clone();
+        small.field_size = 12;
+        assert_eq!(
+            error(b"GET / HTTP/1.1\r\nX: abc\r\n defgh\r\n\r\n", &small).status,
+            431
+        );
+    }
+
+    #[test]
+    fn strip_header_spaces_reads_name_before_the_spaces() {
+        let limits = loose(crate::http::Rules {
+            strip_header_spaces: true,
+            ..Default::default()
+        });
+        let buf = b"POST / HTTP/1.1\r\nHost : h\r\nContent-Length\t: 2\r\n\r\nab";
+        let h = parse_head(buf, &limits).unwrap().unwrap();
+        assert_eq!(h.header(buf, b"host"), Some(&b"h"[..]));
+        assert_eq!(h.body, BodyKind::Length(2));
+        assert_eq!(error(buf, &Limits::default()).status, 400);
     }
 }

@@ -1,5 +1,8 @@
 //! Request-size limits with gunicorn's semantics (`limit_request_line`,
-//! `limit_request_fields`, `limit_request_field_size`).
+//! `limit_request_fields`, `limit_request_field_size`), and gunicorn's
+//! parser switches that loosen one syntax rule each (`Rules`). Both travel
+//! together because everything that parses a head or a trailer section
+//! needs both.
 
 use super::error::HttpError;
 
@@ -22,6 +25,26 @@ pub struct Limits {
     /// including its CRLF. 0 = unlimited per line (the section as a whole
     /// stays bounded, see `section_cap`).
     pub field_size: usize,
+    /// Syntax switches; the default is gunicorn's (all strict).
+    pub rules: Rules,
+}
+
+/// gunicorn's parser switches, off by default. Each one loosens exactly
+/// one rule and nothing else.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Accept obs-fold (a field line starting with SP/HTAB continues the
+    /// previous field); the value is joined with single spaces, as gunicorn
+    /// does. RFC 9112 §5.2 lets a server do this instead of answering 400.
+    pub permit_obsolete_folding: bool,
+    /// Accept whitespace between a field name and its colon, and drop it.
+    pub strip_header_spaces: bool,
+    /// Accept any token as a method, not only 3-20 characters without
+    /// lowercase letters or `#`.
+    pub permit_unconventional_http_method: bool,
+    /// Accept `HTTP/d.d` with a major version other than 1: 0.x is served
+    /// as HTTP/1.0, 2.x and later as HTTP/1.1 (instead of 505).
+    pub permit_unconventional_http_version: bool,
 }
 
 impl Default for Limits {
@@ -30,6 +53,7 @@ impl Default for Limits {
             request_line: 4094,
             fields: 100,
             field_size: 8190,
+            rules: Rules::default(),
         }
     }
 }
@@ -47,7 +71,14 @@ impl Limits {
             request_line,
             fields,
             field_size,
+            rules: Rules::default(),
         }
+    }
+
+    /// The same limits with other syntax switches.
+    pub fn with_rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// Longest request line (CRLF excluded) accepted.

@@ -4,7 +4,8 @@
 //! reusable `HeadParser`) until it yields a `RequestHead`; the body then
 //! follows at `head_len`, framed as `RequestHead::body` says, with
 //! `ChunkedDecoder` for chunked bodies. Any `HttpError` means: answer with
-//! its status and close the connection.
+//! its status and close the connection. `Limits` carries gunicorn's size
+//! limits and its parser switches (`Rules`), strict by default.
 
 mod chars;
 pub use chars::is_tchar;
@@ -19,4 +20,4 @@ mod request_line;
 pub use chunked::ChunkedDecoder;
 pub use error::HttpError;
 pub use head::{parse_head, BodyKind, HeadParser, RequestHead};
-pub use limits::Limits;
+pub use limits::{Limits, Rules};

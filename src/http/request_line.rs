@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use super::chars::is_tchar;
 use super::error::{show, HttpError};
+use super::limits::Rules;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RequestLine {
@@ -22,11 +23,12 @@ pub(crate) fn parse_request_line(
     buf: &[u8],
     start: usize,
     end: usize,
+    rules: &Rules,
 ) -> Result<RequestLine, HttpError> {
     let line = &buf[start..end];
     let invalid_line =
         || HttpError::bad_request(format!("Invalid HTTP request line: {}", show(line)));
-    let m = scan_method(line)?.ok_or_else(invalid_line)?;
+    let m = scan_method(line, rules)?.ok_or_else(invalid_line)?;
     // Exactly one more SP (RFC 9112 §3): neither target nor version may
     // contain SP, and splitting on runs of whitespace would invite
     // disagreement with proxies about where the target ends.
@@ -39,7 +41,7 @@ pub(crate) fn parse_request_line(
     let target = &rest[..sp];
     let version = &rest[sp + 1..];
 
-    let minor_version = parse_version(version)?;
+    let minor_version = parse_version(version, rules)?;
     check_target(method, target)?;
 
     Ok(RequestLine {
@@ -51,8 +53,9 @@ pub(crate) fn parse_request_line(
 
 /// gunicorn's default (`permit_unconventional_http_method = False`): a
 /// token of 3 to 20 characters with no lowercase letters and no `#`.
-fn is_method_byte(b: u8) -> bool {
-    is_tchar(b) && !b.is_ascii_lowercase() && b != b'#'
+/// With the switch, any token (RFC 9110 §9.1).
+fn is_method_byte(b: u8, rules: &Rules) -> bool {
+    is_tchar(b) && (rules.permit_unconventional_http_method || !b.is_ascii_lowercase() && b != b'#')
 }
 
 /// Longest method gunicorn accepts by default.
@@ -65,13 +68,24 @@ const MAX_METHOD_LEN: usize = 20;
 /// head parser runs this before anything else on the line: garbage such as
 /// a TLS handshake sent to a plain-HTTP port is refused at its first byte
 /// instead of after `limit_request_line` bytes or a timeout, and the error
-/// is the same however the bytes were split.
-pub(crate) fn scan_method(line: &[u8]) -> Result<Option<usize>, HttpError> {
+/// is the same however the bytes were split. With
+/// `permit_unconventional_http_method` a method has no length bounds but
+/// its own line's, and the verdict still comes at the first bad byte.
+pub(crate) fn scan_method(line: &[u8], rules: &Rules) -> Result<Option<usize>, HttpError> {
     let invalid =
         |n: usize| HttpError::bad_request(format!("Invalid HTTP method: {}", show(&line[..n])));
+    let (min, max) = if rules.permit_unconventional_http_method {
+        (1, usize::MAX)
+    } else {
+        (3, MAX_METHOD_LEN)
+    };
     for (i, &b) in line.iter().enumerate() {
         if b == b' ' {
-            return if i < 3 { Err(invalid(i)) } else { Ok(Some(i)) };
+            return if i < min {
+                Err(invalid(i))
+            } else {
+                Ok(Some(i))
+            };
         }
         if b == b'\r' || b == b'\n' {
             return Err(HttpError::bad_request(format!(
@@ -79,7 +93,7 @@ pub(crate) fn scan_method(line: &[u8]) -> Result<Option<usize>, HttpError> {
                 show(&line[..i])
             )));
         }
-        if i >= MAX_METHOD_LEN || !is_method_byte(b) {
+        if i >= max || !is_method_byte(b, rules) {
             return Err(invalid(i + 1));
         }
     }
@@ -88,9 +102,10 @@ pub(crate) fn scan_method(line: &[u8]) -> Result<Option<usize>, HttpError> {
 
 /// HTTP/1.x is served: 1.0 as 1.0, 1.1 and any later minor version as 1.1
 /// (RFC 9110 §2.5: answer with the highest minor version the server
-/// conforms to, as gunicorn does). Any other major version gets 505,
-/// anything else is a malformed request (400).
-fn parse_version(version: &[u8]) -> Result<u8, HttpError> {
+/// conforms to, as gunicorn does). Any other major version gets 505 (with
+/// `permit_unconventional_http_version`: 0.x is served as 1.0, 2.x and
+/// later as 1.1), anything else is a malformed request (400).
+fn parse_version(version: &[u8], rules: &Rules) -> Result<u8, HttpError> {
     match version {
         b"HTTP/1.1" => Ok(1),
         b"HTTP/1.0" => Ok(0),
@@ -98,6 +113,9 @@ fn parse_version(version: &[u8]) -> Result<u8, HttpError> {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
+            if rules.permit_unconventional_http_version {
+                return Ok(u8::from(*major >= b'1'));
+            }
             Err(HttpError::version_not_supported(format!(
                 "Unsupported HTTP version: {}",
                 show(version)
@@ -111,7 +129,8 @@ fn parse_version(version: &[u8]) -> Result<u8, HttpError> {
 }
 
 /// RFC 9112 §3.2: one of the four request-target forms, the form allowed
-/// by the method. Bytes >= 0x80 are let through because gunicorn accepts
+/// by the method: authority form only (and always) with CONNECT, the
+/// asterisk only with OPTIONS, otherwise origin form or absolute form. Bytes >= 0x80 are let through because gunicorn accepts
 /// raw UTF-8 paths and applications rely on it; whitespace and control
 /// bytes are never valid.
 fn check_target(method: &[u8], target: &[u8]) -> Result<(), HttpError> {
@@ -135,17 +154,33 @@ fn check_target(method: &[u8], target: &[u8]) -> Result<(), HttpError> {
     }
 }
 
-/// `scheme ":" hier-part ...` with a non-empty remainder (RFC 3986 §3.1).
+/// `scheme "://" authority path-abempty [ "?" query ]` (RFC 3986 §3, RFC
+/// 9112 §3.2.2): an absolute URI with an authority. `host:port` alone, a
+/// scheme without `//`, an empty or malformed authority, and userinfo
+/// (`user@host`, which RFC 9110 §4.2.4 says to treat as an error) are not.
 fn is_absolute_form(t: &[u8]) -> bool {
     let Some(colon) = t.iter().position(|&b| b == b':') else {
         return false;
     };
     let scheme = &t[..colon];
-    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+    let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
         && scheme
             .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        && colon + 1 < t.len()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    let Some(rest) = t[colon + 1..].strip_prefix(b"//") else {
+        return false;
+    };
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let (host, port) = match authority.iter().rposition(|&b| b == b':') {
+        // A colon inside an IPv6 literal is not the port separator.
+        Some(c) if !authority[c..].contains(&b']') => (&authority[..c], &authority[c + 1..]),
+        _ => (authority, &b""[..]),
+    };
+    scheme_ok && port.len() <= 5 && port.iter().all(u8::is_ascii_digit) && is_host(host)
 }
 
 /// `uri-host ":" port` (RFC 9112 §3.2.3), as used by CONNECT.
@@ -155,7 +190,13 @@ fn is_authority_form(t: &[u8]) -> bool {
     };
     let (host, port) = (&t[..colon], &t[colon + 1..]);
     let port_ok = (1..=5).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
-    let host_ok = match host {
+    port_ok && is_host(host)
+}
+
+/// RFC 3986 `host`: an IP literal in brackets or a non-empty reg-name
+/// (unreserved, pct-encoded and sub-delims characters).
+fn is_host(host: &[u8]) -> bool {
+    match host {
         [b'[', inner @ .., b']'] => {
             !inner.is_empty()
                 && inner.iter().all(|&b| {
@@ -187,8 +228,7 @@ fn is_authority_form(t: &[u8]) -> bool {
                         )
                 })
         }
-    };
-    port_ok && host_ok
+    }
 }
 
 #[cfg(test)]
@@ -196,7 +236,7 @@ mod tests {
     use super::*;
 
     fn parse(line: &[u8]) -> Result<RequestLine, HttpError> {
-        parse_request_line(line, 0, line.len())
+        parse_request_line(line, 0, line.len(), &Rules::default())
     }
 
     fn status(line: &[u8]) -> u16 {
@@ -206,7 +246,7 @@ mod tests {
     #[test]
     fn ranges_point_into_the_buffer() {
         let buf = b"\r\nGET /a?b=1 HTTP/1.0";
-        let rl = parse_request_line(buf, 2, buf.len()).unwrap();
+        let rl = parse_request_line(buf, 2, buf.len(), &Rules::default()).unwrap();
         assert_eq!(&buf[rl.method.clone()], b"GET");
         assert_eq!(&buf[rl.target.clone()], b"/a?b=1");
         assert_eq!(rl.minor_version, 0);
@@ -261,19 +301,22 @@ mod tests {
 
     #[test]
     fn method_is_judged_from_its_first_bytes() {
-        assert_eq!(scan_method(b"GE"), Ok(None));
-        assert_eq!(scan_method(b"GET"), Ok(None));
-        assert_eq!(scan_method(b"GET /"), Ok(Some(3)));
-        assert_eq!(scan_method(b"ABCDEFGHIJKLMNOPQRST"), Ok(None));
+        assert_eq!(scan_method(b"GE", &Rules::default()), Ok(None));
+        assert_eq!(scan_method(b"GET", &Rules::default()), Ok(None));
+        assert_eq!(scan_method(b"GET /", &Rules::default()), Ok(Some(3)));
+        assert_eq!(
+            scan_method(b"ABCDEFGHIJKLMNOPQRST", &Rules::default()),
+            Ok(None)
+        );
         // TLS ClientHello: refused at the first byte.
         assert_eq!(
-            scan_method(b"\x16").unwrap_err().detail,
+            scan_method(b"\x16", &Rules::default()).unwrap_err().detail,
             "Invalid HTTP method: b\"\\x16\""
         );
-        assert!(scan_method(b"ABCDEFGHIJKLMNOPQRSTU").is_err());
-        assert!(scan_method(b"g").is_err());
-        assert!(scan_method(b"GE ").is_err());
-        let e = scan_method(b"GET\r").unwrap_err();
+        assert!(scan_method(b"ABCDEFGHIJKLMNOPQRSTU", &Rules::default()).is_err());
+        assert!(scan_method(b"g", &Rules::default()).is_err());
+        assert!(scan_method(b"GE ", &Rules::default()).is_err());
+        let e = scan_method(b"GET\r", &Rules::default()).unwrap_err();
         assert!(
             e.detail.starts_with("Invalid HTTP request line"),
             "{}",
@@ -335,6 +378,99 @@ mod tests {
         assert!(parse(b"GET ?x HTTP/1.1").is_err());
         assert!(parse(b"GET 1http://x/ HTTP/1.1").is_err());
         assert!(parse(b"GET http: HTTP/1.1").is_err());
+    }
+
+    #[test]
+    fn authority_form_only_with_connect() {
+        for t in ["example.com:443", "[::1]:80", "localhost:8000"] {
+            assert!(
+                parse(format!("GET {t} HTTP/1.1").as_bytes()).is_err(),
+                "{t}"
+            );
+            assert!(
+                parse(format!("OPTIONS {t} HTTP/1.1").as_bytes()).is_err(),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn absolute_form_needs_scheme_and_authority() {
+        for t in [
+            "http://example.com",
+            "http://example.com/",
+            "https://example.com:8443/a?b",
+            "http://[::1]:8000/x",
+            "http://example.com:/x",
+            "http://10.0.0.1?q",
+            "coap+tcp://h.example/p",
+        ] {
+            assert!(parse(format!("GET {t} HTTP/1.1").as_bytes()).is_ok(), "{t}");
+        }
+        for t in [
+            "http:/x",
+            "http:x",
+            "mailto:a@example.com",
+            "http:///x",
+            "http://",
+            "http://user@example.com/",
+            "http://example.com:80a/",
+            "http://example.com:123456/",
+            "http://exa<mple.com/",
+            "http://[::1/",
+            "1ttp://x/",
+            "ht_tp://x/",
+        ] {
+            assert!(
+                parse(format!("GET {t} HTTP/1.1").as_bytes()).is_err(),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn unconventional_methods_only_with_the_switch() {
+        let loose = Rules {
+            permit_unconventional_http_method: true,
+            ..Rules::default()
+        };
+        for m in ["get", "G", "G#T", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "m-search"] {
+            let line = format!("{m} / HTTP/1.1");
+            assert!(parse(line.as_bytes()).is_err(), "{m}");
+            let rl = parse_request_line(line.as_bytes(), 0, line.len(), &loose).unwrap();
+            assert_eq!(&line.as_bytes()[rl.method], m.as_bytes());
+        }
+        // Still a token.
+        for m in ["GE(T", "G\x01T", "GÉT"] {
+            let line = format!("{m} / HTTP/1.1");
+            assert!(
+                parse_request_line(line.as_bytes(), 0, line.len(), &loose).is_err(),
+                "{m}"
+            );
+        }
+        assert!(scan_method(b" / HTTP/1.1", &loose).is_err());
+    }
+
+    #[test]
+    fn unconventional_versions_only_with_the_switch() {
+        let loose = Rules {
+            permit_unconventional_http_version: true,
+            ..Rules::default()
+        };
+        for (v, minor) in [("HTTP/0.9", 0), ("HTTP/2.0", 1), ("HTTP/9.9", 1)] {
+            let line = format!("GET / {v}");
+            assert_eq!(status(line.as_bytes()), 505, "{v}");
+            let rl = parse_request_line(line.as_bytes(), 0, line.len(), &loose).unwrap();
+            assert_eq!(rl.minor_version, minor, "{v}");
+        }
+        // Malformed versions stay malformed.
+        let line = b"GET / HTTP/1.10";
+        assert_eq!(
+            parse_request_line(line, 0, line.len(), &loose)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]

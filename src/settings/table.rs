@@ -191,8 +191,6 @@ const TLS: &str =
 const SYSLOG: &str = "ferricorn logs to files or stdout/stderr only; no syslog sender";
 const STATSD: &str = "ferricorn has no StatsD client; read metrics from the access log or a proxy";
 const PY_LOGGING: &str = "ferricorn's server logs are written by Rust, not Python's logging module";
-const FIXED_PARSER: &str =
-    "ferricorn's HTTP parser applies gunicorn's strict defaults and has no switch for this";
 const PASTE: &str = "PasteDeploy apps are not supported; give a WSGI_APP (module:attr) instead";
 
 macro_rules! s {
@@ -430,8 +428,7 @@ pub static SETTINGS: &[Setting] = &[
     s!("secure_scheme_headers", ServerMechanics, [], Kind::Dict,
        D::Dict(&[("X-FORWARDED-PROTOCOL", "ssl"), ("X-FORWARDED-PROTO", "https"), ("X-FORWARDED-SSL", "on")]),
        "Headers and values by which a trusted proxy marks a request as HTTPS.",
-       more = "Only peers in forwarded_allow_ips are believed.",
-       applies = Applies::NotYet("the default headers are honoured; other values are not read yet")),
+       more = "Only peers in forwarded_allow_ips are believed. Names are matched case-insensitively, values exactly (case-sensitively, as in gunicorn). A trusted peer's request whose headers from this set disagree (one says HTTPS, another does not) gets 400. An empty dictionary turns the feature off."),
     s!("forwarded_allow_ips", ServerMechanics, ["--forwarded-allow-ips"], Kind::CommaList, D::Str("127.0.0.1,::1"),
        "Front-end IPs trusted to set the secure-scheme headers, comma-separated; '*' trusts all.",
        meta = "STRING", env = "FORWARDED_ALLOW_IPS"),
@@ -452,25 +449,27 @@ pub static SETTINGS: &[Setting] = &[
        "A PasteDeploy global variable, KEY=VALUE. Repeatable.",
        meta = "CONF",
        applies = Applies::NoEffect(PASTE)),
+    s!("permit_obsolete_folding", ServerMechanics, ["--permit-obsolete-folding"], Kind::Bool, D::Bool(false),
+       "Accept obsolete line folding in header and trailer fields (unsafe).",
+       more = "A field line starting with a space or tab then continues the previous field, whose value is joined with single spaces, as gunicorn does; otherwise such a request gets 400."),
     s!("strip_header_spaces", ServerMechanics, ["--strip-header-spaces"], Kind::Bool, D::Bool(false),
        "Accept spaces between a header name and its colon (unsafe, deprecated).",
-       applies = Applies::NoEffect("such headers are always rejected: accepting them enables request smuggling")),
+       more = "Such headers are otherwise rejected with 400: accepting them enables request smuggling."),
     s!("permit_unconventional_http_method", ServerMechanics, ["--permit-unconventional-http-method"], Kind::Bool, D::Bool(false),
        "Accept request methods that break the usual conventions (lowercase, very short or long).",
-       applies = Applies::NoEffect(FIXED_PARSER)),
+       more = "Without it a method is 3 to 20 characters with no lowercase letters and no `#`, as in gunicorn; with it any token is a method."),
     s!("permit_unconventional_http_version", ServerMechanics, ["--permit-unconventional-http-version"], Kind::Bool, D::Bool(false),
-       "Accept HTTP versions other than 1.0 and 1.1 in the request line.",
-       applies = Applies::NoEffect(FIXED_PARSER)),
+       "Accept HTTP versions other than 1.x in the request line.",
+       more = "Without it `HTTP/0.9`, `HTTP/2.0` and the like get 505; with it 0.x is served as HTTP/1.0 and later versions as HTTP/1.1."),
     s!("casefold_http_method", ServerMechanics, ["--casefold-http-method"], Kind::Bool, D::Bool(false),
        "Upper-case request methods before the app sees them.",
-       applies = Applies::NoEffect(FIXED_PARSER)),
+       more = "Lowercase methods are refused unless permit_unconventional_http_method is set, so this matters only with it, as in gunicorn."),
     s!("forwarder_headers", ServerMechanics, ["--forwarder-headers"], Kind::CommaList, D::Str("SCRIPT_NAME,PATH_INFO"),
-       "Headers a trusted front end may set to pass SCRIPT_NAME, PATH_INFO or REMOTE_USER into the environ.",
-       applies = Applies::NoEffect(FIXED_PARSER)),
+       "Headers with '_' in their name a trusted front end may set; they reach the environ whatever header_map says.",
+       more = "Only peers in forwarded_allow_ips are believed; `*` names every header. As in gunicorn, a `SCRIPT_NAME` header sets SCRIPT_NAME, and PATH_INFO is the path after it; the others, e.g. `REMOTE_USER`, appear as `HTTP_REMOTE_USER`."),
     s!("header_map", ServerMechanics, ["--header-map"], Kind::Choice(HEADER_MAPS), D::Str("drop"),
        "What to do with header names containing '_': drop, refuse or dangerous.",
-       more = "ferricorn always drops them, as gunicorn does by default.",
-       applies = Applies::NoEffect("header names containing '_' are always dropped (gunicorn's default)")),
+       more = "`drop` leaves them out of the environ, `refuse` answers 400, `dangerous` maps them like '-' (so `X_Forwarded_For` and `X-Forwarded-For` share `HTTP_X_FORWARDED_FOR`, values joined with ','). Names in forwarder_headers from a trusted peer are always mapped."),
     s!("upgrade_mode", ServerMechanics, ["--upgrade-mode"], Kind::Choice(UPGRADE_MODES), D::Str("manual"),
        "What an old master does once the new master started by USR2 has booted all its workers: manual or auto.",
        meta = "MODE",

@@ -38,6 +38,7 @@ pub struct RequestCtx {
     /// SERVER_NAME / SERVER_PORT for requests without Host, per listener.
     server_names: Vec<(String, String)>,
     forwarded_allow_ips: Vec<String>,
+    header_policy: crate::wsgi::environ::HeaderPolicy,
     keep_alive_enabled: bool,
     access: Option<AccessFormat>,
 }
@@ -53,6 +54,7 @@ impl RequestCtx {
                 })
                 .collect(),
             forwarded_allow_ips: cfg.forwarded_allow_ips.clone(),
+            header_policy: cfg.header_policy.clone(),
             keep_alive_enabled: !cfg.keep_alive.is_zero(),
             access: crate::log::access_enabled()
                 .then(|| AccessFormat::compile(&cfg.access_logformat)),
@@ -82,6 +84,7 @@ pub fn run(job: Job, ctx: &RequestCtx, respond: impl FnOnce(&Request<'_>) -> Out
             &conn.remote_addr,
             conn.remote_port.is_none(),
         ),
+        headers: &ctx.header_policy,
     };
     let req = Request {
         fd: conn.raw(),

@@ -614,7 +614,14 @@ impl<'a> Server<'a> {
             return;
         }
         let head = match parse_head(&conn.buf, &self.ctx.cfg.limits) {
-            Ok(Some(head)) => head,
+            Ok(Some(head)) => {
+                if self.ctx.cfg.casefold_http_method {
+                    // gunicorn's casefold_http_method: the app, the hooks
+                    // and the access log all see the upper case.
+                    conn.buf[head.method.clone()].make_ascii_uppercase();
+                }
+                head
+            }
             Ok(None) => {
                 if conn.eof {
                     self.close(idx);

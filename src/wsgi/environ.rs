@@ -19,6 +19,58 @@ pub struct ConnInfo<'a> {
     pub server_port: &'a str,
     /// The peer may set X-Forwarded-* (it is in --forwarded-allow-ips).
     pub trusted_proxy: bool,
+    /// How header names and forwarded headers are read.
+    pub headers: &'a HeaderPolicy,
+}
+
+/// gunicorn's `header_map`: what becomes of a header whose name contains
+/// `_`, which would share its environ key with the `-` spelling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderMap {
+    /// Left out of the environ (gunicorn's default).
+    Drop,
+    /// The request is answered 400.
+    Refuse,
+    /// Mapped like `-`; values of both spellings are joined.
+    Dangerous,
+}
+
+/// gunicorn's header settings, fixed for a worker's life (built from the
+/// settings table, which holds gunicorn's defaults).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderPolicy {
+    pub header_map: HeaderMap,
+    /// `secure_scheme_headers`: (name, value that means HTTPS); names
+    /// compare case-insensitively, values exactly, as gunicorn's do.
+    pub secure_scheme_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `forwarder_headers`: names with `_` a trusted peer may send whatever
+    /// `header_map` says; `*` allows every name.
+    pub forwarder_headers: Vec<Vec<u8>>,
+}
+
+impl HeaderPolicy {
+    /// Whether a trusted peer may send `name` past `header_map`.
+    fn forwarded(&self, name: &[u8]) -> bool {
+        self.forwarder_headers
+            .iter()
+            .any(|f| f == b"*" || f.eq_ignore_ascii_case(name))
+    }
+
+    /// What to do with header `name` from this peer: Ok(true) map it into
+    /// the environ, Ok(false) drop it, Err refuse the request.
+    fn admit(&self, name: &[u8], trusted: bool) -> Result<bool, EnvironError> {
+        if !name.contains(&b'_') || (trusted && self.forwarded(name)) {
+            return Ok(true);
+        }
+        match self.header_map {
+            HeaderMap::Drop => Ok(false),
+            HeaderMap::Dangerous => Ok(true),
+            HeaderMap::Refuse => Err(EnvironError(format!(
+                "Invalid HTTP header name: {:?} (header_map is refuse)",
+                String::from_utf8_lossy(name)
+            ))),
+        }
+    }
 }
 
 /// Keys set on every request, interned once per worker.
@@ -152,10 +204,9 @@ impl Keys {
         }
     }
 
-    /// The environ key for a header name and the value cache behind it, or
-    /// None when the header is dropped (names with "_" are dropped, as
-    /// gunicorn's default header_map does, so "X_Forwarded_For" cannot
-    /// impersonate "X-Forwarded-For").
+    /// The environ key for a header name and the value cache behind it.
+    /// (Whether a name with "_" is mapped at all is `HeaderPolicy::admit`'s
+    /// call, made before.)
     fn header_entry(&mut self, py: Python<'_>, name: &[u8]) -> Option<&mut HeaderEntry> {
         let mut stack = [0u8; 64];
         let lower: &[u8] = if name.len() <= stack.len() {
@@ -195,9 +246,6 @@ impl Keys {
 }
 
 fn make_header_key(py: Python<'_>, name: &[u8]) -> Option<Py<PyString>> {
-    if name.contains(&b'_') {
-        return None;
-    }
     let mut s = String::with_capacity(5 + name.len());
     s.push_str("HTTP_");
     for &b in name {
@@ -210,14 +258,25 @@ fn make_header_key(py: Python<'_>, name: &[u8]) -> Option<Py<PyString>> {
     Some(PyString::intern(py, &s).unbind())
 }
 
-/// Whether two header names repeat (case-insensitively): then values are
-/// joined with "," as gunicorn does; otherwise each is set directly.
+/// Whether two header names map to one environ key (case-insensitively,
+/// `-` and `_` alike): then values are joined with "," as gunicorn does;
+/// otherwise each is set directly.
 fn has_repeated_names(head: &RequestHead, buf: &[u8]) -> bool {
+    let same = |a: &[u8], b: &[u8]| {
+        let norm = |c: u8| {
+            if c == b'_' {
+                b'-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        };
+        a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| norm(x) == norm(y))
+    };
     let names = &head.headers;
     for i in 0..names.len() {
         let a = &buf[names[i].0.clone()];
         for other in &names[..i] {
-            if a.eq_ignore_ascii_case(&buf[other.0.clone()]) {
+            if same(a, &buf[other.0.clone()]) {
                 return true;
             }
         }
@@ -290,17 +349,13 @@ pub struct ContradictoryScheme;
 pub fn forwarded_scheme(
     head: &RequestHead,
     buf: &[u8],
+    secure_headers: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<Option<bool>, ContradictoryScheme> {
-    const SECURE: [(&[u8], &[u8]); 3] = [
-        (b"x-forwarded-protocol", b"ssl"),
-        (b"x-forwarded-proto", b"https"),
-        (b"x-forwarded-ssl", b"on"),
-    ];
     let mut verdict: Option<bool> = None;
     for (name, value) in head.headers(buf) {
-        for (h, secure_value) in SECURE {
+        for (h, secure_value) in secure_headers {
             if name.eq_ignore_ascii_case(h) {
-                let secure = value.trim_ascii().eq_ignore_ascii_case(secure_value);
+                let secure = value == secure_value.as_slice();
                 match verdict {
                     Some(v) if v != secure => return Err(ContradictoryScheme),
                     _ => verdict = Some(secure),
@@ -372,6 +427,24 @@ pub fn build_environ<'py>(
             Ok(())
         };
 
+    // Names with "_" are header_map's (and forwarder_headers') business;
+    // refusing one must happen before anything else, and a forwarded
+    // SCRIPT_NAME is needed before PATH_INFO is cut.
+    let policy = conn.headers;
+    let trusted = conn.trusted_proxy;
+    let mut forwarded_script_name = None;
+    for (name, value) in head.headers(buf) {
+        if name.contains(&b'_')
+            && policy.admit(name, trusted)?
+            && name.eq_ignore_ascii_case(b"script_name")
+        {
+            // As gunicorn: a SCRIPT_NAME header that got past header_map
+            // (a trusted forwarder's, by default) is the SCRIPT_NAME.
+            forwarded_script_name = Some(value.iter().map(|&b| b as char).collect::<String>());
+        }
+    }
+    let script_name = forwarded_script_name.as_deref().unwrap_or(script_name);
+
     let target = head.target(buf);
     let (path, query) = split_target(target);
     let decoded = percent_decode(path);
@@ -390,7 +463,7 @@ pub fn build_environ<'py>(
         }
     }
     let https = if conn.trusted_proxy {
-        match forwarded_scheme(head, buf) {
+        match forwarded_scheme(head, buf, &policy.secure_scheme_headers) {
             Ok(v) => v == Some(true),
             Err(ContradictoryScheme) => {
                 return Err(EnvironError("Contradictory scheme headers".into()))
@@ -456,9 +529,15 @@ pub fn build_environ<'py>(
     if https {
         set_raw(py, envp, &k.url_scheme, k.https.bind(py))?;
     }
+    if let Some(sn) = &forwarded_script_name {
+        set_raw(py, envp, &k.script_name, &PyString::new(py, sn))?;
+    }
 
     let repeated = has_repeated_names(head, buf);
     for (name, value) in head.headers(buf) {
+        if name.contains(&b'_') && !policy.admit(name, trusted)? {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"content-type") {
             set_raw(py, envp, &k.content_type, &k.content_type_v.get(py, value))?;
             continue;

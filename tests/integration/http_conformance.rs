@@ -10,7 +10,7 @@ fn server() -> Server {
     Server::builder("conformance:app").args(["-w", "1"]).start()
 }
 
-fn is_close(r: &Response) -> bool {
+pub(crate) fn is_close(r: &Response) -> bool {
     r.header("connection")
         .is_some_and(|v| v.eq_ignore_ascii_case("close"))
 }
@@ -198,7 +198,7 @@ fn graceful_shutdown_finishes_request_whose_head_is_still_arriving() {
 
 /// Send `raw`, expect one response with `status`, then the connection closed;
 /// then check the same worker still serves.
-fn expect_rejected(s: &Server, raw: &[u8], status: u16) {
+pub(crate) fn expect_rejected(s: &Server, raw: &[u8], status: u16) {
     let mut c = connect(&s.addr());
     c.write_all(raw).unwrap();
     let r = read_response(&mut c)
@@ -310,6 +310,8 @@ struct CorpusCase {
     status: u16,
     valid_before: usize,
     limits: Option<String>,
+    /// gunicorn parser switches the case turns on (setting names).
+    rules: Vec<String>,
 }
 
 fn corpus_cases() -> Vec<CorpusCase> {
@@ -328,6 +330,7 @@ fn corpus_cases() -> Vec<CorpusCase> {
             let mut status = 0;
             let mut valid_before = 0;
             let mut limits = None;
+            let mut rules = Vec::new();
             for line in expect.lines() {
                 let line = line.trim();
                 if line == "request" {
@@ -336,6 +339,8 @@ fn corpus_cases() -> Vec<CorpusCase> {
                     status = v.trim().parse().unwrap();
                 } else if let Some(v) = line.strip_prefix("limits ") {
                     limits = Some(v.split('#').next().unwrap().trim().to_string());
+                } else if let Some(v) = line.strip_prefix("rules ") {
+                    rules = v.split_whitespace().map(String::from).collect();
                 }
             }
             CorpusCase {
@@ -344,6 +349,7 @@ fn corpus_cases() -> Vec<CorpusCase> {
                 status,
                 valid_before,
                 limits,
+                rules,
             }
         })
         .collect()
@@ -353,14 +359,20 @@ fn corpus_cases() -> Vec<CorpusCase> {
 fn invalid_corpus_requests_are_rejected_by_the_live_server() {
     let cases = corpus_cases();
     assert!(cases.len() > 50, "corpus missing?");
-    let mut by_limits: std::collections::BTreeMap<Option<String>, Vec<&CorpusCase>> =
-        Default::default();
+    type Key = (Option<String>, Vec<String>);
+    let mut by_limits: std::collections::BTreeMap<Key, Vec<&CorpusCase>> = Default::default();
     for c in &cases {
-        by_limits.entry(c.limits.clone()).or_default().push(c);
+        by_limits
+            .entry((c.limits.clone(), c.rules.clone()))
+            .or_default()
+            .push(c);
     }
     let mut failures = Vec::new();
-    for (limits, group) in by_limits {
+    for ((limits, rules), group) in by_limits {
         let mut b = Server::builder("conformance:ignore_body").args(["-w", "1"]);
+        for rule in &rules {
+            b = b.arg(format!("--{}", rule.replace('_', "-")));
+        }
         if let Some(l) = &limits {
             let v: Vec<&str> = l.split_whitespace().collect();
             b = b.args([

@@ -8,6 +8,7 @@ mod config_hooks;
 mod frameworks;
 mod harness;
 mod http_conformance;
+mod http_strictness;
 mod logging;
 mod master_signals;
 mod python_env;
