@@ -522,8 +522,11 @@ fn settings_without_effect_are_accepted_with_a_warning() {
     let l = load_ok(&["--threads", "1", "app"], &env_in("plain", &[]));
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     // A worker class ferricorn cannot run is refused.
-    let e = load_err(&["-k", "gevent", "app"], &env_in("plain", &[]));
-    assert!(e.to_string().contains("sync workers only"), "{e}");
+    let e = load_err(
+        &["-k", "uvicorn.workers.UvicornWorker", "app"],
+        &env_in("plain", &[]),
+    );
+    assert!(e.to_string().contains("is not supported"), "{e}");
 }
 
 #[test]

@@ -148,8 +148,6 @@ pub struct Server<'a> {
     /// Busy connections taken out of epoll (their client sent or closed
     /// while the request ran).
     deregistered_busy: usize,
-    /// The master died while requests were running: exit once they finish.
-    master_gone: bool,
     accepting: bool,
     stopping: bool,
     served: u64,
@@ -215,7 +213,6 @@ impl<'a> Server<'a> {
             open: 0,
             busy: 0,
             deregistered_busy: 0,
-            master_gone: false,
             accepting: false,
             stopping: false,
             served: 0,
@@ -273,7 +270,7 @@ impl<'a> Server<'a> {
         let mut next_sweep = now_ms() + SWEEP_MS;
         loop {
             self.ctx.beat.beat();
-            if self.stopping && (self.open == 0 || (self.master_gone && self.busy == 0)) {
+            if self.stopping && self.open == 0 {
                 return 0;
             }
             let cap = self.runner.prepare_sleep();
@@ -316,12 +313,11 @@ impl<'a> Server<'a> {
                             "Parent changed, shutting down: worker {}",
                             std::process::id()
                         );
-                        if self.busy == 0 {
-                            return 0;
-                        }
-                        // Requests running on other threads finish first.
+                        // Finish what this worker holds (requests running,
+                        // queued or still arriving) and take nothing more:
+                        // the listeners are the new master's workers' now.
                         self.epoll.delete(self.ctx.master_alive);
-                        self.master_gone = true;
+                        self.set_accepting(false);
                         self.begin_stop();
                     }
                     TOKEN_WAKE => {}
