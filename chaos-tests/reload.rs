@@ -41,6 +41,8 @@ impl Project {
             .cwd(self.dir.path())
             .env_remove("PYTHONDONTWRITEBYTECODE")
             .args(extra.iter().copied())
+            // gevent comes from the test venv.
+            .with_venv()
             .args([
                 "--reload",
                 "--log-level",
@@ -196,6 +198,11 @@ fn fifty_reloads_under_load_fail_no_request() {
 #[test]
 fn fifty_reloads_under_load_fail_no_request_with_threads() {
     fifty_reloads("chaos-fifty-threads", crate::restarts::THREADS);
+}
+
+#[test]
+fn fifty_reloads_under_load_fail_no_request_with_gevent() {
+    fifty_reloads("chaos-fifty-gevent", crate::restarts::GEVENT);
 }
 
 fn fifty_reloads(tag: &str, extra: &[&str]) {

@@ -1,6 +1,6 @@
 //! Worker generations under load: HUP, max_requests, TTIN/TTOU, a killed
 //! worker. The guarantee: the master replaces workers without a failed
-//! request, with sync workers and with threaded ones (`--threads 4`).
+//! request, with sync workers, threaded ones (`--threads 4`) and gevent ones.
 
 use crate::harness::*;
 use crate::load::{Load, Target};
@@ -10,11 +10,15 @@ fn server(extra: &[&str]) -> Server {
     Server::builder("chaos:app")
         .args(["-w", "2", "--graceful-timeout", "10"])
         .args(extra.iter().copied())
+        // gevent comes from the test venv.
+        .with_venv()
         .start()
 }
 
 /// Threaded workers: every scenario holds for them too.
 pub const THREADS: &[&str] = &["--threads", "4"];
+/// gevent workers (gevent comes from the test venv): and for them.
+pub const GEVENT: &[&str] = &["-k", "gevent"];
 
 fn booted(s: &Server) -> usize {
     s.count_log("Booting worker with pid")
@@ -30,6 +34,11 @@ fn ten_hups_under_load_fail_no_request() {
 #[test]
 fn ten_hups_under_load_fail_no_request_with_threads() {
     hups_under_load(THREADS, "/slow");
+}
+
+#[test]
+fn ten_hups_under_load_fail_no_request_with_gevent() {
+    hups_under_load(GEVENT, "/slow");
 }
 
 fn hups_under_load(extra: &[&str], path: &str) {
@@ -72,6 +81,11 @@ fn max_requests_recycling_under_load_fails_no_request_with_threads() {
     max_requests_recycling(THREADS);
 }
 
+#[test]
+fn max_requests_recycling_under_load_fails_no_request_with_gevent() {
+    max_requests_recycling(GEVENT);
+}
+
 fn max_requests_recycling(extra: &[&str]) {
     let mut args = vec!["--max-requests", "200", "--max-requests-jitter", "50"];
     args.extend_from_slice(extra);
@@ -100,6 +114,11 @@ fn ttin_ttou_under_load_fail_no_request() {
 #[test]
 fn ttin_ttou_under_load_fail_no_request_with_threads() {
     ttin_ttou(THREADS);
+}
+
+#[test]
+fn ttin_ttou_under_load_fail_no_request_with_gevent() {
+    ttin_ttou(GEVENT);
 }
 
 fn ttin_ttou(extra: &[&str]) {

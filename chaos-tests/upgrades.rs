@@ -84,12 +84,18 @@ fn ten_automatic_upgrades_fail_no_request_with_threads() {
     automatic_upgrades("chaos-auto-threads", crate::restarts::THREADS);
 }
 
+#[test]
+fn ten_automatic_upgrades_fail_no_request_with_gevent() {
+    automatic_upgrades("chaos-auto-gevent", crate::restarts::GEVENT);
+}
+
 fn automatic_upgrades(tag: &str, extra: &[&str]) {
     let d = Deploy::new(tag);
     let mut args = tcp(&["--upgrade-mode", "auto"]);
     args.extend_from_slice(extra);
     args.push(APP);
-    let s = d.start(&apps_dir(), &args);
+    // gevent comes from the test venv.
+    let s = d.start_in_venv(&apps_dir(), &args);
     let load = Mixed::start(Target::Tcp(s.addr()), "/");
     load.progress(&s);
     let mut cur = s.pid;

@@ -41,13 +41,17 @@ pub enum WorkerMode {
     Sync,
     /// This many Python threads per worker.
     Threads(usize),
+    /// One greenlet per request on gevent's hub.
+    Gevent,
 }
 
 impl WorkerMode {
     /// gunicorn's rule: the gthread class, or the sync class with more than
     /// one thread, means threaded workers.
     pub fn from_settings(worker_class: &str, threads: usize) -> WorkerMode {
-        if crate::settings::is_thread_worker_class(worker_class) {
+        if crate::settings::is_gevent_worker_class(worker_class) {
+            WorkerMode::Gevent
+        } else if crate::settings::is_thread_worker_class(worker_class) {
             WorkerMode::Threads(threads.max(1))
         } else if threads > 1 {
             WorkerMode::Threads(threads)

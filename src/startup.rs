@@ -307,6 +307,7 @@ pub fn run(argv: Vec<String>) -> i32 {
             crate::info!("Using worker: gthread");
             crate::debug!("{n} threads per worker");
         }
+        crate::config::WorkerMode::Gevent => crate::info!("Using worker: gevent"),
     }
 
     arbiter.set_listeners(listeners);

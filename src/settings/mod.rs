@@ -23,7 +23,7 @@ pub mod value;
 pub use docs::settings_markdown;
 pub use file_py::{hook_from_python, value_from_python};
 pub use table::{Applies, Kind, Section, Setting, SETTINGS};
-pub use value::{is_thread_worker_class, Value};
+pub use value::{is_gevent_worker_class, is_thread_worker_class, Value};
 
 use pyo3::prelude::*;
 use std::collections::BTreeMap;

@@ -316,10 +316,11 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
         }
         Kind::WorkerClass => {
             let w = one_string(raw)?;
-            if !is_sync_worker_class(&w) && !is_thread_worker_class(&w) {
-                return Err(format!(
-                    "Worker class '{w}' is not supported: ferricorn runs sync and gthread workers (use -k sync, -k gthread or --threads N, or leave it unset)"
-                ));
+            if !is_sync_worker_class(&w)
+                && !is_thread_worker_class(&w)
+                && !is_gevent_worker_class(&w)
+            {
+                return Err(unsupported_worker_class(&w));
             }
             Value::Str(w)
         }
@@ -373,6 +374,40 @@ pub fn is_sync_worker_class(name: &str) -> bool {
     matches!(
         name,
         "sync" | "egg:gunicorn#sync" | "gunicorn.workers.sync.SyncWorker" | "ferricorn.sync"
+    )
+}
+
+/// gunicorn's gevent workers under each name a configuration may give them.
+pub fn is_gevent_worker_class(name: &str) -> bool {
+    matches!(
+        name,
+        "gevent"
+            | "egg:gunicorn#gevent"
+            | "gunicorn.workers.ggevent.GeventWorker"
+            | "gevent_wsgi"
+            | "egg:gunicorn#gevent_wsgi"
+            | "gevent_pywsgi"
+            | "egg:gunicorn#gevent_pywsgi"
+            | "gunicorn.workers.ggevent.GeventPyWSGIWorker"
+            | "ferricorn.gevent"
+    )
+}
+
+/// What to say about a worker class ferricorn cannot run, and what to use.
+fn unsupported_worker_class(w: &str) -> String {
+    let lower = w.to_ascii_lowercase();
+    if lower.contains("eventlet") {
+        return format!(
+            "Worker class '{w}' is not supported: gunicorn 27 removed its eventlet worker; use -k gevent (cooperative, for many concurrent requests) or --threads N"
+        );
+    }
+    if lower.contains("uvicorn") || lower.contains("asgi") || lower.contains("tornado") {
+        return format!(
+            "Worker class '{w}' is not supported: it runs ASGI (or Tornado) apps, and ferricorn is a WSGI server; serve the app with uvicorn, or give ferricorn a WSGI app with -k sync, -k gthread or -k gevent"
+        );
+    }
+    format!(
+        "Worker class '{w}' is not supported: ferricorn runs sync, gthread and gevent workers (use -k sync, -k gthread, --threads N or -k gevent, or leave it unset)"
     )
 }
 

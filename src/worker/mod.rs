@@ -95,6 +95,14 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     if let Err(report) = crate::master::hooks::post_fork(ctx.beat) {
         fail(&ctx, EXIT_BOOT_ERROR, report);
     }
+    let gevent = cfg.worker_mode == mode::WorkerMode::Gevent;
+    if gevent {
+        // gunicorn's order: post_fork, then the patch, then the app, so
+        // post_fork hooks that patch database drivers keep working.
+        if let Err(e) = Python::attach(mode::greenlets::patch) {
+            fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
+        }
+    }
     // Before faulthandler, which hands SIGABRT on to it after the dump.
     crate::master::hooks::install_abort_handler();
     if let Err(e) = crate::python::interp::dump_stacks_on_abort(crate::log::error_fd()) {
@@ -132,14 +140,18 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     };
 
     let threads = match cfg.worker_mode {
-        mode::WorkerMode::Sync => None,
         mode::WorkerMode::Threads(n) => Some(n),
+        _ => None,
     };
     let opts = crate::wsgi::WsgiOptions {
         limits: cfg.limits.clone(),
         patience: crate::net::Patience {
             timeout: cfg.timeout.unwrap_or(std::time::Duration::from_secs(3600)),
-            waiter: &mode::GIL_FREE_POLL,
+            waiter: if gevent {
+                &mode::greenlets::HUB_WAIT
+            } else {
+                &mode::GIL_FREE_POLL
+            },
         },
         sendfile: cfg.sendfile,
         script_name: std::env::var("SCRIPT_NAME")
@@ -147,8 +159,8 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             .trim_end_matches('/')
             .to_string(),
         multiprocess: cfg.workers > 1,
-        // As gunicorn's gthread worker, whatever its thread count.
-        multithread: threads.is_some(),
+        // As gunicorn's gthread and gevent workers, whatever the count.
+        multithread: threads.is_some() || gevent,
         // The access log and post_request's `resp.headers` read them.
         record_headers: crate::log::access_enabled()
             || crate::master::hooks::worker_has("post_request"),
@@ -156,6 +168,12 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     let app_for_hooks = Python::attach(|py| app.clone_ref(py));
     let requests = std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners));
     let runner: Box<dyn mode::Runner> = match threads {
+        None if gevent => match Python::attach(|py| {
+            mode::greenlets::Greenlets::new(py, app.clone_ref(py), opts, requests)
+        }) {
+            Ok(g) => Box::new(g),
+            Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n")),
+        },
         None => match Python::attach(|py| crate::wsgi::WsgiApp::new(py, app, opts)) {
             Ok(w) => Box::new(mode::inline::Inline::new(Some(w), requests, ctx.beat)),
             Err(e) => fail(
@@ -184,7 +202,13 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     // in-flight requests finish instead of being killed.
     die_with_master_while_booting(ctx.master_pid, false);
 
-    let exit = serve::Server::new(&ctx, runner, signals).run();
+    let exit = if gevent {
+        // One OS thread runs the loop and every greenlet: it holds the GIL
+        // throughout, and lets go of it only through the hub.
+        Python::attach(|_| serve::Server::new(&ctx, runner, signals).run())
+    } else {
+        serve::Server::new(&ctx, runner, signals).run()
+    };
     crate::info!("Worker exiting (pid: {})", std::process::id());
     crate::master::hooks::worker_exit();
     if exit.threads_stopped {

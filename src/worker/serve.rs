@@ -289,7 +289,14 @@ impl<'a> Server<'a> {
             self.ctx
                 .beat
                 .publish(self.open, !self.stopping, timeout > 0);
-            let n = self.epoll.wait(&mut events, timeout);
+            let n = if self
+                .runner
+                .wait_for_events(self.epoll.0.as_raw_fd(), timeout)
+            {
+                self.epoll.wait(&mut events, 0)
+            } else {
+                self.epoll.wait(&mut events, timeout)
+            };
             self.runner.woke();
             // Requests finished on other threads first: a client's next
             // request on a connection finished meanwhile is then read as usual.
@@ -725,9 +732,9 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Requests past --timeout on a request thread: the loop still beats,
-    /// so the master's SIGABRT would never come. Log the stuck thread's
-    /// Python stack and ask for a replacement: a new worker boots first,
+    /// Requests past --timeout on a request thread or greenlet: the loop
+    /// still beats, so the master's SIGABRT would never come. Log the stuck
+    /// request's Python stack and ask for a replacement: a new worker boots first,
     /// then this one stops gracefully (its other requests finish; the stuck
     /// one has until graceful_timeout).
     fn report_overdue(&mut self) {
@@ -735,16 +742,14 @@ impl<'a> Server<'a> {
             return;
         };
         for o in self.runner.overdue(limit) {
-            let stack =
-                Python::attach(|py| crate::python::interp::thread_stack(py, o.thread_ident));
             crate::critical!(
                 "WORKER TIMEOUT (pid:{}): request \"{}\" on {} has run for {:.1} s (--timeout {} s); replacing this worker\n{}",
                 std::process::id(),
                 o.request,
-                o.thread_name,
+                o.place,
                 o.running.as_secs_f64(),
                 limit.as_secs(),
-                stack.trim_end()
+                o.stack.trim_end()
             );
             if !self.recycle_requested {
                 self.recycle_requested = true;

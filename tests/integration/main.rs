@@ -6,6 +6,7 @@ mod command_line;
 mod config_files;
 mod config_hooks;
 mod frameworks;
+mod gevent;
 mod harness;
 mod http_conformance;
 mod http_strictness;

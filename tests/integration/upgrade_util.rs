@@ -88,7 +88,20 @@ impl Deploy {
 
     /// Start and wait until it serves on a TCP bind (the args must bind one).
     pub fn start(&self, cwd: &Path, args: &[&str]) -> Server {
-        let mut s = Server::spawn_command(self.command(cwd, args));
+        self.start_command(self.command(cwd, args))
+    }
+
+    /// As `start`, with the test venv as the app's environment.
+    #[allow(dead_code)]
+    pub fn start_in_venv(&self, cwd: &Path, args: &[&str]) -> Server {
+        let mut cmd = self.command(cwd, args);
+        let venv = crate::harness::venv().expect("the test venv is missing: run scripts/setup");
+        cmd.env("VIRTUAL_ENV", venv);
+        self.start_command(cmd)
+    }
+
+    fn start_command(&self, cmd: Command) -> Server {
+        let mut s = Server::spawn_command(cmd);
         s.await_port(T);
         s.wait_ready(T);
         assert!(

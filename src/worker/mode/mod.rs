@@ -14,11 +14,12 @@
 //! |---|---|---|
 //! | [`inline`] (sync, `--threads 1`) | the loop's own thread, between two polls | poll() with the GIL released |
 //! | [`pool`] (`--threads N`, `-k gthread`) | N Python threads fed through a channel | poll() with the GIL released |
+//! | [`greenlets`] (`-k gevent`) | one greenlet per request on gevent's hub | the hub (`wait_read` / `wait_write`) |
 //!
-//! A cooperative mode (one greenlet per request) is one more `Runner` and
-//! one more `Wait` (its hub's wait on the fd); `http/` and `wsgi/` stay
-//! as they are.
+//! The cooperative mode also waits for the loop's own events through its
+//! hub ([`Runner::wait_for_events`]); `http/` and `wsgi/` know none of this.
 
+pub mod greenlets;
 pub mod inline;
 pub mod pool;
 
@@ -29,14 +30,15 @@ use crate::net::{Ready, Wait};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-/// A request that has run longer than `--timeout` on a pool thread.
+/// A request that has run longer than `--timeout` while the loop goes on.
 pub struct Overdue {
-    /// Python's identifier of the thread running it (`threading.get_ident()`).
-    pub thread_ident: u64,
-    pub thread_name: String,
+    /// Where it runs ("thread-3", "a greenlet").
+    pub place: String,
     pub running: Duration,
     /// "METHOD target", for the log line.
     pub request: String,
+    /// The Python stack it is in.
+    pub stack: String,
 }
 
 /// What the event loop asks of a mode.
@@ -53,6 +55,13 @@ pub trait Runner {
     /// (ms), if the mode needs it back sooner; `Some(0)` when `collect` has
     /// work to do now, so the loop must only look for events, not wait.
     fn prepare_sleep(&self) -> Option<i32>;
+    /// Wait up to `timeout_ms` (-1: no limit) for the loop's epoll fd to
+    /// become readable, in the mode's own way; false when the mode has no
+    /// way of its own (the loop then blocks in epoll_wait). A cooperative
+    /// mode runs its other tasks meanwhile.
+    fn wait_for_events(&mut self, _epoll_fd: RawFd, _timeout_ms: i32) -> bool {
+        false
+    }
     /// Called after the loop's epoll wait returned.
     fn woke(&self);
     /// An fd that becomes readable when requests finish on other threads.

@@ -434,11 +434,12 @@ impl Runner for Pool {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
+            let ident = slot.ident.load(Ordering::Relaxed);
             out.push(Overdue {
-                thread_ident: slot.ident.load(Ordering::Relaxed),
-                thread_name: slot.name.clone(),
+                place: slot.name.clone(),
                 running: Duration::from_millis(now.saturating_sub(started)),
                 request: String::from_utf8_lossy(&line).into_owned(),
+                stack: Python::attach(|py| crate::python::interp::thread_stack(py, ident)),
             });
         }
         out
