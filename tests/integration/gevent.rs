@@ -197,6 +197,30 @@ fn a_greenlet_past_the_timeout_is_logged_with_its_stack_and_the_worker_replaced(
 }
 
 #[test]
+fn a_worker_whose_hub_is_blocked_logs_every_greenlets_stack_and_is_replaced() {
+    let s = green(&["--timeout", "2"]);
+    let first = s.wait_workers(1, T);
+    let _waiting = get_in_background(&s.addr(), "/sleep?ms=60000");
+    assert!(eventually(T, || running(&s) == 1), "{}", s.log());
+    let _spinning = get_in_background(&s.addr(), "/spin?s=30");
+    assert!(s.wait_log("WORKER TIMEOUT", T), "{}", s.log());
+    assert!(wait_gone(first[0], T), "{}", s.log());
+    assert!(s.wait_log_n("Booting worker with pid", 2, T), "{}", s.log());
+    let log = s.log();
+    assert!(
+        log.contains("Stacks of the greenlets of the worker"),
+        "{log}"
+    );
+    // The suspended request and the one blocking the hub.
+    assert!(
+        log.contains("time.sleep(int(q.get(\"ms\", \"100\")) / 1000.0)"),
+        "{log}"
+    );
+    assert!(log.contains("while time.monotonic() < end:"), "{log}");
+    assert_eq!(s.get_text("/ok/after"), "ok /ok/after\n");
+}
+
+#[test]
 fn without_gevent_installed_the_worker_class_is_one_clear_error() {
     // The base interpreter, not the test venv: no gevent there.
     let mut s = Server::builder("green:app")

@@ -99,6 +99,49 @@ pub fn patch(py: Python<'_>) -> Result<(), String> {
     run().map_err(|e| format!("gevent could not patch the standard library: {e}"))
 }
 
+/// On SIGABRT (the master's timeout, when a greenlet blocks the hub): write
+/// the stack of every greenlet to `fd`, then hand on to a handler installed
+/// before (the worker_abort hook) and exit. faulthandler, enabled after
+/// this, dumps the C-level thread stack first; this adds what it cannot see:
+/// the requests suspended in other greenlets. Like any Python signal
+/// handler it runs once the interpreter gets control (a Python loop that
+/// never yields, not a C call that never returns).
+pub fn dump_greenlets_on_abort(py: Python<'_>, fd: RawFd) -> PyResult<()> {
+    let code = cr#"
+import gc, os, signal, traceback
+
+def install(fd):
+    previous = signal.getsignal(signal.SIGABRT)
+
+    def handle(signum, frame):
+        try:
+            from greenlet import greenlet
+            out = ["Stacks of the greenlets of the worker (most recent call last):\n"]
+            for g in gc.get_objects():
+                if isinstance(g, greenlet) and g.gr_frame is not None:
+                    out.append("Greenlet %s:\n" % hex(id(g)))
+                    out.extend(traceback.format_stack(g.gr_frame))
+            out.append("The running greenlet:\n")
+            out.extend(traceback.format_stack(frame))
+            os.write(fd, "".join(out).encode("utf-8", "replace"))
+        except BaseException:
+            pass
+        if callable(previous):
+            previous(signum, frame)
+        os._exit(1)
+
+    signal.signal(signal.SIGABRT, handle)
+"#;
+    let module = PyModule::from_code(
+        py,
+        code,
+        c"ferricorn_greenlet_dump.py",
+        c"ferricorn_greenlet_dump",
+    )?;
+    module.getattr("install")?.call1((fd,))?;
+    Ok(())
+}
+
 /// What the request greenlets and the loop share (one OS thread).
 struct Shared {
     app: Py<PyAny>,
