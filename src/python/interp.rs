@@ -205,16 +205,29 @@ pub fn dir_exists(p: &Path) -> bool {
 /// The Python stack of the thread with `threading.get_ident()` == `ident`,
 /// formatted as a traceback ("" if that thread runs no Python now).
 pub fn thread_stack(py: Python<'_>, ident: u64) -> String {
+    let frame = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("_current_frames")?.call0())
+        .map(|frames| frames.get_item(ident).ok());
+    match frame {
+        Ok(Some(frame)) => frame_stack(py, "the request's thread", &frame),
+        Ok(None) => String::new(),
+        Err(e) => format!("(its stack could not be read: {e})"),
+    }
+}
+
+/// `frame`'s stack formatted as a traceback under a title naming `whose`
+/// ("" for `None`, a thread or greenlet not running Python).
+pub fn frame_stack(py: Python<'_>, whose: &str, frame: &Bound<'_, PyAny>) -> String {
+    if frame.is_none() {
+        return String::new();
+    }
     let format = || -> PyResult<String> {
-        let frames = py.import("sys")?.getattr("_current_frames")?.call0()?;
-        let Some(frame) = frames.get_item(ident).ok() else {
-            return Ok(String::new());
-        };
         let lines = py
             .import("traceback")?
             .getattr("format_stack")?
             .call1((frame,))?;
-        let mut out = String::from("Stack of the request's thread (most recent call last):\n");
+        let mut out = format!("Stack of {whose} (most recent call last):\n");
         for line in lines.try_iter()? {
             out.push_str(&line?.extract::<String>()?);
         }

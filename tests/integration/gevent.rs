@@ -5,7 +5,6 @@
 
 use crate::harness::*;
 use std::io::Write;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -18,24 +17,8 @@ fn green(extra: &[&str]) -> Server {
         .start()
 }
 
-fn get_in_background(addr: &str, path: &str) -> mpsc::Receiver<Response> {
-    let (tx, rx) = mpsc::channel();
-    let (addr, path) = (addr.to_string(), path.to_string());
-    std::thread::spawn(move || {
-        let raw = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        if let Ok(r) = try_request(&addr, raw.as_bytes(), Duration::from_secs(60)) {
-            let _ = tx.send(r);
-        }
-    });
-    rx
-}
-
 fn running(s: &Server) -> usize {
-    s.get_text("/running")
-        .trim()
-        .strip_prefix("running=")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    app_count(s, "/running", "running")
 }
 
 #[test]
@@ -46,7 +29,7 @@ fn two_hundred_waiting_requests_run_at_once_on_one_worker() {
         .map(|_| get_in_background(&s.addr(), "/sleep?ms=500"))
         .collect();
     for rx in pending {
-        let r = rx
+        let (r, _) = rx
             .recv_timeout(T)
             .expect("a waiting request was not answered");
         assert_eq!(r.status, 200);
@@ -166,7 +149,7 @@ fn term_finishes_the_greenlets_in_flight() {
     assert!(eventually(T, || running(&s) == 20), "{}", s.log());
     s.signal(libc::SIGTERM);
     for rx in pending {
-        let r = rx
+        let (r, _) = rx
             .recv_timeout(T)
             .expect("an in-flight request was dropped");
         assert_eq!(r.status, 200);

@@ -420,20 +420,8 @@ impl Runner for Greenlets {
 
 /// The Python stack a suspended greenlet is in.
 fn greenlet_stack(py: Python<'_>, greenlet: &Bound<'_, PyAny>) -> String {
-    let format = || -> PyResult<String> {
-        let frame = greenlet.getattr("gr_frame")?;
-        if frame.is_none() {
-            return Ok(String::new());
-        }
-        let lines = py
-            .import("traceback")?
-            .getattr("format_stack")?
-            .call1((frame,))?;
-        let mut out = String::from("Stack of the request's greenlet (most recent call last):\n");
-        for line in lines.try_iter()? {
-            out.push_str(&line?.extract::<String>()?);
-        }
-        Ok(out)
-    };
-    format().unwrap_or_else(|e| format!("(its stack could not be read: {e})"))
+    match greenlet.getattr("gr_frame") {
+        Ok(frame) => crate::python::interp::frame_stack(py, "the request's greenlet", &frame),
+        Err(e) => format!("(its stack could not be read: {e})"),
+    }
 }
