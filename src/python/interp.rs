@@ -187,6 +187,22 @@ pub fn dump_stacks_on_abort(fd: i32) -> PyResult<()> {
     })
 }
 
+/// Write the Python stack of every thread to `fd` now (faulthandler's
+/// format, as on SIGABRT).
+pub fn dump_all_stacks(fd: i32) {
+    Python::attach(|py| {
+        let dump = || -> PyResult<()> {
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("file", fd)?;
+            kwargs.set_item("all_threads", true)?;
+            py.import("faulthandler")?
+                .call_method("dump_traceback", (), Some(&kwargs))?;
+            Ok(())
+        };
+        let _ = dump();
+    });
+}
+
 /// Finalise the interpreter (runs atexit handlers) before a clean worker exit.
 pub fn finalize() {
     if !is_initialized() {
