@@ -95,6 +95,9 @@ pub struct Config {
     pub logconfig_dict: bool,
     /// logger_class when not gunicorn's default.
     pub logger_class: Option<String>,
+    /// The Server header and SERVER_SOFTWARE a config file set through
+    /// `gunicorn.SERVER` / `gunicorn.SERVER_SOFTWARE`.
+    pub server_names: crate::server_name::ServerNames,
     /// Syslog, when `syslog` is on.
     pub syslog: Option<crate::syslog::SyslogConfig>,
     pub limits: crate::http::Limits,
@@ -271,6 +274,7 @@ impl Config {
             logger_class: non_empty("logger_class")
                 .filter(|c| !matches!(c.as_str(), "gunicorn.glogging.Logger" | "simple")),
             syslog,
+            server_names: crate::settings::file_py::take_server_names(),
             proc_name: s.proc_name().to_string(),
             wsgi_app,
             binds,
@@ -356,6 +360,7 @@ impl Config {
         let mut new = Config::from_loaded(loaded, env)?;
         new.bind_given |= self.bind_given;
         new.hooks = self.hooks.clone();
+        new.server_names = self.server_names.clone();
         Ok(new)
     }
 }

@@ -15,6 +15,7 @@ pub mod pidfile;
 pub mod proctitle;
 pub mod pylog;
 pub mod python;
+pub mod server_name;
 pub mod settings;
 pub mod signals;
 pub mod sock;

@@ -22,6 +22,46 @@ fn helper(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     PyModule::from_code(py, &code, c"<ferricorn.settings>", c"_ferricorn_settings")
 }
 
+/// `gunicorn.SERVER` / `gunicorn.SERVER_SOFTWARE` as the last config file
+/// read left them, for [`take_server_names`].
+static SERVER_NAMES: std::sync::Mutex<Option<crate::server_name::ServerNames>> =
+    std::sync::Mutex::new(None);
+
+/// The names the last Python config file set (once).
+pub fn take_server_names() -> crate::server_name::ServerNames {
+    SERVER_NAMES
+        .lock()
+        .ok()
+        .and_then(|mut g| g.take())
+        .unwrap_or_default()
+}
+
+fn prepare_gunicorn(helper: &Bound<'_, PyModule>) -> PyResult<()> {
+    helper
+        .call_method1(
+            "prepare_gunicorn",
+            (
+                env!("FERRICORN_VERSION"),
+                crate::server_name::DEFAULT_SERVER,
+                crate::server_name::DEFAULT_SOFTWARE,
+            ),
+        )
+        .map(drop)
+}
+
+fn record_gunicorn_names(helper: &Bound<'_, PyModule>) {
+    let names = helper
+        .call_method0("gunicorn_names")
+        .and_then(|t| t.extract::<(Option<String>, Option<String>)>())
+        .unwrap_or_default();
+    if let Ok(mut g) = SERVER_NAMES.lock() {
+        *g = Some(crate::server_name::ServerNames {
+            server: names.0,
+            software: names.1,
+        });
+    }
+}
+
 fn need_python(path: &Path) -> Result<(), SettingsError> {
     if crate::python::is_initialized() {
         return Ok(());
@@ -94,6 +134,7 @@ pub fn load_file(path: &Path, cwd: &Path) -> Result<Vec<FileEntry>, SettingsErro
     Python::attach(|py| {
         let helper = helper(py).map_err(|e| internal(path, e))?;
         ensure_on_path(py, cwd).map_err(|e| internal(path, e))?;
+        prepare_gunicorn(&helper).map_err(|e| internal(path, e))?;
         let shown = path.to_string_lossy();
         let (namespace, lines) = match helper.call_method1("exec_file", (shown.as_ref(),)) {
             Ok(r) => r
@@ -101,6 +142,7 @@ pub fn load_file(path: &Path, cwd: &Path) -> Result<Vec<FileEntry>, SettingsErro
                 .map_err(|e| internal(path, e))?,
             Err(e) => return Err(exec_error(py, &helper, path, e)),
         };
+        record_gunicorn_names(&helper);
         collect(&helper, path, &namespace, &lines)
     })
 }
@@ -113,6 +155,7 @@ pub fn load_module(name: &str, cwd: &Path) -> Result<(Vec<FileEntry>, PathBuf), 
     Python::attach(|py| {
         let helper = helper(py).map_err(|e| internal(&label, e))?;
         ensure_on_path(py, cwd).map_err(|e| internal(&label, e))?;
+        prepare_gunicorn(&helper).map_err(|e| internal(&label, e))?;
         let (namespace, lines, file) = match helper.call_method1("import_module", (name,)) {
             Ok(r) => r
                 .extract::<(Bound<'_, PyDict>, HashMap<String, usize>, Option<String>)>()
@@ -138,6 +181,7 @@ pub fn load_module(name: &str, cwd: &Path) -> Result<(Vec<FileEntry>, PathBuf), 
                 });
             }
         };
+        record_gunicorn_names(&helper);
         let path = file.map(PathBuf::from).unwrap_or(label);
         Ok((collect(&helper, &path, &namespace, &lines)?, path))
     })
