@@ -471,3 +471,75 @@ fn logger_class_subclassing_glogging_logger_when_gunicorn_is_installed() {
         s.log()
     );
 }
+
+#[test]
+fn python_access_lines_from_request_threads_are_all_written() {
+    let dir = TempDir::new("pylog-threads");
+    let access = dir.join("access.log");
+    let conf = dir.join("conf.py");
+    std::fs::write(&conf, dict_config(&access, "%(message)s")).unwrap();
+    let s = Server::builder("basic:app")
+        .arg("-c")
+        .arg(conf.to_string_lossy())
+        .args(["--threads", "4", "--access-logformat", "%(U)s %(s)s"])
+        .start();
+    let n = 40;
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            let s = &s;
+            sc.spawn(move || {
+                for i in 0..n / 4 {
+                    assert_eq!(s.get(&format!("/t{t}-{i}")).status, 200);
+                }
+            });
+        }
+    });
+    assert!(eventually(T, || read(&access)
+        .lines()
+        .filter(|l| l.starts_with("/t"))
+        .count()
+        == n));
+    let text = read(&access);
+    for t in 0..4 {
+        for i in 0..n / 4 {
+            assert!(text.contains(&format!("/t{t}-{i} 200\n")), "{text}");
+        }
+    }
+}
+
+#[test]
+fn syslog_over_tcp_frames_messages_with_nul() {
+    use std::io::Read;
+    let rx = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = rx.local_addr().unwrap().port();
+    let s = Server::builder("basic:app")
+        .args(["--log-syslog", "--log-syslog-facility", "daemon"])
+        .arg(format!("--log-syslog-to=tcp://127.0.0.1:{port}"))
+        .start();
+    let (mut conn, _) = rx.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s.get("/over-tcp");
+    let mut got = Vec::new();
+    let end = std::time::Instant::now() + T;
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < end && !String::from_utf8_lossy(&got).contains("/over-tcp") {
+        if let Ok(n) = conn.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    let msgs: Vec<&str> = text.split('\0').collect();
+    // daemon (3) * 8 + info (6) = 30.
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("<30>gunicorn.basic.app.error: [") && m.contains("Listening at")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("<30>gunicorn.basic.app.access: [")
+                && m.contains("GET /over-tcp")),
+        "{msgs:?}"
+    );
+}
