@@ -12,14 +12,20 @@ request written to an access log file:
   gunicorn logconfig_dict          gunicorn with the same logging config
 
 Servers are interleaved within each round (the order rotates); figures are
-medians over rounds. Each run's log file is counted against the requests
+medians over rounds. Besides req/s (which other load on a shared machine
+skews), the workers' CPU time per request (utime + stime over the run).
+Each run's log file is counted against the requests
 wrk made, so a path that silently drops lines shows.
 
-Usage: nice -n 19 bench/logging.py [--rounds N] [--duration S]
+With --baseline BINARY, that binary's no-log and Rust access log runs are
+added (is the default path as fast as before?).
+
+Usage: nice -n 19 bench/logging.py [--rounds N] [--duration S] [--baseline BINARY]
 Writes bench/results/logging.{md,json}.
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -69,7 +75,7 @@ class Server(common.Server):
         conf = Path(tmp) / "logconf.py"
         conf.write_text(LOG_CONFIG % {"path": str(self.log)})
         args = [a.format(log=self.log, conf=conf) for a in extra]
-        exe = str(FERRICORN) if kind == "ferricorn" else str(VENV / "bin" / "gunicorn")
+        exe = {"ferricorn": str(FERRICORN), "gunicorn": str(VENV / "bin" / "gunicorn")}.get(kind, kind)
         cmd = [exe, "-w", "2", "-b", f"127.0.0.1:{self.port}", "--log-level", "warning", *args, "hello:app"]
         self.proc = subprocess.Popen(cmd, cwd=common.EXAMPLES, env=common.env_for_servers(),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -80,6 +86,19 @@ class Server(common.Server):
             if time.monotonic() > end:
                 raise RuntimeError(f"{kind} not ready")
             time.sleep(0.005)
+
+
+def cpu_seconds(pids):
+    """utime + stime of these processes (all their threads), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
 
 
 def count_lines(path):
@@ -94,7 +113,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
+    ap.add_argument("--baseline", help="another ferricorn binary (e.g. a build of the previous release) "
+                                       "to run the no-log and Rust access log scenarios with too")
     args = ap.parse_args()
+    if args.baseline:
+        SCENARIOS["baseline binary, no access log"] = (args.baseline, [])
+        SCENARIOS["baseline binary, Rust access log"] = (args.baseline, ["--access-logfile", "{log}"])
     if not FERRICORN.exists():
         sys.exit("build first: cargo build --release")
     labels = list(SCENARIOS)
@@ -109,18 +133,22 @@ def main():
                     time.sleep(1)  # every worker booted
                     common.run_wrk(s.port, "/", "keepalive", 1, CONNECTIONS)  # warm-up
                     before = count_lines(s.log)
+                    _, workers = s.pids()
+                    cpu0 = cpu_seconds(workers)
                     r = common.run_wrk(s.port, "/", "keepalive", args.duration, CONNECTIONS)
                     time.sleep(0.2)
+                    cpu = cpu_seconds(workers) - cpu0
                     logged = count_lines(s.log) - before
                 finally:
                     s.stop()
             expected = r["rps"] * args.duration
             r.update(server=label, round=rnd, logged=logged,
+                     cpu_us=(cpu * 1e6 / expected) if expected else None,
                      logged_share=(logged / expected) if expected and "no access log" not in label else None)
             results.append(r)
             share = f"{r['logged_share']:.2f}" if r["logged_share"] is not None else "-"
             print(f"round {rnd} {label:38} {r['rps']:9.0f} req/s  p50 {r['p50_ms'] or 0:6.2f} ms  "
-                  f"p99 {r['p99_ms'] or 0:6.2f} ms  logged/requests {share}", flush=True)
+                  f"p99 {r['p99_ms'] or 0:6.2f} ms  worker CPU {r['cpu_us'] or 0:6.1f} µs/req  logged/requests {share}", flush=True)
     table = render(results, labels, args)
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     (common.RESULTS / "logging.md").write_text(table)
@@ -137,8 +165,9 @@ def render(results, labels, args):
     rust = med("ferricorn, Rust access log", "rps")
     lines = [f"hello world, 2 workers, wrk -t1 -c{CONNECTIONS} keep-alive, {args.duration} s per run, "
              f"{args.rounds} rounds, servers interleaved; medians. Command: "
-             f"`nice -n 19 bench/logging.py --rounds {args.rounds} --duration {args.duration}`", "",
-             "| server | req/s | p50 ms | p99 ms | µs/request/worker | vs. no access log | lines/requests |",
+             f"`nice -n 19 bench/logging.py --rounds {args.rounds} --duration {args.duration}"
+             f"{' --baseline BINARY' if args.baseline else ''}`", "",
+             "| server | req/s | p50 ms | p99 ms | worker CPU µs/request | vs. no access log | lines/requests |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for label in labels:
         rps = med(label, "rps")
@@ -146,14 +175,14 @@ def render(results, labels, args):
             continue
         share = med(label, "logged_share")
         lines.append(f"| {label} | {rps:,.0f} | {med(label, 'p50_ms') or 0:.2f} | {med(label, 'p99_ms') or 0:.2f} | "
-                     f"{2e6 / rps:.1f} | {rps / base:.2f}× | {'-' if share is None else f'{share:.2f}'} |")
-    py = med("ferricorn, Python logging", "rps")
-    if base and rust and py:
-        # Two workers share the machine's two cores with wrk: CPU time per
-        # request per worker is about 2 / rps seconds.
-        lines += ["", f"Cost per request (2 workers ÷ req/s): Rust access log "
-                      f"{2e6 / rust - 2e6 / base:+.1f} µs, Python logging {2e6 / py - 2e6 / base:+.1f} µs "
-                      f"over no access log."]
+                     f"{med(label, 'cpu_us') or 0:.1f} | {rps / base:.2f}× | {'-' if share is None else f'{share:.2f}'} |")
+    cpu = {label: med(label, "cpu_us") for label in labels}
+    b, ru, py = cpu[labels[0]], cpu["ferricorn, Rust access log"], cpu["ferricorn, Python logging"]
+    if b and ru and py:
+        # CPU time the workers spent per request (utime + stime over the wrk
+        # run): unlike req/s, not skewed by other load on a shared machine.
+        lines += ["", f"Worker CPU per request over no access log: Rust access log {ru - b:+.1f} µs, "
+                      f"Python logging {py - b:+.1f} µs."]
     return "\n".join(lines) + "\n"
 
 

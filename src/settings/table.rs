@@ -311,7 +311,7 @@ pub static SETTINGS: &[Setting] = &[
     s!("logger_class", Logging, ["--logger-class"], Kind::ClassPath, D::Str("gunicorn.glogging.Logger"),
        "Python class that does the logging.",
        meta = "STRING",
-       more = "A subclass of gunicorn's glogging.Logger needs gunicorn installed in the server's Python: the class is created in the master and in every worker with a gunicorn Config holding these settings, and every log line goes through it (its error, warning, info, debug and critical methods, and access() with gunicorn-shaped response, request and environ objects). Without gunicorn it is an error at start."),
+       more = "A subclass of gunicorn's glogging.Logger needs gunicorn installed in the server's Python: the class is created in the master and in every worker with a gunicorn Config holding these settings, and every log line goes through it: error-log lines through its log(level, msg), requests through its access(resp, req, environ, request_time) with gunicorn-shaped objects (status, sent, headers; method, uri, path, query, version, headers; REQUEST_METHOD, RAW_URI, PATH_INFO, QUERY_STRING, SERVER_PROTOCOL, REMOTE_ADDR and HTTP_* environ keys). Without gunicorn it is an error at start."),
     s!("logconfig", Logging, ["--log-config"], Kind::Str, D::None,
        "Python logging configuration file (fileConfig format).",
        meta = "FILE",
