@@ -6,7 +6,6 @@
 #
 # Syslog is not configured here: ferricorn sends it from Rust.
 import configparser
-import copy
 import io
 import json
 import logging
@@ -131,12 +130,23 @@ def _where(exc):
     return ": ".join(parts)
 
 
+def _copy(obj):
+    """Dicts and lists copied, other objects shared: dictConfig consumes the
+    dicts it is given (it pops "()"), and a configuration may be applied
+    again (to restore it); streams and classes are not copyable."""
+    if isinstance(obj, dict):
+        return {k: _copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copy(v) for v in obj]
+    return obj
+
+
 def _read(cfg):
     """The configuration to apply, as (kind, payload), or None. Raises
     ConfigError with a message naming the file (and line) when it is broken."""
     if cfg.logconfig_dict:
         config = dict(CONFIG_DEFAULTS)
-        config.update(copy.deepcopy(cfg.logconfig_dict))
+        config.update(_copy(cfg.logconfig_dict))
         where = getattr(cfg, "config", None)
         return ("dict", config, "logconfig_dict in %s" % where if where else "logconfig_dict")
     if cfg.logconfig_json:
@@ -167,7 +177,7 @@ def _read(cfg):
 def _apply(kind, payload, what):
     try:
         if kind == "dict":
-            logging.config.dictConfig(payload)
+            logging.config.dictConfig(_copy(payload))
         else:
             text, path = payload
             defaults = {"__file__": path, "here": os.path.dirname(path)}

@@ -76,6 +76,19 @@ pub fn configure(cfg: &Config) -> Result<(), String> {
         let m = module(py).map_err(|e| format!("internal error: {e}"))?;
         let cfg_obj = crate::master::hooks::cfg_object(py, cfg)
             .map_err(|e| format!("internal error: {e}"))?;
+        // The config file's own dict (with its objects), unless a hook's
+        // cfg.set replaced it.
+        let raw_dict = crate::settings::file_py::logconfig_dict(py).filter(|_| {
+            cfg.values.iter().any(|(n, v)| {
+                *n == "logconfig_dict"
+                    && matches!(v, crate::settings::Value::Dict(d) if !d.is_empty())
+            })
+        });
+        if let Some(d) = &raw_dict {
+            let _ = cfg_obj
+                .getattr("_values")
+                .and_then(|v| v.set_item("logconfig_dict", d));
+        }
         let set_up = match &cfg.logger_class {
             Some(class) => m.call_method1("setup_class", (class, cfg_obj)).map(|inst| {
                 let pair = (inst.clone(), inst.clone());

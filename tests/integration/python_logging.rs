@@ -17,7 +17,13 @@ fn read(path: &std::path::Path) -> String {
 /// A formatter class defined in the config file, reading the atoms dict
 /// the way formatters written for gunicorn do.
 const JSON_CONFIG: &str = r#"
-import json, logging
+import json, logging, sys
+
+def make_generic():
+    # A factory function (not a class) and a stream object (not "ext://"):
+    # dictConfig takes both, so must ferricorn.
+    return logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
+                             "[%Y-%m-%d %H:%M:%S %z]")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record):
@@ -33,13 +39,12 @@ workers = 1
 logconfig_dict = {
     "formatters": {
         "json": {"()": JsonFormatter},
-        "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
-                    "datefmt": "[%Y-%m-%d %H:%M:%S %z]"},
+        "generic": {"()": make_generic},
     },
     "handlers": {
         "access_file": {"class": "logging.FileHandler", "filename": ACCESS, "formatter": "json"},
         "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stdout"},
-        "error_console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": sys.stderr},
     },
     "loggers": {
         "gunicorn.access": {"handlers": ["access_file"], "level": "INFO", "propagate": False},
