@@ -249,19 +249,10 @@ pub fn log(level: Level, msg: &str) {
     logger().error.write(line.as_bytes());
 }
 
-/// Write a raw block (e.g. a Python traceback) to the error log as-is;
-/// with Python's logging in use, one ERROR record of `gunicorn.error`.
+/// Write a raw block (`wsgi.errors`) to the error log as-is. As in
+/// gunicorn, where `wsgi.errors` writes to the error log's streams, this
+/// is not a log record, also when Python's logging is in use.
 pub fn raw_error(text: &str) {
-    crate::syslog::error(Level::Error, text.trim_end());
-    if crate::pylog::active() {
-        crate::pylog::error(Level::Error, text.trim_end());
-        return;
-    }
-    raw_rust_error(text);
-}
-
-/// Write to the error log file itself, whatever Python's logging does.
-pub fn raw_rust_error(text: &str) {
     logger().error.write(text.as_bytes());
 }
 

@@ -169,7 +169,7 @@ pub fn error(level: Level, msg: &str) {
         // A failing handler reports itself (logging's handleError); an
         // exception here can only come from a broken logger object.
         if let Err(e) = l.error_log.bind(py).call1((level as u8, msg)) {
-            crate::log::raw_rust_error(&format!("gunicorn.error logger failed: {e}\n"));
+            crate::log::raw_error(&format!("gunicorn.error logger failed: {e}\n"));
         }
     });
 }
@@ -181,7 +181,7 @@ pub fn reopen() {
     }
     Python::attach(|py| {
         if let Err(e) = module(py).and_then(|m| m.call_method0("reopen_files")) {
-            crate::log::raw_rust_error(&format!("Cannot reopen Python log files: {e}\n"));
+            crate::log::raw_error(&format!("Cannot reopen Python log files: {e}\n"));
         }
     });
 }
