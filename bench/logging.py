@@ -152,7 +152,8 @@ def main():
     table = render(results, labels, args)
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     (common.RESULTS / "logging.md").write_text(table)
-    (common.RESULTS / "logging.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    (common.RESULTS / "logging.json").write_text(json.dumps({"args": {**vars(args), "baseline": args.baseline and Path(args.baseline).name},
+                    "results": results}, indent=1))
     print(table)
 
 
