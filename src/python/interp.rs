@@ -208,6 +208,8 @@ pub fn finalize() {
     if !is_initialized() {
         return;
     }
+    // Lines logged from here on (and by atexit handlers) go the Rust way.
+    crate::pylog::deactivate();
     unsafe {
         ffi::PyGILState_Ensure();
         ffi::Py_FinalizeEx();
