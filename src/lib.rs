@@ -10,6 +10,7 @@ pub mod ipc;
 #[macro_use]
 pub mod log;
 pub mod master;
+pub mod metrics;
 pub mod net;
 pub mod pidfile;
 pub mod proctitle;

@@ -37,6 +37,7 @@ impl Arbiter {
             }
         }
         self.num_workers = self.cfg.workers;
+        self.configure_statsd();
         self.hook_on_reload();
     }
 

@@ -103,6 +103,7 @@ impl Arbiter {
         }
         self.alive_write.take();
         self.upgrade.drop_in_worker();
+        self.observe.exporter.take();
         for w in self.workers.drain(..) {
             drop(w.status);
         }

@@ -257,6 +257,7 @@ impl Arbiter {
 
     /// The upgrade did not happen: put the pidfile back and go on serving.
     fn upgrade_failed(&mut self, pidfile_rotated: bool, why: &str) {
+        self.observe.upgrades.failed += 1;
         crate::error!("Upgrade failed: {why}. This master (pid {}) keeps serving; fix the cause and send USR2 again.", self.pid);
         if pidfile_rotated {
             self.take_pidfile_back();
@@ -376,6 +377,7 @@ impl Arbiter {
 
     fn successor_ready(&mut self, pid: u32) {
         crate::info!("New master (pid {pid}) is ready: all its workers have booted");
+        self.observe.upgrades.succeeded += 1;
         self.write_status(Status::Ready(pid));
         if self.cfg.upgrade_auto {
             crate::info!("Handing over to pid {pid}: retiring this master's workers gracefully, then exiting (--upgrade-mode auto)");

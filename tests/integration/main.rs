@@ -12,6 +12,7 @@ mod http_conformance;
 mod http_strictness;
 mod logging;
 mod master_signals;
+mod metrics;
 mod python_env;
 mod python_logging;
 mod reload;
