@@ -130,6 +130,10 @@ pub struct Config {
     pub enable_backlog_metric: bool,
     /// Where the master serves Prometheus metrics.
     pub metrics_bind: Option<String>,
+    /// The control socket's path (absolute), mode, and whether it is off.
+    pub control_socket: PathBuf,
+    pub control_socket_mode: u32,
+    pub control_socket_disable: bool,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Every setting's value, for hooks (`server.cfg`) and `--print-config`.
@@ -357,6 +361,21 @@ impl Config {
             dogstatsd_tags: s.str("dogstatsd_tags").unwrap_or("").to_string(),
             enable_backlog_metric: s.bool("enable_backlog_metric"),
             metrics_bind: s.str("metrics_bind").map(String::from),
+            control_socket: {
+                let p = s
+                    .str("control_socket")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| {
+                        crate::control::default_path(&|k| env.get(k).map(String::from))
+                    });
+                if p.is_relative() {
+                    env.cwd.join(p)
+                } else {
+                    p
+                }
+            },
+            control_socket_mode: (s.int("control_socket_mode") as u32) & 0o7777,
+            control_socket_disable: s.bool("control_socket_disable"),
             config_file: loaded.config_file.take(),
             values: Arc::new(values),
             hooks: Arc::new(hooks),

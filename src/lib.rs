@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod config;
+pub mod control;
 pub mod heartbeat;
 pub mod http;
 pub mod ipc;

@@ -12,6 +12,7 @@
 //! old or recycled worker is retired only when a new one has booted to take
 //! its place. If a new generation fails to boot, the old one keeps serving.
 
+mod control;
 pub mod hooks;
 mod observe;
 mod reconfig;
@@ -99,6 +100,8 @@ pub struct Arbiter {
     source: Option<crate::config::ConfigSource>,
     /// Metrics: totals of gone workers, restarts, StatsD and Prometheus.
     observe: observe::Observe,
+    /// The control socket (gunicornc), unless disabled.
+    control: Option<crate::control::ControlSocket>,
 }
 
 /// sys.argv and sys.path for the embedded interpreter (master or worker).
@@ -144,6 +147,7 @@ impl Arbiter {
             hooks: hooks::MasterHooks::default(),
             source: None,
             observe: observe::Observe::default(),
+            control: None,
         })
     }
 
@@ -212,6 +216,7 @@ impl Arbiter {
         }
         self.configure_statsd();
         self.open_metrics();
+        self.open_control();
         let code = loop {
             self.reap();
             self.handle_signals();
@@ -228,6 +233,7 @@ impl Arbiter {
                 self.manage_workers();
             }
             self.observe_tick();
+            self.control_tick();
             self.sleep();
         };
         self.shutdown();
@@ -695,6 +701,9 @@ impl Arbiter {
         }
         if let Some(e) = &self.observe.exporter {
             e.poll_fds(&mut fds);
+        }
+        if let Some(c) = &self.control {
+            c.poll_fds(&mut fds);
         }
         for w in &self.workers {
             fds.push(libc::pollfd {

@@ -23,6 +23,28 @@ pub(super) struct Observe {
     /// `gunicorn.workers` as last sent (sent again only when it changes).
     last_workers: Option<usize>,
     last_backlog: Option<Instant>,
+    /// Workers forked by this master.
+    pub spawned: u64,
+    pub started: StartTime,
+    /// Why the last USR2 was ignored (for the control socket's `upgrade`).
+    pub usr2_refusal: Option<String>,
+    /// Control clients waiting for an upgrade's outcome: (client, request id).
+    pub upgrade_waiters: Vec<(u64, serde_json::Value)>,
+}
+
+/// When the master started (Default: now).
+pub(super) struct StartTime(Instant);
+
+impl Default for StartTime {
+    fn default() -> StartTime {
+        StartTime(Instant::now())
+    }
+}
+
+impl StartTime {
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
 }
 
 impl Arbiter {

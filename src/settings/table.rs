@@ -8,6 +8,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     ConfigFile,
+    Control,
     Debugging,
     ServerHooks,
     Logging,
@@ -20,8 +21,9 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::ConfigFile,
+        Section::Control,
         Section::Debugging,
         Section::ServerHooks,
         Section::Logging,
@@ -36,6 +38,7 @@ impl Section {
     pub fn title(self) -> &'static str {
         match self {
             Section::ConfigFile => "Config File",
+            Section::Control => "Control",
             Section::Debugging => "Debugging",
             Section::ServerHooks => "Server Hooks",
             Section::Logging => "Logging",
@@ -222,6 +225,16 @@ pub static SETTINGS: &[Setting] = &[
     s!("wsgi_app", ConfigFile, [], Kind::Str, D::None,
        "The WSGI application, MODULE:ATTR; the WSGI_APP argument wins over it.",
        more = "Lets a config file name the app, so the command line can be just `ferricorn -c app.conf.py`."),
+    // ---- Control
+    s!("control_socket", Control, ["--control-socket"], Kind::Str, D::Computed("$XDG_RUNTIME_DIR/gunicorn.ctl, else ~/.gunicorn/gunicorn.ctl"),
+       "Unix socket path of the control interface that `gunicornc` talks to.",
+       meta = "PATH",
+       more = "gunicorn 27's protocol and commands (`show all|workers|stats|config|listeners`, `worker add|remove|kill`, `reload`, `reopen`, `shutdown`), plus ferricorn's `show generations` and `upgrade` (a binary upgrade, answered once the new master is ready or has failed). Served by the master's own loop. A relative path is taken from the working directory; the parent directory is created if needed. The socket survives HUP; a new master started by USR2 takes the path over (the file is replaced, never missing). Set at start."),
+    s!("control_socket_mode", Control, ["--control-socket-mode"], Kind::AutoInt, D::Int(0o600),
+       "Permission mode of the control socket (0600: only its owner may connect).",
+       meta = "INT"),
+    s!("control_socket_disable", Control, ["--no-control-socket"], Kind::Bool, D::Bool(false),
+       "Create no control socket."),
     // ---- Debugging
     s!("reload", Debugging, ["--reload"], Kind::Bool, D::Bool(false),
        "Restart workers when the application's code changes (development only).",

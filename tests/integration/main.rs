@@ -5,6 +5,7 @@ mod boot_failures;
 mod command_line;
 mod config_files;
 mod config_hooks;
+mod control;
 mod frameworks;
 mod gevent;
 mod harness;
