@@ -3,19 +3,21 @@
 off against StatsD and Prometheus on, in one run (interleaved per round,
 medians over rounds).
 
-"on" sends StatsD to a bound UDP socket on loopback (an agent that is up:
+"off" has no StatsD, no --metrics-bind and no control socket. "on" sends StatsD to a bound UDP socket on loopback (an agent that is up:
 every datagram is really sent) and serves --metrics-bind, scraped once a
-second during the run, as Prometheus would.
+second during the run, as Prometheus would, and has its control socket.
 
 Usage: bench/metrics.py [--rounds N] [--duration S] [--connections C]
 Writes bench/results/metrics.{md,json}.
 """
 import argparse
+import os
 import json
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -24,12 +26,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as common  # noqa: E402  (the shared helpers of bench/run.py)
 
+CONTROL = Path(tempfile.gettempdir()) / f"ferricorn-bench-{os.getpid()}.ctl"
+
 
 def command(on, agent_port, metrics_port):
     def build(port):
         argv = [str(common.FERRICORN), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
         if on:
-            argv += ["--statsd-host", f"127.0.0.1:{agent_port}", "--metrics-bind", f"127.0.0.1:{metrics_port}"]
+            argv += ["--statsd-host", f"127.0.0.1:{agent_port}", "--metrics-bind", f"127.0.0.1:{metrics_port}",
+                     "--control-socket", str(CONTROL)]
+        else:
+            argv += ["--no-control-socket"]
         return argv + ["hello:app"], common.EXAMPLES
     return build
 

@@ -6,10 +6,18 @@
 //! The socket is connected and non-blocking: a send that would block, or
 //! fails because nothing listens, is dropped. A dead agent costs one failed
 //! syscall per datagram and never holds a request.
+//!
+//! One difference in framing, for the cost: gunicorn sends each metric in a
+//! datagram of its own (three per request). Here a worker gathers its
+//! per-request lines and sends them newline-separated, StatsD's and
+//! DogStatsD's multi-metric datagram, up to [`MAX_DATAGRAM`] bytes, at
+//! least every [`BATCH_MS`] ms, and whenever its loop is about to wait
+//! idle. The lines are gunicorn's, byte for byte; the master's metrics
+//! (gauges, log counters) go out one per datagram as they happen.
 
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 enum Sock {
@@ -17,11 +25,24 @@ enum Sock {
     Unix(UnixDatagram),
 }
 
+/// Most bytes in one datagram: fits an Ethernet MTU with IP and UDP headers.
+pub const MAX_DATAGRAM: usize = 1400;
+/// Longest a request's lines wait to be sent.
+pub const BATCH_MS: u64 = 100;
+
 pub struct Statsd {
     sock: Sock,
     prefix: String,
     /// `|#tags`, or empty.
     suffix: String,
+    batch: Mutex<Batch>,
+}
+
+/// Lines not sent yet, and since when (ms on the monotonic clock).
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    since_ms: u64,
 }
 
 /// Where to send: `unix:PATH`, `unix://PATH`, `HOST:PORT` or `HOST`
@@ -106,20 +127,62 @@ impl Statsd {
             } else {
                 format!("|#{tags}")
             },
+            batch: Mutex::new(Batch::default()),
         })
     }
 
-    fn send(&self, body: std::fmt::Arguments<'_>) {
+    fn line(&self, out: &mut String, body: std::fmt::Arguments<'_>) {
         use std::fmt::Write;
+        out.push_str(&self.prefix);
+        let _ = out.write_fmt(body);
+        out.push_str(&self.suffix);
+    }
+
+    fn send(&self, body: std::fmt::Arguments<'_>) {
         let mut msg = String::with_capacity(96);
-        msg.push_str(&self.prefix);
-        let _ = msg.write_fmt(body);
-        msg.push_str(&self.suffix);
+        self.line(&mut msg, body);
+        self.send_raw(msg.as_bytes());
+    }
+
+    fn send_raw(&self, datagram: &[u8]) {
         // Errors (EAGAIN, ECONNREFUSED from a dead agent) drop the datagram.
         let _ = match &self.sock {
-            Sock::Udp(s) => s.send(msg.as_bytes()),
-            Sock::Unix(s) => s.send(msg.as_bytes()),
+            Sock::Udp(s) => s.send(datagram),
+            Sock::Unix(s) => s.send(datagram),
         };
+    }
+
+    /// Queue lines (newline-separated) for the next datagram.
+    fn queue(&self, lines: &str) {
+        let now = crate::heartbeat::now_ms();
+        let Ok(mut b) = self.batch.lock() else { return };
+        if !b.buf.is_empty() && b.buf.len() + 1 + lines.len() > MAX_DATAGRAM {
+            self.send_raw(&b.buf);
+            b.buf.clear();
+        }
+        if b.buf.is_empty() {
+            b.since_ms = now;
+        } else {
+            b.buf.push(b'\n');
+        }
+        b.buf.extend_from_slice(lines.as_bytes());
+        if now.saturating_sub(b.since_ms) >= BATCH_MS {
+            self.send_raw(&b.buf);
+            b.buf.clear();
+        }
+    }
+
+    /// Send queued lines now if `idle` (the worker is about to wait), or
+    /// if they have waited long enough.
+    pub fn flush(&self, idle: bool) {
+        let Ok(mut b) = self.batch.lock() else { return };
+        if b.buf.is_empty() {
+            return;
+        }
+        if idle || crate::heartbeat::now_ms().saturating_sub(b.since_ms) >= BATCH_MS {
+            self.send_raw(&b.buf);
+            b.buf.clear();
+        }
     }
 
     pub fn increment(&self, name: &str, value: u64) {
@@ -134,17 +197,24 @@ impl Statsd {
         self.send(format_args!("{name}:{value}|h"));
     }
 
-    /// A timer in milliseconds, printed as Python prints a float.
-    pub fn timer(&self, name: &str, took: Duration) {
-        let ms = took.as_secs() as f64 * 1000.0 + took.subsec_micros() as f64 / 1000.0;
-        self.send(format_args!("{name}:{ms:?}|ms"));
-    }
-
-    /// What gunicorn's `access()` sends for every request.
+    /// What gunicorn's `access()` sends for every request: the duration
+    /// in milliseconds (printed as Python prints a float), the request,
+    /// its status.
     pub fn request(&self, status: u16, took: Duration) {
-        self.timer("gunicorn.request.duration", took);
-        self.increment("gunicorn.requests", 1);
-        self.send(format_args!("gunicorn.request.status.{status}:1|c|@1.0"));
+        let ms = took.as_secs() as f64 * 1000.0 + took.subsec_micros() as f64 / 1000.0;
+        let mut lines = String::with_capacity(192);
+        self.line(
+            &mut lines,
+            format_args!("gunicorn.request.duration:{ms:?}|ms"),
+        );
+        lines.push('\n');
+        self.line(&mut lines, format_args!("gunicorn.requests:1|c|@1.0"));
+        lines.push('\n');
+        self.line(
+            &mut lines,
+            format_args!("gunicorn.request.status.{status}:1|c|@1.0"),
+        );
+        self.queue(&lines);
     }
 }
 

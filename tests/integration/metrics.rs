@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(15);
 
-/// Datagrams received until `done` holds for them all, or the timeout.
+/// Metric lines received until `done` holds for them all, or the timeout.
 fn collect(
     recv: impl Fn(&mut [u8]) -> Option<usize>,
     done: impl Fn(&[String]) -> bool,
@@ -20,7 +20,11 @@ fn collect(
     let mut buf = [0u8; 2048];
     while Instant::now() < end && !done(&got) {
         if let Some(n) = recv(&mut buf) {
-            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            // Per-request lines come several to a datagram (StatsD's
+            // multi-metric form), each datagram within an MTU.
+            assert!(n <= 1400, "a datagram of {n} bytes");
+            let d = String::from_utf8_lossy(&buf[..n]).into_owned();
+            got.extend(d.split('\n').map(String::from));
         }
     }
     got
@@ -122,6 +126,11 @@ fn a_dead_statsd_agent_costs_no_request() {
         assert_eq!(s.get("/").status, 200);
     }
     assert!(started.elapsed() < Duration::from_secs(10));
+    s.signal(libc::SIGHUP);
+    assert!(s.wait_log("Hang up: Master", T));
+    for _ in 0..200 {
+        assert_eq!(s.get("/").status, 200);
+    }
     assert!(!s.log().contains("StatsD is off"), "{}", s.log());
 }
 
@@ -145,6 +154,18 @@ fn scrape(addr: &str) -> HashMap<String, f64> {
             Some((k.to_string(), v.parse().ok()?))
         })
         .collect()
+}
+
+/// A scrape once no request is in flight: a response reaches its client
+/// just before its worker counts it.
+fn settled(addr: &str) -> HashMap<String, f64> {
+    let mut m = scrape(addr);
+    let end = Instant::now() + T;
+    while sample(&m, "ferricorn_requests_in_flight") > 0.0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+        m = scrape(addr);
+    }
+    m
 }
 
 fn sample(m: &HashMap<String, f64>, k: &str) -> f64 {
@@ -188,7 +209,7 @@ fn prometheus_counts_exactly_the_requests_sent_across_recycling_and_hup() {
         }
     };
     send(20);
-    let m = scrape(&maddr);
+    let m = settled(&maddr);
     assert_eq!(
         sample(&m, "ferricorn_requests_total{status=\"200\"}"),
         15.0,
@@ -220,7 +241,7 @@ fn prometheus_counts_exactly_the_requests_sent_across_recycling_and_hup() {
         s.log()
     );
     send(20);
-    let m = scrape(&maddr);
+    let m = settled(&maddr);
     assert_eq!(
         sample(&m, "ferricorn_requests_total{status=\"200\"}"),
         30.0,
@@ -253,10 +274,12 @@ fn prometheus_counts_a_crashed_worker_and_keeps_its_requests() {
     let s = Server::builder("basic:app")
         .args(["--metrics-bind", &maddr])
         .start();
-    let before = sample(&scrape(&maddr), "ferricorn_request_duration_seconds_count");
+    let before = sample(&settled(&maddr), "ferricorn_request_duration_seconds_count");
     for _ in 0..5 {
         assert_eq!(s.get("/").status, 200);
     }
+    let counted = sample(&settled(&maddr), "ferricorn_request_duration_seconds_count");
+    assert_eq!(counted, before + 5.0);
     let pid = s.wait_workers(1, T)[0];
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     assert!(
