@@ -23,10 +23,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// gunicorn's limit on one message.
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 const MAX_CLIENTS: usize = 32;
+/// A client silent this long is dropped (gunicorn's idle timeout).
+const IDLE: Duration = Duration::from_secs(300);
 
 /// gunicorn's default path: `$XDG_RUNTIME_DIR/gunicorn.ctl` when that is a
 /// directory, else `~/.gunicorn/gunicorn.ctl`.
@@ -57,6 +60,7 @@ struct Client {
     /// Requests handed out and not answered yet (an `upgrade` waits).
     waiting: usize,
     closing: bool,
+    last_input: Instant,
 }
 
 pub struct ControlSocket {
@@ -152,6 +156,7 @@ impl ControlSocket {
                             output: Vec::new(),
                             waiting: 0,
                             closing: false,
+                            last_input: Instant::now(),
                         });
                     }
                 }
@@ -161,6 +166,9 @@ impl ControlSocket {
         let mut requests = Vec::new();
         for c in &mut self.clients {
             c.read(&mut requests);
+            if c.waiting == 0 && c.last_input.elapsed() > IDLE {
+                c.closing = true;
+            }
         }
         self.flush();
         requests
@@ -207,7 +215,10 @@ impl Client {
                     self.closing = true;
                     break;
                 }
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    self.input.extend_from_slice(&buf[..n]);
+                    self.last_input = Instant::now();
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => {

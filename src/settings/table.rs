@@ -353,7 +353,7 @@ pub static SETTINGS: &[Setting] = &[
     s!("statsd_host", Logging, ["--statsd-host"], Kind::Str, D::None,
        "StatsD server to send metrics to: HOST:PORT, HOST (port 8125), unix:PATH or unix://PATH.",
        meta = "STATSD_ADDR",
-       more = "Sent from Rust as gunicorn sends them: per request `gunicorn.request.duration` (timer, ms), `gunicorn.requests` and `gunicorn.request.status.<code>` (counters); from the master `gunicorn.workers` (gauge, when the count changes) and `gunicorn.backlog` (histogram, with enable_backlog_metric); and `gunicorn.log.warning`/`error`/`critical` (counters) for every such log line. Datagrams go through a non-blocking socket and are dropped rather than wait, so an agent that is down or slow never holds a request."),
+       more = "Sent from Rust as gunicorn sends them: per request `gunicorn.request.duration` (timer, ms), `gunicorn.requests` and `gunicorn.request.status.<code>` (counters); from the master `gunicorn.workers` (gauge, when the count changes) and `gunicorn.backlog` (histogram, with enable_backlog_metric); and `gunicorn.log.warning`/`error`/`critical` (counters) for every such log line. A worker sends its per-request lines several to a datagram (StatsD's newline-separated multi-metric form, at most 1400 bytes, within 100 ms); gunicorn sends one per datagram. Datagrams go through a non-blocking socket and are dropped rather than wait, so an agent that is down or slow never holds a request."),
     s!("dogstatsd_tags", Logging, ["--dogstatsd-tags"], Kind::Str, D::Str(""),
        "Comma-separated DogStatsD tags added to metrics, e.g. `tag1:value1,tag2:value2`.",
        meta = "DOGSTATSD_TAGS"),
