@@ -35,9 +35,14 @@ fn main() {
     let cfg = pyo3_build_config::get();
     println!("cargo:rustc-env=FERRICORN_PY_MAJOR={}", cfg.version().major);
     println!("cargo:rustc-env=FERRICORN_PY_MINOR={}", cfg.version().minor);
-    println!(
-        "cargo:rustc-env=FERRICORN_PY_EXECUTABLE={}",
+    // The fallback for `sys.executable`. A wheel's launcher always names the
+    // interpreter (FERRICORN_PYTHON), and the build machine's path means
+    // nothing where the wheel is installed: a bare name there.
+    let executable = if std::env::var_os("CARGO_FEATURE_WHEEL").is_some() {
+        format!("python{}.{}", cfg.version().major, cfg.version().minor)
+    } else {
         cfg.executable().unwrap_or_default()
-    );
+    };
+    println!("cargo:rustc-env=FERRICORN_PY_EXECUTABLE={executable}");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }
