@@ -41,7 +41,7 @@ fn main() {
     let executable = if std::env::var_os("CARGO_FEATURE_WHEEL").is_some() {
         format!("python{}.{}", cfg.version().major, cfg.version().minor)
     } else {
-        cfg.executable().unwrap_or_default()
+        cfg.executable().unwrap_or_default().to_string()
     };
     println!("cargo:rustc-env=FERRICORN_PY_EXECUTABLE={executable}");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");

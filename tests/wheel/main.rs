@@ -257,9 +257,14 @@ fn auditwheel_names_a_manylinux_policy() {
     );
 }
 
-/// Another CPython on PATH than the wheel's (python3.10 … 3.14), if any.
+/// A CPython of another minor version than the wheel's: the one
+/// scripts/test-wheel found (`FERRICORN_TEST_OTHER_PYTHON`), else
+/// python3.10 … 3.14 on PATH.
 fn other_minor_python(wheel: &Path) -> Option<PathBuf> {
     let want = wheel_minor(wheel);
+    if let Some(p) = std::env::var_os("FERRICORN_TEST_OTHER_PYTHON").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
     (10..=14)
         .map(|m| format!("python3.{m}"))
         .filter(|name| *name != format!("python{want}"))
