@@ -9,7 +9,6 @@
 //! alone does not build wheels.
 
 #[path = "../integration/harness.rs"]
-#[allow(dead_code)]
 mod harness;
 #[path = "../../chaos-tests/load.rs"]
 mod load;
