@@ -90,7 +90,8 @@ def main():
                 s = Server(server, app)
                 try:
                     time.sleep(2)
-                    common.run_wrk(s.port, "/", "keepalive", 1, APPS[app][2])
+                    common.run_wrk(s.port, "/", "keepalive", 1, APPS[app][2])  # warm-up
+                    time.sleep(1)  # its abandoned requests drain first
                     r = common.run_wrk(s.port, "/", "keepalive", args.duration, APPS[app][2])
                 finally:
                     s.stop()
