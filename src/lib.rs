@@ -18,6 +18,8 @@ pub mod settings;
 pub mod signals;
 pub mod sock;
 pub mod startup;
+pub mod stream;
+pub mod tls;
 pub mod upgrade_cmd;
 pub mod worker;
 pub mod wsgi;

@@ -268,6 +268,12 @@ pub fn run(argv: Vec<String>) -> i32 {
         crate::info!("Shutting down: Master");
         return code;
     }
+    // Certificates and keys are read here, by the master, before any
+    // worker drops privileges (-u/-g): a key only root can read works.
+    if let Err(e) = arbiter.load_tls() {
+        crate::error!("{e}");
+        return EXIT_CONFIG_ERROR;
+    }
     let cfg = arbiter.config().clone();
     let listeners = match open_listeners(&cfg, inherited.sockets) {
         Ok(l) => l,

@@ -472,7 +472,7 @@ impl<'a> Server<'a> {
             let idle = match self.conns[idx].conn_mut() {
                 Some(c) if c.is_idle() => {
                     // A request may have just arrived on an idle keep-alive connection.
-                    let _ = crate::net::read_into(c.raw(), &mut c.buf, 65536);
+                    let _ = c.io.read_into(&mut c.buf, 65536);
                     c.buf.is_empty()
                 }
                 _ => false,
@@ -515,7 +515,24 @@ impl<'a> Server<'a> {
         } else {
             (String::new(), None)
         };
+        let session = match &self.ctx.cfg.tls {
+            Some(tls) => match rustls::ServerConnection::new(tls.clone()) {
+                Ok(s) => Some(std::sync::Arc::new(std::sync::Mutex::new(s))),
+                Err(e) => {
+                    crate::error!("Cannot start a TLS session: {e}");
+                    return true;
+                }
+            },
+            None => None,
+        };
+        let io = crate::stream::Stream::new(
+            fd.as_raw_fd(),
+            session,
+            self.ctx.cfg.suppress_ragged_eofs,
+        );
         let conn = Conn {
+            io,
+            client_cert: None,
             fd,
             remote_addr,
             remote_port,
@@ -591,9 +608,15 @@ impl<'a> Server<'a> {
             return;
         }
         let room = cap.saturating_sub(conn.buf.len()).max(1);
-        match crate::net::read_into(conn.raw(), &mut conn.buf, room) {
+        // Over TLS this also drives the handshake, in this loop: a client
+        // stalled mid-handshake holds a file descriptor until its deadline,
+        // never a request thread.
+        match conn.io.read_into(&mut conn.buf, room) {
             Ok((_, eof)) => conn.eof |= eof,
-            Err(_) => {
+            Err(e) => {
+                if conn.io.is_tls() {
+                    crate::debug!("TLS connection from {} closed: {e}", conn.remote_addr);
+                }
                 self.close(idx);
                 return;
             }
@@ -636,6 +659,9 @@ impl<'a> Server<'a> {
                 return;
             }
         };
+        if conn.served == 0 && conn.io.is_tls() {
+            conn.client_cert = conn.io.peer_cert_pem();
+        }
         let fd = conn.raw();
         let Slot::Open(conn) = std::mem::replace(
             &mut self.conns[idx],
@@ -680,6 +706,15 @@ impl<'a> Server<'a> {
             Some(rest) => conn.buf = rest,
             None => {
                 conn.buf.drain(..head.head_len);
+            }
+        }
+        if conn.io.is_tls() && keep {
+            // Records of the next request may have been read (and
+            // decrypted) with this one's body: epoll would not report them.
+            let room = self.head_cap.saturating_sub(conn.buf.len()).max(1);
+            match conn.io.read_into(&mut conn.buf, room) {
+                Ok((_, eof)) => conn.eof |= eof,
+                Err(_) => conn.eof = true,
             }
         }
         let now = now_ms();
@@ -764,8 +799,7 @@ impl<'a> Server<'a> {
             crate::debug!("Invalid request from {}: {}", conn.remote_addr, err.detail);
             let page = crate::wsgi::error_page(err.reason, &html_escape(&err.detail));
             let bytes = crate::wsgi::simple_response(1, err.status, err.reason, &page);
-            let _ = crate::net::write_all(
-                conn.raw(),
+            let _ = conn.io.write_all(
                 &bytes,
                 Duration::from_secs(1),
                 &crate::net::POLL,
@@ -783,7 +817,7 @@ impl<'a> Server<'a> {
         let Some(conn) = self.conns.get_mut(idx).and_then(Slot::conn_mut) else {
             return;
         };
-        if unsafe { libc::shutdown(conn.raw(), libc::SHUT_WR) } != 0 || discard_input(conn.raw()) {
+        if conn.io.shutdown_write().is_err() || discard_input(conn.raw()) {
             self.close(idx);
             return;
         }

@@ -21,6 +21,10 @@ pub struct ConnInfo<'a> {
     pub trusted_proxy: bool,
     /// How header names and forwarded headers are read.
     pub headers: &'a HeaderPolicy,
+    /// The connection is TLS (this server terminated it).
+    pub tls: bool,
+    /// The client's verified certificate (PEM), with client certificates on.
+    pub client_cert: Option<&'a str>,
 }
 
 /// gunicorn's `header_map`: what becomes of a header whose name contains
@@ -462,7 +466,7 @@ pub fn build_environ<'py>(
             )));
         }
     }
-    let https = if conn.trusted_proxy {
+    let https = conn.tls || if conn.trusted_proxy {
         match forwarded_scheme(head, buf, &policy.secure_scheme_headers) {
             Ok(v) => v == Some(true),
             Err(ContradictoryScheme) => {
@@ -528,6 +532,15 @@ pub fn build_environ<'py>(
     }
     if https {
         set_raw(py, envp, &k.url_scheme, k.https.bind(py))?;
+    }
+    if conn.tls {
+        // As Apache's mod_ssl (and so mod_wsgi) sets them.
+        env.set_item(pyo3::intern!(py, "HTTPS"), pyo3::intern!(py, "on"))
+            .map_err(|e| EnvironError(e.to_string()))?;
+        if let Some(pem) = conn.client_cert {
+            env.set_item(pyo3::intern!(py, "SSL_CLIENT_CERT"), pem)
+                .map_err(|e| EnvironError(e.to_string()))?;
+        }
     }
     if let Some(sn) = &forwarded_script_name {
         set_raw(py, envp, &k.script_name, &PyString::new(py, sn))?;
