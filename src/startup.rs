@@ -304,7 +304,7 @@ pub fn run(argv: Vec<String>) -> i32 {
     };
     give_files_to_worker_user(&cfg, &listeners);
     for l in &listeners {
-        crate::info!("Listening at: {} ({pid})", l.url());
+        crate::info!("Listening at: {} ({pid})", l.url_with(cfg.tls.is_some()));
     }
     // gunicorn's words, so log parsers and operators see the same.
     match cfg.worker_mode {

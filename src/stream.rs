@@ -200,7 +200,9 @@ impl Stream {
 
     /// The verified client certificate, as PEM.
     pub fn peer_cert_pem(&self) -> Option<String> {
-        self.tls.as_ref().and_then(|s| crate::tls::peer_cert_pem(&lock(s)))
+        self.tls
+            .as_ref()
+            .and_then(|s| crate::tls::peer_cert_pem(&lock(s)))
     }
 
     /// At least one byte appended to `buf` (Ok(0) = EOF), waiting up to
@@ -276,7 +278,12 @@ impl Stream {
     }
 
     /// Send every queued record, waiting for the client as needed.
-    fn drain(&self, s: &mut ServerConnection, timeout: Duration, waiter: &dyn Wait) -> io::Result<()> {
+    fn drain(
+        &self,
+        s: &mut ServerConnection,
+        timeout: Duration,
+        waiter: &dyn Wait,
+    ) -> io::Result<()> {
         while s.wants_write() {
             match s.write_tls(&mut Fd(self.fd)) {
                 Ok(_) => {}

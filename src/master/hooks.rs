@@ -997,13 +997,14 @@ pub fn ssl_context(
             .map_err(|e| e.to_string())?;
         let c = cfg_object(py, cfg).map_err(|e| e.to_string())?;
         let args = PyTuple::new(py, [c, factory]).map_err(|e| e.to_string())?;
-        let args = PyTuple::new(py, &args.as_slice()[..hook.arity.min(2)])
-            .map_err(|e| e.to_string())?;
-        let ctx = hook
-            .callable
-            .bind(py)
-            .call1(args)
-            .map_err(|e| format!("Exception in ssl_context hook\n{}", traceback_of(py, &e).trim_end()))?;
+        let args =
+            PyTuple::new(py, &args.as_slice()[..hook.arity.min(2)]).map_err(|e| e.to_string())?;
+        let ctx = hook.callable.bind(py).call1(args).map_err(|e| {
+            format!(
+                "Exception in ssl_context hook\n{}",
+                traceback_of(py, &e).trim_end()
+            )
+        })?;
         let class = h.getattr("TLSContext").map_err(|e| e.to_string())?;
         if !ctx.is_instance(&class).unwrap_or(false) {
             return Err(format!(
@@ -1045,12 +1046,10 @@ pub fn ssl_context(
         let max_version = match max {
             -1 | 0x304.. => Version::Tls13,
             0x303 => Version::Tls12,
-            _ => {
-                return Err(
-                    "ssl_context hook sets maximum_version below TLS 1.2, which rustls does not speak"
-                        .into(),
-                )
-            }
+            _ => return Err(
+                "ssl_context hook sets maximum_version below TLS 1.2, which rustls does not speak"
+                    .into(),
+            ),
         };
         Ok(crate::tls::TlsSettings {
             certfile: certfile.into(),

@@ -196,7 +196,11 @@ impl Arbiter {
         }
         if fresh {
             for l in &out {
-                crate::info!("Listening at: {} ({})", l.url(), self.pid);
+                crate::info!(
+                    "Listening at: {} ({})",
+                    l.url_with(self.cfg.tls.is_some()),
+                    self.pid
+                );
             }
         }
         self.listeners = out;

@@ -22,22 +22,103 @@ struct Suite12 {
 }
 
 const SUITES12: &[Suite12] = &[
-    Suite12 { openssl: "ECDHE-ECDSA-AES256-GCM-SHA384", auth: "ECDSA", enc: "AES256GCM", mac: "SHA384" },
-    Suite12 { openssl: "ECDHE-ECDSA-AES128-GCM-SHA256", auth: "ECDSA", enc: "AES128GCM", mac: "SHA256" },
-    Suite12 { openssl: "ECDHE-ECDSA-CHACHA20-POLY1305", auth: "ECDSA", enc: "CHACHA20", mac: "SHA256" },
-    Suite12 { openssl: "ECDHE-RSA-AES256-GCM-SHA384", auth: "RSA", enc: "AES256GCM", mac: "SHA384" },
-    Suite12 { openssl: "ECDHE-RSA-AES128-GCM-SHA256", auth: "RSA", enc: "AES128GCM", mac: "SHA256" },
-    Suite12 { openssl: "ECDHE-RSA-CHACHA20-POLY1305", auth: "RSA", enc: "CHACHA20", mac: "SHA256" },
+    Suite12 {
+        openssl: "ECDHE-ECDSA-AES256-GCM-SHA384",
+        auth: "ECDSA",
+        enc: "AES256GCM",
+        mac: "SHA384",
+    },
+    Suite12 {
+        openssl: "ECDHE-ECDSA-AES128-GCM-SHA256",
+        auth: "ECDSA",
+        enc: "AES128GCM",
+        mac: "SHA256",
+    },
+    Suite12 {
+        openssl: "ECDHE-ECDSA-CHACHA20-POLY1305",
+        auth: "ECDSA",
+        enc: "CHACHA20",
+        mac: "SHA256",
+    },
+    Suite12 {
+        openssl: "ECDHE-RSA-AES256-GCM-SHA384",
+        auth: "RSA",
+        enc: "AES256GCM",
+        mac: "SHA384",
+    },
+    Suite12 {
+        openssl: "ECDHE-RSA-AES128-GCM-SHA256",
+        auth: "RSA",
+        enc: "AES128GCM",
+        mac: "SHA256",
+    },
+    Suite12 {
+        openssl: "ECDHE-RSA-CHACHA20-POLY1305",
+        auth: "RSA",
+        enc: "CHACHA20",
+        mac: "SHA256",
+    },
 ];
 
 /// Keywords OpenSSL knows for ciphers rustls does not implement at all.
 const ABSENT_FAMILIES: &[&str] = &[
-    "DHE", "EDH", "KDHE", "KEDH", "DH", "ADH", "AECDH", "KRSA", "RSA", "PSK", "KPSK", "ECDHEPSK",
-    "DHEPSK", "RSAPSK", "SRP", "KSRP", "CBC", "SHA1", "SHA", "MD5", "RC4", "3DES", "DES", "EXPORT",
-    "EXP", "LOW", "MEDIUM", "ANULL", "ENULL", "NULL", "COMPLEMENTOFALL", "COMPLEMENTOFDEFAULT",
-    "CAMELLIA", "CAMELLIA128", "CAMELLIA256", "SEED", "IDEA", "RC2", "DSS", "ADSS", "ARIA",
-    "ARIA128", "ARIA256", "AESCCM", "AESCCM8", "CCM", "GOST", "KGOST", "AGOST", "SSLV3", "TLSV1",
-    "TLSV1.0", "TLSV1.1", "KECDH", "ECDH", "AECDH", "AECDSA256",
+    "DHE",
+    "EDH",
+    "KDHE",
+    "KEDH",
+    "DH",
+    "ADH",
+    "AECDH",
+    "KRSA",
+    "RSA",
+    "PSK",
+    "KPSK",
+    "ECDHEPSK",
+    "DHEPSK",
+    "RSAPSK",
+    "SRP",
+    "KSRP",
+    "CBC",
+    "SHA1",
+    "SHA",
+    "MD5",
+    "RC4",
+    "3DES",
+    "DES",
+    "EXPORT",
+    "EXP",
+    "LOW",
+    "MEDIUM",
+    "ANULL",
+    "ENULL",
+    "NULL",
+    "COMPLEMENTOFALL",
+    "COMPLEMENTOFDEFAULT",
+    "CAMELLIA",
+    "CAMELLIA128",
+    "CAMELLIA256",
+    "SEED",
+    "IDEA",
+    "RC2",
+    "DSS",
+    "ADSS",
+    "ARIA",
+    "ARIA128",
+    "ARIA256",
+    "AESCCM",
+    "AESCCM8",
+    "CCM",
+    "GOST",
+    "KGOST",
+    "AGOST",
+    "SSLV3",
+    "TLSV1",
+    "TLSV1.0",
+    "TLSV1.1",
+    "KECDH",
+    "ECDH",
+    "AECDH",
+    "AECDSA256",
 ];
 
 fn keyword_matches(word: &str, s: &Suite12) -> Option<bool> {
@@ -75,7 +156,9 @@ pub fn select(
     let is13 = |cs: &SupportedCipherSuite| matches!(cs, SupportedCipherSuite::Tls13(_));
     let openssl_of = |cs: &SupportedCipherSuite| -> Option<&'static Suite12> {
         let iana = name_of(cs);
-        SUITES12.iter().find(|s| iana_to_openssl(&iana) == s.openssl)
+        SUITES12
+            .iter()
+            .find(|s| iana_to_openssl(&iana) == s.openssl)
     };
     // Chosen TLS 1.2 suites (indices into SUITES12) and named TLS 1.3 ones.
     let mut chosen: Vec<usize> = Vec::new();
@@ -99,7 +182,11 @@ pub fn select(
             if !all.iter().any(|cs| is13(cs) && name_of(cs) == body) {
                 return Err(format!(
                     "ciphers: {body} is not a TLS 1.3 suite ferricorn offers (it has {})",
-                    all.iter().filter(|c| is13(c)).map(name_of).collect::<Vec<_>>().join(", ")
+                    all.iter()
+                        .filter(|c| is13(c))
+                        .map(name_of)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             if op == b' ' || op == b'+' {
@@ -174,7 +261,11 @@ pub fn select(
     if chosen.is_empty() && named13.is_empty() {
         return Err(format!(
             "ciphers {list:?} selects no cipher suite ferricorn can offer (TLS 1.2 suites: {})",
-            SUITES12.iter().map(|s| s.openssl).collect::<Vec<_>>().join(", ")
+            SUITES12
+                .iter()
+                .map(|s| s.openssl)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     Ok(out)
@@ -213,7 +304,10 @@ mod tests {
     #[test]
     fn every_rustls_tls12_suite_has_an_openssl_name() {
         let all = rustls::crypto::ring::default_provider().cipher_suites;
-        for cs in all.iter().filter(|c| matches!(c, SupportedCipherSuite::Tls12(_))) {
+        for cs in all
+            .iter()
+            .filter(|c| matches!(c, SupportedCipherSuite::Tls12(_)))
+        {
             let n = iana_to_openssl(cs.suite().as_str().unwrap());
             assert!(SUITES12.iter().any(|s| s.openssl == n), "{n}");
         }
@@ -224,7 +318,8 @@ mod tests {
         let n = names("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256").err();
         // DHE-RSA-... is named explicitly and rustls cannot offer it.
         assert!(n.unwrap().contains("DHE-RSA-AES128-GCM-SHA256"));
-        let n = names("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS").unwrap();
+        let n =
+            names("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS").unwrap();
         assert_eq!(n.len(), 9, "{n:?}");
     }
 
@@ -235,9 +330,17 @@ mod tests {
         assert_eq!(t12.len(), 2, "{n:?}");
         assert!(t12.iter().all(|x| x.contains("RSA") && x.contains("AES")));
         assert!(names("DHE:CAMELLIA").unwrap_err().contains("selects no"));
-        assert!(names("BOGUS").unwrap_err().contains("unknown cipher keyword"));
+        assert!(names("BOGUS")
+            .unwrap_err()
+            .contains("unknown cipher keyword"));
         assert!(names("AES256-SHA").unwrap_err().contains("AES256-SHA"));
         let n = names("TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES256-GCM-SHA384").unwrap();
-        assert_eq!(n, vec!["TLS13_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]);
+        assert_eq!(
+            n,
+            vec![
+                "TLS13_AES_256_GCM_SHA384",
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+            ]
+        );
     }
 }

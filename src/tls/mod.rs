@@ -61,8 +61,14 @@ impl TlsSettings {
         let min_version = parse_ssl_version(s.get("ssl_version"))?;
         Ok(Some(TlsSettings {
             certfile: PathBuf::from(certfile),
-            keyfile: s.str("keyfile").filter(|k| !k.is_empty()).map(PathBuf::from),
-            ca_certs: s.str("ca_certs").filter(|k| !k.is_empty()).map(PathBuf::from),
+            keyfile: s
+                .str("keyfile")
+                .filter(|k| !k.is_empty())
+                .map(PathBuf::from),
+            ca_certs: s
+                .str("ca_certs")
+                .filter(|k| !k.is_empty())
+                .map(PathBuf::from),
             cert_reqs,
             ciphers: s.str("ciphers").map(String::from),
             min_version,
@@ -154,7 +160,9 @@ pub fn build(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
     }
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         match (t.min_version, t.max_version) {
-            (Version::Tls12, Version::Tls13) => vec![&rustls::version::TLS12, &rustls::version::TLS13],
+            (Version::Tls12, Version::Tls13) => {
+                vec![&rustls::version::TLS12, &rustls::version::TLS13]
+            }
             (Version::Tls12, Version::Tls12) => vec![&rustls::version::TLS12],
             (Version::Tls13, Version::Tls13) => vec![&rustls::version::TLS13],
             (Version::Tls13, Version::Tls12) => {
@@ -184,9 +192,12 @@ pub fn build(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
             let pem = read("ca_certs", ca)?;
             let mut roots = RootCertStore::empty();
             for c in certs_in("ca_certs", ca, &pem)? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("ca_certs {}: a certificate cannot be used as a CA: {e}", ca.display()))?;
+                roots.add(c).map_err(|e| {
+                    format!(
+                        "ca_certs {}: a certificate cannot be used as a CA: {e}",
+                        ca.display()
+                    )
+                })?;
             }
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let v = if n == 1 { v.allow_unauthenticated() } else { v };

@@ -525,11 +525,8 @@ impl<'a> Server<'a> {
             },
             None => None,
         };
-        let io = crate::stream::Stream::new(
-            fd.as_raw_fd(),
-            session,
-            self.ctx.cfg.suppress_ragged_eofs,
-        );
+        let io =
+            crate::stream::Stream::new(fd.as_raw_fd(), session, self.ctx.cfg.suppress_ragged_eofs);
         let conn = Conn {
             io,
             client_cert: None,
@@ -799,11 +796,9 @@ impl<'a> Server<'a> {
             crate::debug!("Invalid request from {}: {}", conn.remote_addr, err.detail);
             let page = crate::wsgi::error_page(err.reason, &html_escape(&err.detail));
             let bytes = crate::wsgi::simple_response(1, err.status, err.reason, &page);
-            let _ = conn.io.write_all(
-                &bytes,
-                Duration::from_secs(1),
-                &crate::net::POLL,
-            );
+            let _ = conn
+                .io
+                .write_all(&bytes, Duration::from_secs(1), &crate::net::POLL);
         }
         self.linger(idx);
     }

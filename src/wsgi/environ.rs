@@ -466,16 +466,17 @@ pub fn build_environ<'py>(
             )));
         }
     }
-    let https = conn.tls || if conn.trusted_proxy {
-        match forwarded_scheme(head, buf, &policy.secure_scheme_headers) {
-            Ok(v) => v == Some(true),
-            Err(ContradictoryScheme) => {
-                return Err(EnvironError("Contradictory scheme headers".into()))
+    let https = conn.tls
+        || if conn.trusted_proxy {
+            match forwarded_scheme(head, buf, &policy.secure_scheme_headers) {
+                Ok(v) => v == Some(true),
+                Err(ContradictoryScheme) => {
+                    return Err(EnvironError("Contradictory scheme headers".into()))
+                }
             }
-        }
-    } else {
-        false
-    };
+        } else {
+            false
+        };
     let host = head.header(buf, b"host").filter(|h| !h.is_empty());
 
     refresh(&mut k.method_v, &k.request_method, head.method(buf))?;

@@ -6,11 +6,11 @@
 
 use crate::http::{ChunkedDecoder, HttpError, Limits};
 use crate::net;
+use crate::stream::Stream;
 use pyo3::exceptions::{PyIOError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use std::cell::RefCell;
-use crate::stream::Stream;
 use std::rc::Rc;
 
 #[derive(Debug)]
@@ -122,7 +122,10 @@ impl Body {
                 self.raw_pos = 0;
             }
             let p = self.patience;
-            match self.io.read_into_wait(&mut self.raw, 65536, p.timeout, p.waiter) {
+            match self
+                .io
+                .read_into_wait(&mut self.raw, 65536, p.timeout, p.waiter)
+            {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(_) => return,
@@ -234,12 +237,9 @@ impl Body {
             if self.continue_pending {
                 self.continue_pending = false;
                 let p = self.patience;
-                self.io.write_all(
-                    b"HTTP/1.1 100 Continue\r\n\r\n",
-                    p.timeout,
-                    p.waiter,
-                )
-                .map_err(|e| e.to_string())?;
+                self.io
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n", p.timeout, p.waiter)
+                    .map_err(|e| e.to_string())?;
             }
             // Compact so the buffer does not grow with the whole body.
             if self.raw_pos > 0 && self.raw_pos == self.raw.len() {
@@ -247,7 +247,9 @@ impl Body {
                 self.raw_pos = 0;
             }
             let p = self.patience;
-            let n = self.io.read_into_wait(&mut self.raw, 65536, p.timeout, p.waiter)
+            let n = self
+                .io
+                .read_into_wait(&mut self.raw, 65536, p.timeout, p.waiter)
                 .map_err(|e| format!("error reading the request body: {e}"))?;
             if n == 0 {
                 self.eof = true;

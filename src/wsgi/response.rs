@@ -7,11 +7,11 @@
 //! close-delimited on HTTP/1.0. HEAD and 1xx/204/304 responses carry no body.
 
 use crate::net;
+use crate::stream::Stream;
 use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use std::cell::RefCell;
-use crate::stream::Stream;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
@@ -363,7 +363,9 @@ impl Responder {
             None => None,
         };
         let p = self.patience;
-        let r = self.io.send_file(file_fd, offset, want, p.timeout, p.waiter);
+        let r = self
+            .io
+            .send_file(file_fd, offset, want, p.timeout, p.waiter);
         match r {
             Ok(n) => {
                 self.sent += n;
