@@ -74,6 +74,7 @@ fn tls_server(pki: &Pki, extra: &[&str]) -> Server {
         .arg("--keyfile")
         .arg(key.display().to_string())
         .args(extra.iter().copied())
+        .with_venv()
         .no_wait()
         .start();
     wait_tls_ready(&mut s, pki);
