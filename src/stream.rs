@@ -188,11 +188,6 @@ impl Stream {
         }
     }
 
-    /// The handshake is done (or this is not TLS).
-    pub fn handshake_done(&self) -> bool {
-        self.tls.as_ref().is_none_or(|s| !lock(s).is_handshaking())
-    }
-
     /// rustls has bytes for the socket that it could not take yet.
     pub fn wants_write(&self) -> bool {
         self.tls.as_ref().is_some_and(|s| lock(s).wants_write())

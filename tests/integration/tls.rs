@@ -35,7 +35,7 @@ impl Pki {
         let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         p.serial_number = Some(SerialNumber::from(serial));
         p.distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{name}"));
+            .push(rcgen::DnType::CommonName, name.to_string());
         let key = KeyPair::generate().unwrap();
         let cert = p.signed_by(&key, &self.ca).unwrap();
         let (c, k) = (
