@@ -117,8 +117,6 @@ const ABSENT_FAMILIES: &[&str] = &[
     "TLSV1.1",
     "KECDH",
     "ECDH",
-    "AECDH",
-    "AECDSA256",
 ];
 
 fn keyword_matches(word: &str, s: &Suite12) -> Option<bool> {

@@ -28,6 +28,9 @@ pub struct Conn {
     /// In the worker's epoll set. A connection whose request was complete
     /// on the first read and answered with close never needs to be.
     pub registered: bool,
+    /// Registered for writability too: TLS records (a handshake flight)
+    /// the socket could not take at once.
+    pub wants_out: bool,
 }
 
 impl Conn {

@@ -540,6 +540,7 @@ impl<'a> Server<'a> {
             eof: false,
             lingering: false,
             registered: false,
+            wants_out: false,
         };
         let idx = match self.free.pop() {
             Some(idx) => idx,
@@ -569,7 +570,8 @@ impl<'a> Server<'a> {
         if conn.registered {
             return;
         }
-        let events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        conn.wants_out = conn.io.wants_write();
+        let events = conn_events(conn.wants_out);
         if self
             .epoll
             .add(conn.raw(), events, TOKEN_CONN + idx as u64)
@@ -616,6 +618,18 @@ impl<'a> Server<'a> {
                 }
                 self.close(idx);
                 return;
+            }
+        }
+        if conn.io.is_tls() && conn.registered {
+            // A handshake flight the socket did not take whole: hear when
+            // it can take the rest (level-triggered: off again once sent).
+            let out = conn.io.wants_write();
+            if out != conn.wants_out {
+                conn.wants_out = out;
+                let ev = conn_events(out);
+                let _ =
+                    self.epoll
+                        .ctl(libc::EPOLL_CTL_MOD, conn.raw(), ev, TOKEN_CONN + idx as u64);
             }
         }
         self.process(idx);
@@ -864,6 +878,15 @@ impl<'a> Server<'a> {
             self.set_accepting(true);
         }
     }
+}
+
+/// What the loop listens for on a connection it holds.
+fn conn_events(writable: bool) -> u32 {
+    let mut ev = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+    if writable {
+        ev |= libc::EPOLLOUT as u32;
+    }
+    ev
 }
 
 fn conn_buf_empty(slot: &Slot) -> bool {

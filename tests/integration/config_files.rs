@@ -205,7 +205,12 @@ fn check_config_exits_0_or_1_naming_file_and_line() {
 #[test]
 fn settings_without_effect_warn_and_serve() {
     let s = Server::builder("basic:app")
-        .args(["--worker-tmp-dir", "/tmp", "--certfile", "x.pem"])
+        .args([
+            "--worker-tmp-dir",
+            "/tmp",
+            "--statsd-host",
+            "localhost:8125",
+        ])
         .start();
     assert_eq!(s.get("/").status, 200);
     let log = s.log();
@@ -215,7 +220,7 @@ fn settings_without_effect_warn_and_serve() {
     );
     assert!(
         log.contains(
-            "certfile is set but has no effect in ferricorn: ferricorn does not terminate TLS"
+            "statsd_host is set but has no effect in ferricorn: ferricorn has no StatsD client"
         ),
         "{log}"
     );

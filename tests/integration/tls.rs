@@ -461,3 +461,32 @@ fn ssl_context_hook_settings_reach_rustls() {
 fn https_with_python_ssl_and_curl_gevent() {
     serves_https(&["-k", "gevent"]);
 }
+
+#[test]
+fn a_key_only_root_can_read_serves_workers_running_as_nobody() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to switch users");
+        return;
+    }
+    let group = if Command::new("getent")
+        .args(["group", "nogroup"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        "nogroup"
+    } else {
+        "nobody"
+    };
+    let pki = Pki::new("tls-root-key");
+    let (_, key) = pki.leaf("server", 1);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let s = tls_server(&pki, &["-w", "1", "--preload", "-u", "nobody", "-g", group]);
+    let w = s.wait_workers(1, Duration::from_secs(15))[0];
+    assert!(
+        !proc_status(w, "Uid:").unwrap().starts_with("0\t"),
+        "worker still root"
+    );
+    let r = client(s.port, &pki.path("ca.pem"), &["--count", "3"]);
+    assert!(r.contains("\"ok\": 3"), "{r}; log:\n{}", s.log());
+}
