@@ -16,7 +16,6 @@ import argparse
 import json
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -40,26 +39,8 @@ def command(server, app, port, workers=2):
     return [str(exe), *common_args], cwd
 
 
-class Server(common.Server):
-    def __init__(self, server, app, workers=2, path="/"):
-        self.name, self.app = server, app
-        self.port = common.free_port()
-        cmd, cwd = command(server, app, self.port, workers)
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=common.env_for_servers(), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-        self.path = path
-        self.startup = self.wait_ready()
-
-    def wait_ready(self, timeout=30.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read().decode()[-2000:]}")
-            if common.get_status(self.port, self.path) == 200:
-                return time.monotonic() - self.t0
-            time.sleep(0.002)
-        raise RuntimeError(f"{self.name} not ready in {timeout}s")
+def Server(server, app, workers=2, path="/"):
+    return common.Server(server, app, command=lambda port: command(server, app, port, workers), ready_path=path)
 
 
 def burst_seconds(server, n=200):

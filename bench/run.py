@@ -79,17 +79,25 @@ def get_status(port, path="/", timeout=1.0):
 
 
 class Server:
-    def __init__(self, server, app):
+    """A server process on a free port, ready once `ready_path` answers 200.
+    `command(port) -> (argv, cwd)` builds other command lines (the other
+    benchmarks' servers); by default it is this file's `server_command`."""
+
+    def __init__(self, server, app, command=None, ready_path=None):
         self.name, self.app = server, app
         self.port = free_port()
-        cmd, cwd = server_command(server, app, self.port)
+        if command is None:
+            cmd, cwd = server_command(server, app, self.port)
+        else:
+            cmd, cwd = command(self.port)
+        self.ready_path = ready_path or APPS[app][2]
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env_for_servers(), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
         self.startup = self.wait_ready()
 
     def wait_ready(self, timeout=30.0):
-        path = APPS[self.app][2]
+        path = self.ready_path
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:

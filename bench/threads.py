@@ -24,7 +24,6 @@ Writes bench/results/threads.{md,json}.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -73,25 +72,8 @@ def command(kind, threads, app, port):
     raise ValueError(kind)
 
 
-class Server(common.Server):
-    def __init__(self, kind, threads, app):
-        self.name, self.app = kind, app
-        self.port = common.free_port()
-        cmd, cwd = command(kind, threads, app, self.port)
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=common.env_for_servers(), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-        self.startup = self.wait_ready()
-
-    def wait_ready(self, timeout=30.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read().decode()[-2000:]}")
-            if common.get_status(self.port, "/") == 200:
-                return time.monotonic() - self.t0
-            time.sleep(0.002)
-        raise RuntimeError(f"{self.name} not ready in {timeout}s")
+def Server(kind, threads, app):
+    return common.Server(kind, app, command=lambda port: command(kind, threads, app, port), ready_path="/")
 
 
 def worker_rss_mib(threads):

@@ -209,8 +209,27 @@ fn write_atom(a: &Atom, r: &AccessRecord<'_>, out: &mut String) {
     }
 }
 
+/// Log one request: to Python's `gunicorn.access` logger when Python's
+/// logging is in use, else as a line to the access log file; and to
+/// syslog when that is on.
+pub fn emit(fmt: &AccessFormat, rec: &AccessRecord<'_>) {
+    let python = crate::pylog::active();
+    if python {
+        crate::pylog::access(rec);
+        if !crate::syslog::access_on() {
+            return;
+        }
+    }
+    let mut line = String::with_capacity(160);
+    fmt.format(rec, &mut line);
+    if !python {
+        crate::log::access_write(line.as_bytes());
+    }
+    crate::syslog::access(&line);
+}
+
 /// The user name of an `Authorization: Basic ...` header.
-fn basic_auth_user(value: &str) -> Option<String> {
+pub(crate) fn basic_auth_user(value: &str) -> Option<String> {
     let (scheme, token) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

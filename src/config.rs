@@ -92,6 +92,18 @@ pub struct Config {
     pub error_logfile: String,
     pub log_level: crate::log::Level,
     pub capture_output: bool,
+    /// logconfig (an ini file for fileConfig), logconfig_json, and whether
+    /// logconfig_dict is set: any of them routes the logs through Python.
+    pub logconfig: Option<String>,
+    pub logconfig_json: Option<String>,
+    pub logconfig_dict: bool,
+    /// logger_class when not gunicorn's default.
+    pub logger_class: Option<String>,
+    /// The Server header and SERVER_SOFTWARE a config file set through
+    /// `gunicorn.SERVER` / `gunicorn.SERVER_SOFTWARE`.
+    pub server_names: crate::server_name::ServerNames,
+    /// Syslog, when `syslog` is on.
+    pub syslog: Option<crate::syslog::SyslogConfig>,
     pub limits: crate::http::Limits,
     pub forwarded_allow_ips: Vec<String>,
     /// header_map, secure_scheme_headers, forwarder_headers.
@@ -235,7 +247,44 @@ impl Config {
             _ => 1.0,
         };
         let values = s.iter().map(|(k, v)| (k, v.clone())).collect();
+        let syslog = if s.bool("syslog") {
+            let target =
+                crate::syslog::Target::parse(s.str("syslog_addr").unwrap_or("udp://localhost:514"))
+                    .map_err(|e| ConfigError(format!("syslog_addr: {e}")))?;
+            let fname = s.str("syslog_facility").unwrap_or("user");
+            let facility = crate::syslog::facility(fname).ok_or_else(|| {
+                ConfigError(format!(
+                    "syslog_facility: unknown facility name {fname:?} (one of: {})",
+                    crate::syslog::FACILITIES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            let prefix = s
+                .str("syslog_prefix")
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .unwrap_or_else(|| s.proc_name().replace(':', "."));
+            Some(crate::syslog::SyslogConfig {
+                target,
+                facility,
+                prefix,
+                access: !s.bool("disable_redirect_access_to_syslog"),
+            })
+        } else {
+            None
+        };
+        let non_empty = |name: &str| s.str(name).filter(|v| !v.is_empty()).map(String::from);
         Ok(Config {
+            logconfig: non_empty("logconfig"),
+            logconfig_json: non_empty("logconfig_json"),
+            logconfig_dict: matches!(s.get("logconfig_dict"), Value::Dict(d) if !d.is_empty()),
+            logger_class: non_empty("logger_class")
+                .filter(|c| !matches!(c.as_str(), "gunicorn.glogging.Logger" | "simple")),
+            syslog,
+            server_names: crate::settings::file_py::take_server_names(),
             proc_name: s.proc_name().to_string(),
             wsgi_app,
             binds,
@@ -324,6 +373,7 @@ impl Config {
         let mut new = Config::from_loaded(loaded, env)?;
         new.bind_given |= self.bind_given;
         new.hooks = self.hooks.clone();
+        new.server_names = self.server_names.clone();
         Ok(new)
     }
 }

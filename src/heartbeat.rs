@@ -10,16 +10,18 @@
 //! now. Workers read each other's loads to share connections fairly (see
 //! the accept decision in the worker's event loop).
 //!
-//! Layout: `SLOTS` heartbeats, then `SLOTS` loads, then one word holding
-//! the number of slots ever handed out (so readers scan only those).
+//! Layout: `SLOTS` heartbeats, then `SLOTS` loads, then `SLOTS` times a
+//! worker was last in epoll, then one word holding the number of slots ever
+//! handed out (so readers scan only those).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const SLOTS: usize = 1024;
 
-const WORDS: usize = 2 * SLOTS + 1;
-const HIGH_WATER: usize = 2 * SLOTS;
+const WORDS: usize = 3 * SLOTS + 1;
+const POLLED: usize = 2 * SLOTS;
+const HIGH_WATER: usize = 3 * SLOTS;
 
 /// Load word flags; the low 32 bits count open connections.
 const SERVING: u64 = 1 << 62;
@@ -29,6 +31,10 @@ const COUNT: u64 = 0xffff_ffff;
 /// A worker counts as able to take a connection now if it waits in epoll,
 /// or if it beat this recently (between two requests).
 const FRESH_MS: u64 = 100;
+
+/// A worker last in epoll this recently will look at the listener again
+/// soon (it is in a short request, or its turn has just begun).
+const SOON_MS: u64 = 5;
 
 pub struct Heartbeats {
     base: *mut AtomicU64,
@@ -131,9 +137,17 @@ impl Beat {
         self.word(SLOTS + self.slot).store(v, Ordering::Relaxed);
     }
 
+    /// Record that this worker is in, or has just left, its epoll wait.
+    #[inline]
+    pub fn mark_polled(&self) {
+        self.word(POLLED + self.slot)
+            .store(now_ms(), Ordering::Relaxed);
+    }
+
     /// The fewest connections any other worker that could take one now
-    /// holds, and whether that worker (or one as lightly loaded) is waiting
-    /// in epoll right now; None when no other worker could take one.
+    /// holds, and whether that worker (or one as lightly loaded) will take
+    /// it soon: it waits in epoll, or was there a moment ago. None when no
+    /// other worker could take one.
     pub fn least_loaded_peer(&self, now: u64) -> Option<(u64, bool)> {
         let high = (self.word(HIGH_WATER).load(Ordering::Relaxed) as usize).min(SLOTS);
         let mut least: Option<(u64, bool)> = None;
@@ -142,16 +156,17 @@ impl Beat {
             if load & SERVING == 0 {
                 continue;
             }
-            let waiting = load & WAITING != 0;
             let fresh = now.saturating_sub(self.word(slot).load(Ordering::Relaxed)) <= FRESH_MS;
-            if !waiting && !fresh {
+            let polled = self.word(POLLED + slot).load(Ordering::Relaxed);
+            let soon = load & WAITING != 0 || now.saturating_sub(polled) <= SOON_MS;
+            if !soon && !fresh {
                 continue; // busy in a long request, or hung
             }
             let open = load & COUNT;
             least = Some(match least {
-                Some((l, w)) if l < open => (l, w),
-                Some((l, w)) if l == open => (l, w || waiting),
-                _ => (open, waiting),
+                Some((l, s)) if l < open => (l, s),
+                Some((l, s)) if l == open => (l, s || soon),
+                _ => (open, soon),
             });
         }
         least

@@ -166,15 +166,31 @@ pub fn init(level: Level, error_target: &str, access_target: Option<&str>) -> st
     if let Ok(mut g) = LOGGER.lock() {
         *g = Some(leaked);
     }
+    CONFIGURED.store(level as u8, Ordering::Relaxed);
     Ok(())
 }
 
-/// Reopen log files (USR1), e.g. after logrotate moved them away.
+/// Reopen log files (USR1), e.g. after logrotate moved them away: ours,
+/// and those of Python's file handlers when Python's logging is in use.
 pub fn reopen() -> std::io::Result<()> {
+    crate::pylog::reopen();
     let l = logger();
     l.error.reopen()?;
     l.access.reopen()
 }
+
+/// The lowest level logged. Python's logging, when in use, decides it
+/// (the effective level of `gunicorn.error`); otherwise `loglevel` does.
+pub fn set_threshold(level: u8) {
+    logger().level.store(level, Ordering::Relaxed);
+}
+
+/// The level `loglevel` set at start.
+pub fn configured_level() -> Level {
+    Level::from_u8(CONFIGURED.load(Ordering::Relaxed))
+}
+
+static CONFIGURED: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
 /// The fd the error log is written to (stable across reopen).
 pub fn error_fd() -> RawFd {
@@ -191,12 +207,16 @@ pub fn error_log_is_file() -> bool {
     logger().error.path.is_some()
 }
 
+/// Whether requests are logged: to an access log file, to Python's
+/// `gunicorn.access` logger, or to syslog (gunicorn's rule).
 pub fn access_enabled() -> bool {
     logger().access.fd.load(Ordering::Relaxed) >= 0
+        || crate::pylog::active()
+        || crate::syslog::access_on()
 }
 
 pub fn enabled(level: Level) -> bool {
-    level >= Level::from_u8(logger().level.load(Ordering::Relaxed))
+    level as u8 >= logger().level.load(Ordering::Relaxed)
 }
 
 /// `[2026-11-24 00:12:54 +0000]`, local time as gunicorn prints it.
@@ -208,6 +228,11 @@ pub fn timestamp() -> String {
 
 pub fn log(level: Level, msg: &str) {
     if !enabled(level) {
+        return;
+    }
+    crate::syslog::error(level, msg);
+    if crate::pylog::active() {
+        crate::pylog::error(level, msg.trim_end_matches('\n'));
         return;
     }
     let mut line = String::with_capacity(msg.len() + 48);
@@ -224,7 +249,9 @@ pub fn log(level: Level, msg: &str) {
     logger().error.write(line.as_bytes());
 }
 
-/// Write a raw block (e.g. a Python traceback) to the error log as-is.
+/// Write a raw block (`wsgi.errors`) to the error log as-is. As in
+/// gunicorn, where `wsgi.errors` writes to the error log's streams, this
+/// is not a log record, also when Python's logging is in use.
 pub fn raw_error(text: &str) {
     logger().error.write(text.as_bytes());
 }

@@ -206,6 +206,15 @@ pub fn run(argv: Vec<String>) -> i32 {
         eprintln!("Error: {e}");
         return EXIT_CONFIG_ERROR;
     }
+    if let Some(sc) = &cfg.syslog {
+        match crate::syslog::Syslog::open(sc) {
+            Ok(s) => crate::syslog::install(Some(s)),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return EXIT_CONFIG_ERROR;
+            }
+        }
+    }
     for w in &warnings {
         crate::warning!("{w}");
     }
@@ -240,6 +249,22 @@ pub fn run(argv: Vec<String>) -> i32 {
         },
     };
 
+    // A logging configuration is applied before the first line it should
+    // carry; a broken one stops the server here, naming the file.
+    if crate::pylog::wanted(&cfg) {
+        let started = if crate::python::is_initialized() {
+            Ok(())
+        } else {
+            crate::python::initialize(&crate::master::python_setup(&cfg))
+        };
+        if let Err(e) = started.and_then(|()| crate::pylog::configure(&cfg)) {
+            crate::error!("Cannot configure logging: {e}");
+            if crate::log::error_log_is_file() {
+                eprintln!("Error: cannot configure logging: {e}");
+            }
+            return EXIT_CONFIG_ERROR;
+        }
+    }
     crate::info!("Starting ferricorn {}", env!("FERRICORN_VERSION"));
     // A virtualenv the embedded Python cannot use is refused here, before
     // anything is bound or forked, rather than by every worker in turn.

@@ -189,8 +189,8 @@ class Config:
     @property
     def logger_class(self):
         raise FerricornDifference(
-            "cfg.logger_class: ferricorn's server log is written by Rust, there is no "
-            "Python logger class; use server.log / worker.log"
+            "cfg.logger_class: ferricorn creates its server log itself, there is no "
+            "logger class for a hook to load; use server.log / worker.log"
         )
 
     @property

@@ -166,7 +166,7 @@ fn value_to_py<'py>(
 }
 
 /// `server.cfg`: every setting of `cfg` as an attribute.
-fn cfg_object<'py>(py: Python<'py>, cfg: &Config) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn cfg_object<'py>(py: Python<'py>, cfg: &Config) -> PyResult<Bound<'py, PyAny>> {
     let d = PyDict::new(py);
     for (name, v) in cfg.values.iter() {
         d.set_item(*name, value_to_py(py, v, &cfg.hooks, name)?)?;

@@ -97,8 +97,39 @@ impl Arbiter {
             crate::warning!("{w}");
         }
         self.warn_restart_only(&new);
+        let old_syslog = self.cfg.syslog.clone();
         self.apply_config(new, true);
+        self.apply_logging(old_syslog);
         Ok(())
+    }
+
+    /// HUP: syslog and Python's logging as the new configuration says
+    /// (gunicorn re-runs its logger's setup). A logging configuration that
+    /// fails leaves the one in force and says why.
+    fn apply_logging(&mut self, old_syslog: Option<crate::syslog::SyslogConfig>) {
+        if self.cfg.syslog != old_syslog {
+            match &self.cfg.syslog {
+                Some(sc) => match crate::syslog::Syslog::open(sc) {
+                    Ok(s) => crate::syslog::install(Some(s)),
+                    Err(e) => crate::error!("{e}; syslog stays as it was"),
+                },
+                None => crate::syslog::install(None),
+            }
+        }
+        if !crate::pylog::wanted(&self.cfg) {
+            crate::pylog::deactivate();
+            return;
+        }
+        let started = if crate::python::is_initialized() {
+            Ok(())
+        } else {
+            crate::python::initialize(&super::python_setup(&self.cfg))
+        };
+        if let Err(e) = started.and_then(|()| crate::pylog::configure(&self.cfg)) {
+            crate::error!(
+                "Cannot apply the new logging configuration; the one in force stays: {e}"
+            );
+        }
     }
 
     fn unset_raw_env(&self, source: &ConfigSource) {

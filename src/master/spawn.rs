@@ -47,6 +47,8 @@ impl Arbiter {
             Some(&nix::sys::signal::SigSet::all()),
             Some(&mut previous),
         );
+        // The worker's Server header and SERVER_SOFTWARE: this configuration's.
+        crate::server_name::set(&self.cfg.server_names);
         let forked = crate::python::fork_with_python();
         if !matches!(forked, Ok(ForkResult::Child)) {
             let _ = nix::sys::signal::sigprocmask(

@@ -187,11 +187,29 @@ pub fn dump_stacks_on_abort(fd: i32) -> PyResult<()> {
     })
 }
 
+/// Write the Python stack of every thread to `fd` now (faulthandler's
+/// format, as on SIGABRT).
+pub fn dump_all_stacks(fd: i32) {
+    Python::attach(|py| {
+        let dump = || -> PyResult<()> {
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("file", fd)?;
+            kwargs.set_item("all_threads", true)?;
+            py.import("faulthandler")?
+                .call_method("dump_traceback", (), Some(&kwargs))?;
+            Ok(())
+        };
+        let _ = dump();
+    });
+}
+
 /// Finalise the interpreter (runs atexit handlers) before a clean worker exit.
 pub fn finalize() {
     if !is_initialized() {
         return;
     }
+    // Lines logged from here on (and by atexit handlers) go the Rust way.
+    crate::pylog::deactivate();
     unsafe {
         ffi::PyGILState_Ensure();
         ffi::Py_FinalizeEx();
@@ -205,16 +223,29 @@ pub fn dir_exists(p: &Path) -> bool {
 /// The Python stack of the thread with `threading.get_ident()` == `ident`,
 /// formatted as a traceback ("" if that thread runs no Python now).
 pub fn thread_stack(py: Python<'_>, ident: u64) -> String {
+    let frame = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("_current_frames")?.call0())
+        .map(|frames| frames.get_item(ident).ok());
+    match frame {
+        Ok(Some(frame)) => frame_stack(py, "the request's thread", &frame),
+        Ok(None) => String::new(),
+        Err(e) => format!("(its stack could not be read: {e})"),
+    }
+}
+
+/// `frame`'s stack formatted as a traceback under a title naming `whose`
+/// ("" for `None`, a thread or greenlet not running Python).
+pub fn frame_stack(py: Python<'_>, whose: &str, frame: &Bound<'_, PyAny>) -> String {
+    if frame.is_none() {
+        return String::new();
+    }
     let format = || -> PyResult<String> {
-        let frames = py.import("sys")?.getattr("_current_frames")?.call0()?;
-        let Some(frame) = frames.get_item(ident).ok() else {
-            return Ok(String::new());
-        };
         let lines = py
             .import("traceback")?
             .getattr("format_stack")?
             .call1((frame,))?;
-        let mut out = String::from("Stack of the request's thread (most recent call last):\n");
+        let mut out = format!("Stack of {whose} (most recent call last):\n");
         for line in lines.try_iter()? {
             out.push_str(&line?.extract::<String>()?);
         }

@@ -135,3 +135,42 @@ def resolve(spec):
         return getattr(mod, obj_name)
     except AttributeError:
         raise TypeError("cannot load %r from %r" % (obj_name, mod_name))
+
+
+# ---- `import gunicorn` in a config file, to change gunicorn.SERVER or
+# gunicorn.SERVER_SOFTWARE (the Server header, SERVER_SOFTWARE).
+_names_at_import = None
+
+
+def prepare_gunicorn(version, server, software):
+    """Make `import gunicorn` work in the config (a minimal module when
+    gunicorn is not installed) and reset the two names before each read."""
+    global _names_at_import
+    mod = sys.modules.get("gunicorn")
+    if mod is None:
+        try:
+            import gunicorn as mod
+        except ImportError:
+            mod = types.ModuleType("gunicorn")
+            mod.__doc__ = "ferricorn's stand-in for gunicorn: SERVER and SERVER_SOFTWARE only."
+            mod.version_info = tuple(int(p) if p.isdigit() else p for p in version.split("."))
+            mod.__version__ = version
+            mod.SERVER = server
+            mod.SERVER_SOFTWARE = software
+            sys.modules["gunicorn"] = mod
+    if _names_at_import is None:
+        _names_at_import = (getattr(mod, "SERVER", None), getattr(mod, "SERVER_SOFTWARE", None))
+    mod.SERVER, mod.SERVER_SOFTWARE = _names_at_import
+
+
+def gunicorn_names():
+    """(SERVER, SERVER_SOFTWARE), each None unless the config changed it."""
+    mod = sys.modules.get("gunicorn")
+    if mod is None or _names_at_import is None:
+        return None, None
+    server = getattr(mod, "SERVER", None)
+    software = getattr(mod, "SERVER_SOFTWARE", None)
+    return (
+        str(server) if server != _names_at_import[0] else None,
+        str(software) if software != _names_at_import[1] else None,
+    )

@@ -22,6 +22,46 @@ fn helper(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     PyModule::from_code(py, &code, c"<ferricorn.settings>", c"_ferricorn_settings")
 }
 
+/// `gunicorn.SERVER` / `gunicorn.SERVER_SOFTWARE` as the last config file
+/// read left them, for [`take_server_names`].
+static SERVER_NAMES: std::sync::Mutex<Option<crate::server_name::ServerNames>> =
+    std::sync::Mutex::new(None);
+
+/// The names the last Python config file set (once).
+pub fn take_server_names() -> crate::server_name::ServerNames {
+    SERVER_NAMES
+        .lock()
+        .ok()
+        .and_then(|mut g| g.take())
+        .unwrap_or_default()
+}
+
+fn prepare_gunicorn(helper: &Bound<'_, PyModule>) -> PyResult<()> {
+    helper
+        .call_method1(
+            "prepare_gunicorn",
+            (
+                env!("FERRICORN_VERSION"),
+                crate::server_name::DEFAULT_SERVER,
+                crate::server_name::DEFAULT_SOFTWARE,
+            ),
+        )
+        .map(drop)
+}
+
+fn record_gunicorn_names(helper: &Bound<'_, PyModule>) {
+    let names = helper
+        .call_method0("gunicorn_names")
+        .and_then(|t| t.extract::<(Option<String>, Option<String>)>())
+        .unwrap_or_default();
+    if let Ok(mut g) = SERVER_NAMES.lock() {
+        *g = Some(crate::server_name::ServerNames {
+            server: names.0,
+            software: names.1,
+        });
+    }
+}
+
 fn need_python(path: &Path) -> Result<(), SettingsError> {
     if crate::python::is_initialized() {
         return Ok(());
@@ -94,6 +134,10 @@ pub fn load_file(path: &Path, cwd: &Path) -> Result<Vec<FileEntry>, SettingsErro
     Python::attach(|py| {
         let helper = helper(py).map_err(|e| internal(path, e))?;
         ensure_on_path(py, cwd).map_err(|e| internal(path, e))?;
+        prepare_gunicorn(&helper).map_err(|e| internal(path, e))?;
+        if let Ok(mut g) = LOGCONFIG_DICT.lock() {
+            *g = None;
+        }
         let shown = path.to_string_lossy();
         let (namespace, lines) = match helper.call_method1("exec_file", (shown.as_ref(),)) {
             Ok(r) => r
@@ -101,6 +145,7 @@ pub fn load_file(path: &Path, cwd: &Path) -> Result<Vec<FileEntry>, SettingsErro
                 .map_err(|e| internal(path, e))?,
             Err(e) => return Err(exec_error(py, &helper, path, e)),
         };
+        record_gunicorn_names(&helper);
         collect(&helper, path, &namespace, &lines)
     })
 }
@@ -113,6 +158,10 @@ pub fn load_module(name: &str, cwd: &Path) -> Result<(Vec<FileEntry>, PathBuf), 
     Python::attach(|py| {
         let helper = helper(py).map_err(|e| internal(&label, e))?;
         ensure_on_path(py, cwd).map_err(|e| internal(&label, e))?;
+        prepare_gunicorn(&helper).map_err(|e| internal(&label, e))?;
+        if let Ok(mut g) = LOGCONFIG_DICT.lock() {
+            *g = None;
+        }
         let (namespace, lines, file) = match helper.call_method1("import_module", (name,)) {
             Ok(r) => r
                 .extract::<(Bound<'_, PyDict>, HashMap<String, usize>, Option<String>)>()
@@ -138,6 +187,7 @@ pub fn load_module(name: &str, cwd: &Path) -> Result<(Vec<FileEntry>, PathBuf), 
                 });
             }
         };
+        record_gunicorn_names(&helper);
         let path = file.map(PathBuf::from).unwrap_or(label);
         Ok((collect(&helper, &path, &namespace, &lines)?, path))
     })
@@ -173,6 +223,14 @@ fn collect(
                         .map_err(|m| SettingsError::invalid(at(), format!("{name}: {m}")))?,
                 )
             }
+        } else if name == "logconfig_dict" {
+            // dictConfig takes objects a setting cannot hold (a factory
+            // function for "()", `sys.stdout` as a stream): the dict itself
+            // is kept for Python's logging; the value shown is a sketch.
+            if let Ok(mut g) = LOGCONFIG_DICT.lock() {
+                *g = Some(obj.clone().unbind());
+            }
+            Raw::Value(sketch(helper, &obj))
         } else {
             Raw::Value(
                 to_value(helper, &obj)
@@ -270,6 +328,43 @@ pub fn hook_from_python(setting: &Setting, obj: &Bound<'_, PyAny>) -> Result<Hoo
     }
     let helper = helper(obj.py()).map_err(|e| e.to_string())?;
     hook_from_object(&helper, setting, obj)
+}
+
+/// `logconfig_dict` as the last Python config file read set it.
+static LOGCONFIG_DICT: std::sync::Mutex<Option<Py<PyAny>>> = std::sync::Mutex::new(None);
+
+/// The `logconfig_dict` object of the last Python config file read, with
+/// every object in it as the file made it.
+pub fn logconfig_dict(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+    LOGCONFIG_DICT
+        .lock()
+        .ok()?
+        .as_ref()
+        .map(|o| o.bind(py).clone())
+}
+
+/// A value for any object: what `to_value` makes of it, else its repr
+/// (inside dicts and lists, item by item).
+fn sketch(helper: &Bound<'_, PyModule>, obj: &Bound<'_, PyAny>) -> Value {
+    if let Ok(v) = to_value(helper, obj) {
+        return v;
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        return Value::Dict(
+            d.iter()
+                .map(|(k, v)| {
+                    let key = k.str().map(|s| s.to_string()).unwrap_or_default();
+                    (key, sketch(helper, &v))
+                })
+                .collect(),
+        );
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        if let Ok(items) = obj.try_iter() {
+            return Value::List(items.flatten().map(|i| sketch(helper, &i)).collect());
+        }
+    }
+    Value::Str(obj.repr().map(|r| r.to_string()).unwrap_or_default())
 }
 
 /// Convert a plain Python value (the kinds a config file holds) to a `Value`.

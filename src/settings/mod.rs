@@ -15,7 +15,7 @@
 
 pub mod cli;
 mod docs;
-mod file_py;
+pub(crate) mod file_py;
 mod file_toml;
 pub mod table;
 pub mod value;

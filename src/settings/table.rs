@@ -186,9 +186,7 @@ const RELOAD_ENGINES: &[&str] = &["auto", "poll", "inotify"];
 const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
 const UPGRADE_MODES: &[&str] = &["manual", "auto"];
 
-const SYSLOG: &str = "ferricorn logs to files or stdout/stderr only; no syslog sender";
 const STATSD: &str = "ferricorn has no StatsD client; read metrics from the access log or a proxy";
-const PY_LOGGING: &str = "ferricorn's server logs are written by Rust, not Python's logging module";
 const PASTE: &str = "PasteDeploy apps are not supported; give a WSGI_APP (module:attr) instead";
 
 macro_rules! s {
@@ -294,8 +292,7 @@ pub static SETTINGS: &[Setting] = &[
        "Access log file; '-' is stdout. No access log unless set.",
        meta = "FILE"),
     s!("disable_redirect_access_to_syslog", Logging, ["--disable-redirect-access-to-syslog"], Kind::Bool, D::Bool(false),
-       "Do not send access logs to syslog.",
-       applies = Applies::NoEffect(SYSLOG)),
+       "Do not send access logs to syslog."),
     s!("access_log_format", Logging, ["--access-logformat"], Kind::Str,
        D::Str(r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#),
        "Access log line format, with gunicorn's %(x)s atoms.",
@@ -312,33 +309,30 @@ pub static SETTINGS: &[Setting] = &[
     s!("logger_class", Logging, ["--logger-class"], Kind::ClassPath, D::Str("gunicorn.glogging.Logger"),
        "Python class that does the logging.",
        meta = "STRING",
-       applies = Applies::NoEffect(PY_LOGGING)),
+       more = "A subclass of gunicorn's glogging.Logger needs gunicorn installed in the server's Python: the class is created in the master and in every worker with a gunicorn Config holding these settings, and every log line goes through it: error-log lines through its log(level, msg), requests through its access(resp, req, environ, request_time) with gunicorn-shaped objects (status, sent, headers; method, uri, path, query, version, headers; REQUEST_METHOD, RAW_URI, PATH_INFO, QUERY_STRING, SERVER_PROTOCOL, REMOTE_ADDR and HTTP_* environ keys). Without gunicorn it is an error at start."),
     s!("logconfig", Logging, ["--log-config"], Kind::Str, D::None,
        "Python logging configuration file (fileConfig format).",
        meta = "FILE",
-       applies = Applies::NoEffect(PY_LOGGING)),
+       more = "As in gunicorn: the server's lines then go to the `gunicorn.error` and `gunicorn.access` loggers (access lines with gunicorn's atoms dict as `record.args`), in the master and every worker. HUP reads the file again; a broken file keeps the configuration in force and logs why. Without any logconfig setting the logs are written by Rust, with no Python involved."),
     s!("logconfig_dict", Logging, [], Kind::Dict, D::Dict(&[]),
        "Python logging configuration dictionary (dictConfig format).",
-       applies = Applies::NoEffect(PY_LOGGING)),
+       more = "Merged over gunicorn's defaults (glogging.CONFIG_DEFAULTS) with a shallow update, as gunicorn merges it, and applied with logging.config.dictConfig. Classes defined in the config file can be named by object (`\"()\": JsonFormatter`). Takes precedence over logconfig_json and logconfig."),
     s!("logconfig_json", Logging, ["--log-config-json"], Kind::Str, D::None,
        "Python logging configuration as a JSON file.",
        meta = "FILE",
-       applies = Applies::NoEffect(PY_LOGGING)),
+       more = "A JSON object in dictConfig format, merged over gunicorn's defaults like logconfig_dict. A missing or invalid file is an error naming it (and the line)."),
     s!("syslog_addr", Logging, ["--log-syslog-to"], Kind::Str, D::Str("udp://localhost:514"),
        "Where to send syslog messages: unix://PATH#TYPE, udp://HOST:PORT or tcp://HOST:PORT.",
-       meta = "SYSLOG_ADDR",
-       applies = Applies::NoEffect(SYSLOG)),
+       meta = "SYSLOG_ADDR"),
     s!("syslog", Logging, ["--log-syslog"], Kind::Bool, D::Bool(false),
        "Send the server's logs to syslog.",
-       applies = Applies::NoEffect(SYSLOG)),
+       more = "Sent by Rust in gunicorn's layout (`<PRI>gunicorn.PREFIX.error: [PID] message`, `.access` for access lines) over a non-blocking socket: a message that cannot be sent at once is dropped, never waited for. Also with a logconfig setting."),
     s!("syslog_prefix", Logging, ["--log-syslog-prefix"], Kind::Str, D::None,
        "Program name to use in syslog entries.",
-       meta = "SYSLOG_PREFIX",
-       applies = Applies::NoEffect(SYSLOG)),
+       meta = "SYSLOG_PREFIX"),
     s!("syslog_facility", Logging, ["--log-syslog-facility"], Kind::Str, D::Str("user"),
        "Syslog facility name.",
-       meta = "SYSLOG_FACILITY",
-       applies = Applies::NoEffect(SYSLOG)),
+       meta = "SYSLOG_FACILITY"),
     s!("enable_stdio_inheritance", Logging, ["-R", "--enable-stdio-inheritance"], Kind::Bool, D::Bool(false),
        "Keep stdio open in daemon mode instead of redirecting it to /dev/null.",
        applies = Applies::NotYet("daemon mode always redirects stdio to /dev/null")),

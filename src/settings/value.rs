@@ -576,7 +576,8 @@ mod tests {
             &ctx
         )
         .is_err());
-        assert!(validate(find("worker_class"), &Value::Str("gevent".into()), &ctx).is_err());
+        assert!(validate(find("worker_class"), &Value::Str("gevent".into()), &ctx).is_ok());
+        assert!(validate(find("worker_class"), &Value::Str("tornado".into()), &ctx).is_err());
         assert_eq!(
             validate(find("user"), &Value::Str("0".into()), &ctx),
             Ok(Value::Int(0))

@@ -147,7 +147,5 @@ fn log_access(
         response_headers: &outcome.response_headers,
         duration: started.elapsed(),
     };
-    let mut line = String::with_capacity(160);
-    fmt.format(&rec, &mut line);
-    crate::log::access_write(line.as_bytes());
+    crate::access_log::emit(fmt, &rec);
 }

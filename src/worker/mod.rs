@@ -105,6 +105,12 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     }
     // Before faulthandler, which hands SIGABRT on to it after the dump.
     crate::master::hooks::install_abort_handler();
+    if gevent {
+        let fd = crate::log::error_fd();
+        if let Err(e) = Python::attach(|py| mode::greenlets::dump_greenlets_on_abort(py, fd)) {
+            crate::warning!("greenlet stacks will not be logged on timeout: {e}");
+        }
+    }
     if let Err(e) = crate::python::interp::dump_stacks_on_abort(crate::log::error_fd()) {
         crate::warning!("Python stacks will not be logged on timeout: {e}");
     }

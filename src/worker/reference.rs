@@ -14,10 +14,12 @@ pub fn respond(req: &Request<'_>, buf: &mut Vec<u8>) -> Outcome {
     let keep_alive = head.keep_alive && req.keep_alive_enabled && !req.stopping && !has_body;
     buf.clear();
     buf.extend_from_slice(if head.minor_version == 0 {
-        b"HTTP/1.0 200 OK\r\nServer: ferricorn\r\nDate: "
+        b"HTTP/1.0 200 OK\r\nServer: "
     } else {
-        b"HTTP/1.1 200 OK\r\nServer: ferricorn\r\nDate: "
+        b"HTTP/1.1 200 OK\r\nServer: "
     });
+    buf.extend_from_slice(crate::server_name::header());
+    buf.extend_from_slice(b"\r\nDate: ");
     crate::wsgi::date::with_http_date(|d| buf.extend_from_slice(d.as_bytes()));
     buf.extend_from_slice(if keep_alive {
         b"\r\nConnection: keep-alive\r\n"

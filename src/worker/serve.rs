@@ -289,6 +289,7 @@ impl<'a> Server<'a> {
             self.ctx
                 .beat
                 .publish(self.open, !self.stopping, timeout > 0);
+            self.ctx.beat.mark_polled();
             let n = if self
                 .runner
                 .wait_for_events(self.epoll.0.as_raw_fd(), timeout)
@@ -305,6 +306,7 @@ impl<'a> Server<'a> {
             // old, and peers would take this worker for one stuck in a
             // long request while it serves its first one.
             self.ctx.beat.beat();
+            self.ctx.beat.mark_polled();
             self.ctx.beat.publish(self.open, !self.stopping, false);
             for ev in events.iter().take(n) {
                 // A copy: epoll_event is packed.
@@ -399,13 +401,13 @@ impl<'a> Server<'a> {
     /// this is what spreads them (and their requests) across workers.
     fn fair_to_accept(&self) -> bool {
         match self.ctx.beat.least_loaded_peer(now_ms()) {
-            // A peer waiting in epoll takes the connection at once; a busy
-            // one only at its next turn, which may be a slow request away:
-            // meanwhile a burst of connections (a client pool opening) would
-            // wait in the listen queue, so take a few more before leaving
-            // them to it.
-            Some((least, waiting)) => {
-                let slack = if waiting { 1 } else { BUSY_PEER_SLACK };
+            // A peer in epoll (or there a moment ago) takes the connection
+            // soon; one busy for longer only at its next turn, which may be
+            // a slow request away: meanwhile a burst of connections (a
+            // client pool opening) would wait in the listen queue, so take
+            // a few more before leaving them to it.
+            Some((least, soon)) => {
+                let slack = if soon { 1 } else { BUSY_PEER_SLACK };
                 (self.open as u64) <= least + slack
             }
             None => true,
@@ -797,6 +799,8 @@ impl<'a> Server<'a> {
                 limit.as_secs(),
                 o.stack.trim_end()
             );
+            // And every thread's, as the master's timeout would show them.
+            crate::python::interp::dump_all_stacks(crate::log::error_fd());
             if !self.recycle_requested {
                 self.recycle_requested = true;
                 Message::Recycle.send(self.ctx.status.as_raw_fd());

@@ -111,10 +111,7 @@ impl WsgiApp {
             k("wsgi.file_wrapper"),
             py.get_type::<file_wrapper::FileWrapper>(),
         )?;
-        t.set_item(
-            k("SERVER_SOFTWARE"),
-            concat!("ferricorn/", env!("FERRICORN_VERSION")),
-        )?;
+        t.set_item(k("SERVER_SOFTWARE"), crate::server_name::software())?;
         t.set_item(k("SCRIPT_NAME"), opts.script_name.as_str())?;
         // Every per-request key is in the template already, so filling in a
         // request replaces values in place instead of growing the dict.
@@ -469,8 +466,9 @@ fn html_escape(s: &str) -> String {
 /// A complete small response that closes the connection (errors, 408, 500).
 pub fn simple_response(minor: u8, status: u16, reason: &str, body: &str) -> Vec<u8> {
     let mut head = format!(
-        "HTTP/1.{} {status} {reason}\r\nServer: ferricorn\r\nDate: ",
-        if minor == 0 { 0 } else { 1 }
+        "HTTP/1.{} {status} {reason}\r\nServer: {}\r\nDate: ",
+        if minor == 0 { 0 } else { 1 },
+        String::from_utf8_lossy(crate::server_name::header())
     );
     date::with_http_date(|d| head.push_str(d));
     head.push_str(&format!(

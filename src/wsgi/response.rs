@@ -244,7 +244,9 @@ impl Responder {
             b"HTTP/1.1 "
         });
         h.extend_from_slice(self.status.as_bytes());
-        h.extend_from_slice(b"\r\nServer: ferricorn\r\nDate: ");
+        h.extend_from_slice(b"\r\nServer: ");
+        h.extend_from_slice(crate::server_name::header());
+        h.extend_from_slice(b"\r\nDate: ");
         crate::wsgi::date::with_http_date(|d| h.extend_from_slice(d.as_bytes()));
         h.extend_from_slice(if self.keep_alive_allowed && !self.must_close {
             b"\r\nConnection: keep-alive\r\n"

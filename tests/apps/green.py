@@ -33,6 +33,12 @@ def app(environ, start_response):
         if path == "/hang":
             time.sleep(float(q.get("s", "60")))
             return _reply(start_response, "woke\n")
+        if path == "/spin":
+            # Blocks the hub: a Python loop that never yields.
+            end = time.monotonic() + float(q.get("s", "30"))
+            while time.monotonic() < end:
+                pass
+            return _reply(start_response, "spun\n")
         if path == "/peak":
             with _lock:
                 peak, _peak = _peak, 0

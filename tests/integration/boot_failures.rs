@@ -209,10 +209,10 @@ fn venv_of_another_python_minor_is_refused_by_the_master_before_binding() {
 
 #[test]
 fn unknown_worker_class_is_a_clear_error() {
-    let (code, log) = run_failing(Server::builder("basic:app").args(["-k", "gevent"]));
+    let (code, log) = run_failing(Server::builder("basic:app").args(["-k", "myapp.MyWorker"]));
     assert_ne!(code, 0);
     assert!(
-        log.contains("gevent") && log.contains("sync"),
+        log.contains("myapp.MyWorker") && log.contains("sync, gthread and gevent"),
         "log:\n{log}"
     );
     assert!(!log.contains("Listening at"), "log:\n{log}");

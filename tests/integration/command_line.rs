@@ -92,10 +92,10 @@ fn worker_class_sync_and_gthread_are_accepted_and_others_refused() {
     assert_eq!(s.get("/").status, 200);
     let s = Server::builder("basic:app").args(["-k", "gthread"]).start();
     assert_eq!(s.get("/").status, 200);
-    let (code, out) = run(&["-k", "gevent", "-b", "127.0.0.1:0", "basic:app"]);
+    let (code, out) = run(&["-k", "tornado", "-b", "127.0.0.1:0", "basic:app"]);
     assert_ne!(code, 0);
     assert!(
-        out.contains("Worker class 'gevent' is not supported"),
+        out.contains("Worker class 'tornado' is not supported"),
         "{out}"
     );
 }

@@ -5,7 +5,6 @@
 
 use crate::harness::*;
 use std::io::Write;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -18,24 +17,8 @@ fn green(extra: &[&str]) -> Server {
         .start()
 }
 
-fn get_in_background(addr: &str, path: &str) -> mpsc::Receiver<Response> {
-    let (tx, rx) = mpsc::channel();
-    let (addr, path) = (addr.to_string(), path.to_string());
-    std::thread::spawn(move || {
-        let raw = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        if let Ok(r) = try_request(&addr, raw.as_bytes(), Duration::from_secs(60)) {
-            let _ = tx.send(r);
-        }
-    });
-    rx
-}
-
 fn running(s: &Server) -> usize {
-    s.get_text("/running")
-        .trim()
-        .strip_prefix("running=")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    app_count(s, "/running", "running")
 }
 
 #[test]
@@ -46,7 +29,7 @@ fn two_hundred_waiting_requests_run_at_once_on_one_worker() {
         .map(|_| get_in_background(&s.addr(), "/sleep?ms=500"))
         .collect();
     for rx in pending {
-        let r = rx
+        let (r, _) = rx
             .recv_timeout(T)
             .expect("a waiting request was not answered");
         assert_eq!(r.status, 200);
@@ -166,7 +149,7 @@ fn term_finishes_the_greenlets_in_flight() {
     assert!(eventually(T, || running(&s) == 20), "{}", s.log());
     s.signal(libc::SIGTERM);
     for rx in pending {
-        let r = rx
+        let (r, _) = rx
             .recv_timeout(T)
             .expect("an in-flight request was dropped");
         assert_eq!(r.status, 200);
@@ -193,6 +176,30 @@ fn a_greenlet_past_the_timeout_is_logged_with_its_stack_and_the_worker_replaced(
         "{log}"
     );
     assert!(log.contains("green.py"), "the greenlet's stack:\n{log}");
+    assert_eq!(s.get_text("/ok/after"), "ok /ok/after\n");
+}
+
+#[test]
+fn a_worker_whose_hub_is_blocked_logs_every_greenlets_stack_and_is_replaced() {
+    let s = green(&["--timeout", "2"]);
+    let first = s.wait_workers(1, T);
+    let _waiting = get_in_background(&s.addr(), "/sleep?ms=60000");
+    assert!(eventually(T, || running(&s) == 1), "{}", s.log());
+    let _spinning = get_in_background(&s.addr(), "/spin?s=30");
+    assert!(s.wait_log("WORKER TIMEOUT", T), "{}", s.log());
+    assert!(wait_gone(first[0], T), "{}", s.log());
+    assert!(s.wait_log_n("Booting worker with pid", 2, T), "{}", s.log());
+    let log = s.log();
+    assert!(
+        log.contains("Stacks of the greenlets of the worker"),
+        "{log}"
+    );
+    // The suspended request and the one blocking the hub.
+    assert!(
+        log.contains("time.sleep(int(q.get(\"ms\", \"100\")) / 1000.0)"),
+        "{log}"
+    );
+    assert!(log.contains("while time.monotonic() < end:"), "{log}");
     assert_eq!(s.get_text("/ok/after"), "ok /ok/after\n");
 }
 

@@ -795,3 +795,31 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// GET `path` on a new connection from another thread; the response comes
+/// back through the channel with the moment it arrived.
+#[allow(dead_code)]
+pub fn get_in_background(
+    addr: &str,
+    path: &str,
+) -> std::sync::mpsc::Receiver<(Response, std::time::Instant)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (addr, path) = (addr.to_string(), path.to_string());
+    std::thread::spawn(move || {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        if let Ok(r) = try_request(&addr, raw.as_bytes(), Duration::from_secs(60)) {
+            let _ = tx.send((r, std::time::Instant::now()));
+        }
+    });
+    rx
+}
+
+/// The number an app prints as `name=N` at `path` (0 if it does not).
+#[allow(dead_code)]
+pub fn app_count(s: &Server, path: &str, name: &str) -> usize {
+    s.get_text(path)
+        .trim()
+        .strip_prefix(&format!("{name}="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}

@@ -13,6 +13,7 @@ mod http_strictness;
 mod logging;
 mod master_signals;
 mod python_env;
+mod python_logging;
 mod reload;
 mod server_hooks;
 mod slow_clients;

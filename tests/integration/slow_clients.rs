@@ -111,20 +111,29 @@ fn a_connection_that_sends_nothing_is_closed_at_the_header_timeout() {
 
 #[test]
 fn worker_connections_bounds_the_connections_a_worker_holds() {
-    let s = Server::builder("conformance:app")
-        .args(["-w", "1", "--worker-connections", "4", "--keep-alive", "60"])
+    worker_connections_bound("conformance:app", &[], 4);
+}
+
+/// With `--worker-connections n` (and `extra`), n idle keep-alive
+/// connections are held, the next one waits in the listen queue, and
+/// freeing one slot lets it in. The app answers `/ok/X` with "ok /ok/X".
+pub fn worker_connections_bound(app: &str, extra: &[&str], n: usize) {
+    let s = Server::builder(app)
+        .args(["-w", "1", "--keep-alive", "60"])
+        .args(["--worker-connections", &n.to_string()])
+        .args(extra.iter().copied())
         .start();
     let mut held = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..n {
         let mut c = connect(&s.addr());
         c.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut c).unwrap().status, 200);
         held.push(c);
     }
-    // A fifth connection waits in the listen queue while four are held.
+    // One more connection waits in the listen queue while n are held.
     let mut extra = connect(&s.addr());
     extra
-        .write_all(b"GET /ok/fifth HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /ok/next HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     extra
         .set_read_timeout(Some(Duration::from_millis(300)))
@@ -140,5 +149,5 @@ fn worker_connections_bounds_the_connections_a_worker_holds() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let r = read_response(&mut extra).unwrap();
-    assert_eq!(r.text(), "ok /ok/fifth\n");
+    assert_eq!(r.text(), "ok /ok/next\n");
 }

@@ -7,7 +7,6 @@ use crate::harness::*;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(15);
@@ -19,26 +18,8 @@ fn threaded(extra: &[&str]) -> Server {
         .start()
 }
 
-/// GET `path` on a new connection from another thread; the response comes
-/// back through the channel with the moment it arrived.
-fn get_in_background(addr: &str, path: &str) -> mpsc::Receiver<(Response, Instant)> {
-    let (tx, rx) = mpsc::channel();
-    let (addr, path) = (addr.to_string(), path.to_string());
-    std::thread::spawn(move || {
-        let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        if let Ok(r) = try_request(&addr, raw.as_bytes(), Duration::from_secs(60)) {
-            let _ = tx.send((r, Instant::now()));
-        }
-    });
-    rx
-}
-
 fn running(s: &Server) -> usize {
-    let text = s.get_text("/running");
-    text.trim()
-        .strip_prefix("running=")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    app_count(s, "/running", "running")
 }
 
 #[test]
@@ -263,38 +244,7 @@ fn slow_and_idle_clients_hold_no_thread() {
 
 #[test]
 fn worker_connections_bounds_a_threaded_worker_too() {
-    let s = threaded(&[
-        "--threads",
-        "2",
-        "--worker-connections",
-        "3",
-        "--keep-alive",
-        "60",
-    ]);
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        let mut c = connect(&s.addr());
-        c.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!(read_response(&mut c).unwrap().status, 200);
-        held.push(c);
-    }
-    let mut extra = connect(&s.addr());
-    extra
-        .write_all(b"GET /ok/fourth HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    extra
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut b = [0u8; 1];
-    assert!(
-        std::io::Read::read(&mut extra, &mut b).is_err(),
-        "the worker accepted beyond --worker-connections"
-    );
-    drop(held.pop());
-    extra
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(read_response(&mut extra).unwrap().text(), "ok /ok/fourth\n");
+    crate::slow_clients::worker_connections_bound("threaded:app", &["--threads", "2"], 3);
 }
 
 #[test]

@@ -99,6 +99,49 @@ pub fn patch(py: Python<'_>) -> Result<(), String> {
     run().map_err(|e| format!("gevent could not patch the standard library: {e}"))
 }
 
+/// On SIGABRT (the master's timeout, when a greenlet blocks the hub): write
+/// the stack of every greenlet to `fd`, then hand on to a handler installed
+/// before (the worker_abort hook) and exit. faulthandler, enabled after
+/// this, dumps the C-level thread stack first; this adds what it cannot see:
+/// the requests suspended in other greenlets. Like any Python signal
+/// handler it runs once the interpreter gets control (a Python loop that
+/// never yields, not a C call that never returns).
+pub fn dump_greenlets_on_abort(py: Python<'_>, fd: RawFd) -> PyResult<()> {
+    let code = cr#"
+import gc, os, signal, traceback
+
+def install(fd):
+    previous = signal.getsignal(signal.SIGABRT)
+
+    def handle(signum, frame):
+        try:
+            from greenlet import greenlet
+            out = ["Stacks of the greenlets of the worker (most recent call last):\n"]
+            for g in gc.get_objects():
+                if isinstance(g, greenlet) and g.gr_frame is not None:
+                    out.append("Greenlet %s:\n" % hex(id(g)))
+                    out.extend(traceback.format_stack(g.gr_frame))
+            out.append("The running greenlet:\n")
+            out.extend(traceback.format_stack(frame))
+            os.write(fd, "".join(out).encode("utf-8", "replace"))
+        except BaseException:
+            pass
+        if callable(previous):
+            previous(signum, frame)
+        os._exit(1)
+
+    signal.signal(signal.SIGABRT, handle)
+"#;
+    let module = PyModule::from_code(
+        py,
+        code,
+        c"ferricorn_greenlet_dump.py",
+        c"ferricorn_greenlet_dump",
+    )?;
+    module.getattr("install")?.call1((fd,))?;
+    Ok(())
+}
+
 /// What the request greenlets and the loop share (one OS thread).
 struct Shared {
     app: Py<PyAny>,
@@ -377,20 +420,8 @@ impl Runner for Greenlets {
 
 /// The Python stack a suspended greenlet is in.
 fn greenlet_stack(py: Python<'_>, greenlet: &Bound<'_, PyAny>) -> String {
-    let format = || -> PyResult<String> {
-        let frame = greenlet.getattr("gr_frame")?;
-        if frame.is_none() {
-            return Ok(String::new());
-        }
-        let lines = py
-            .import("traceback")?
-            .getattr("format_stack")?
-            .call1((frame,))?;
-        let mut out = String::from("Stack of the request's greenlet (most recent call last):\n");
-        for line in lines.try_iter()? {
-            out.push_str(&line?.extract::<String>()?);
-        }
-        Ok(out)
-    };
-    format().unwrap_or_else(|e| format!("(its stack could not be read: {e})"))
+    match greenlet.getattr("gr_frame") {
+        Ok(frame) => crate::python::interp::frame_stack(py, "the request's greenlet", &frame),
+        Err(e) => format!("(its stack could not be read: {e})"),
+    }
 }
