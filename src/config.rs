@@ -129,6 +129,17 @@ pub struct Config {
     pub reload_engine: String,
     pub reload_extra_files: Vec<String>,
     pub reload_poll_interval: Duration,
+    /// statsd_host, statsd_prefix, dogstatsd_tags.
+    pub statsd_host: Option<String>,
+    pub statsd_prefix: String,
+    pub dogstatsd_tags: String,
+    pub enable_backlog_metric: bool,
+    /// Where the master serves Prometheus metrics.
+    pub metrics_bind: Option<String>,
+    /// The control socket's path (absolute), mode, and whether it is off.
+    pub control_socket: PathBuf,
+    pub control_socket_mode: u32,
+    pub control_socket_disable: bool,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Every setting's value, for hooks (`server.cfg`) and `--print-config`.
@@ -201,6 +212,20 @@ impl Config {
         let mut binds = Vec::new();
         for spec in s.list("bind") {
             binds.push(BindAddr::parse(spec).map_err(ConfigError)?);
+        }
+        if let Some(h) = s.str("statsd_host") {
+            crate::metrics::statsd::parse_target(h)
+                .map_err(|e| ConfigError(format!("Invalid value for statsd_host: {e}")))?;
+        }
+        if let Some(m) = s.str("metrics_bind") {
+            let ok = m
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(ConfigError(format!(
+                    "Invalid value for metrics_bind: {m:?}: give HOST:PORT, e.g. 127.0.0.1:9100"
+                )));
+            }
         }
         let chdir = PathBuf::from(s.str("chdir").unwrap_or("."));
         let pythonpath = s
@@ -340,6 +365,26 @@ impl Config {
             reload_engine: s.str("reload_engine").unwrap_or("auto").to_string(),
             reload_extra_files,
             reload_poll_interval: Duration::from_secs_f64(poll.clamp(0.01, 3600.0)),
+            statsd_host: s.str("statsd_host").map(String::from),
+            statsd_prefix: s.str("statsd_prefix").unwrap_or("").to_string(),
+            dogstatsd_tags: s.str("dogstatsd_tags").unwrap_or("").to_string(),
+            enable_backlog_metric: s.bool("enable_backlog_metric"),
+            metrics_bind: s.str("metrics_bind").map(String::from),
+            control_socket: {
+                let p = s
+                    .str("control_socket")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| {
+                        crate::control::default_path(&|k| env.get(k).map(String::from))
+                    });
+                if p.is_relative() {
+                    env.cwd.join(p)
+                } else {
+                    p
+                }
+            },
+            control_socket_mode: (s.int("control_socket_mode") as u32) & 0o7777,
+            control_socket_disable: s.bool("control_socket_disable"),
             config_file: loaded.config_file.take(),
             values: Arc::new(values),
             hooks: Arc::new(hooks),

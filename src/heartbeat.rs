@@ -14,6 +14,7 @@
 //! worker was last in epoll, then one word holding the number of slots ever
 //! handed out (so readers scan only those).
 
+use crate::metrics::counters::{Counters, SlotCounters};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ const SOON_MS: u64 = 5;
 
 pub struct Heartbeats {
     base: *mut AtomicU64,
+    /// Request counters, one block per slot (see `metrics::counters`).
+    pub counters: Counters,
 }
 
 // The region is shared memory of atomics; handing the pointer between
@@ -71,7 +74,10 @@ impl Heartbeats {
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Heartbeats { base: p.cast() })
+        Ok(Heartbeats {
+            base: p.cast(),
+            counters: Counters::new(SLOTS)?,
+        })
     }
 
     fn word(&self, i: usize) -> &AtomicU64 {
@@ -92,6 +98,11 @@ impl Heartbeats {
         self.word(SLOTS + slot).store(0, Ordering::Relaxed);
     }
 
+    /// The connections the worker in `slot` holds, as it last published.
+    pub fn open(&self, slot: usize) -> u64 {
+        self.word(SLOTS + slot).load(Ordering::Relaxed) & COUNT
+    }
+
     /// How long since the worker in `slot` last beat.
     pub fn silence(&self, slot: usize) -> Duration {
         Duration::from_millis(now_ms().saturating_sub(self.word(slot).load(Ordering::Relaxed)))
@@ -103,6 +114,8 @@ impl Heartbeats {
 pub struct Beat {
     base: *const AtomicU64,
     slot: usize,
+    /// This worker's request counters.
+    pub counters: SlotCounters,
 }
 
 impl Beat {
@@ -111,6 +124,7 @@ impl Beat {
         Beat {
             base: hb.base,
             slot,
+            counters: hb.counters.slot(slot),
         }
     }
 

@@ -4,12 +4,14 @@
 
 pub mod access_log;
 pub mod config;
+pub mod control;
 pub mod heartbeat;
 pub mod http;
 pub mod ipc;
 #[macro_use]
 pub mod log;
 pub mod master;
+pub mod metrics;
 pub mod net;
 pub mod pidfile;
 pub mod proctitle;

@@ -227,6 +227,13 @@ pub fn timestamp() -> String {
 }
 
 pub fn log(level: Level, msg: &str) {
+    // As gunicorn's Statsd logger: counted whatever the log level shows.
+    match level {
+        Level::Warning => crate::metrics::statsd::count_log("warning"),
+        Level::Error => crate::metrics::statsd::count_log("error"),
+        Level::Critical => crate::metrics::statsd::count_log("critical"),
+        _ => {}
+    }
     if !enabled(level) {
         return;
     }

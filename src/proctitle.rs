@@ -61,7 +61,7 @@ fn title_area() -> Option<(usize, usize)> {
         if argv.is_null() || argc == 0 || (*argv).is_null() {
             return (0, 0);
         }
-        let start = *argv as usize;
+        let mut start = *argv as usize;
         let mut end = start;
         for i in 0..argc {
             let p = *argv.add(i);
@@ -69,6 +69,17 @@ fn title_area() -> Option<(usize, usize)> {
                 break;
             }
             end += CStr::from_ptr(p).to_bytes().len() + 1;
+        }
+        // Started through the dynamic loader (the wheel's launcher runs
+        // `ld.so --preload libpython --argv0 … server …`), argv skips the
+        // loader's own words: the kernel's command line still begins, and
+        // ends, where the exec put it. Take that whole area, so `ps` shows
+        // the title rather than the loader's command line.
+        if let Some((arg_start, arg_end)) = kernel_arg_area() {
+            if arg_start <= start && start < arg_end && end <= arg_end {
+                start = arg_start;
+                end = arg_end;
+            }
         }
         // Extend over environment strings that directly follow, re-homing each.
         let env = environ;
@@ -87,6 +98,19 @@ fn title_area() -> Option<(usize, usize)> {
         (start, end - start)
     });
     (area.1 > 0).then_some(*area)
+}
+
+/// `arg_start` and `arg_end` of this process (fields 48 and 49 of
+/// /proc/self/stat): the memory /proc/self/cmdline shows.
+fn kernel_arg_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may
+    // contain spaces: field 3 is the first of these.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(48 - 3);
+    let arg_start = fields.next()?.parse().ok()?;
+    let arg_end = fields.next()?.parse().ok()?;
+    Some((arg_start, arg_end))
 }
 
 /// Set the title `ps` shows for this process (and the short name in `top`).

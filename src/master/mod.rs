@@ -12,7 +12,9 @@
 //! old or recycled worker is retired only when a new one has booted to take
 //! its place. If a new generation fails to boot, the old one keeps serving.
 
+mod control;
 pub mod hooks;
+mod observe;
 mod reconfig;
 mod reload;
 mod spawn;
@@ -96,6 +98,10 @@ pub struct Arbiter {
     hooks: hooks::MasterHooks,
     /// Where the configuration came from, to read it again on HUP.
     source: Option<crate::config::ConfigSource>,
+    /// Metrics: totals of gone workers, restarts, StatsD and Prometheus.
+    observe: observe::Observe,
+    /// The control socket (gunicornc), unless disabled.
+    control: Option<crate::control::ControlSocket>,
 }
 
 /// sys.argv and sys.path for the embedded interpreter (master or worker).
@@ -140,6 +146,8 @@ impl Arbiter {
             config_file: None,
             hooks: hooks::MasterHooks::default(),
             source: None,
+            observe: observe::Observe::default(),
+            control: None,
         })
     }
 
@@ -206,6 +214,9 @@ impl Arbiter {
                 Err(e) => crate::error!("Reloading is off: {e}"),
             }
         }
+        self.configure_statsd();
+        self.open_metrics();
+        self.open_control();
         let code = loop {
             self.reap();
             self.handle_signals();
@@ -221,6 +232,8 @@ impl Arbiter {
             if self.phase == Phase::Running {
                 self.manage_workers();
             }
+            self.observe_tick();
+            self.control_tick();
             self.sleep();
         };
         self.shutdown();
@@ -309,6 +322,7 @@ impl Arbiter {
         self.reload_config();
         self.generation += 1;
         self.blocked_generation = None;
+        self.reload_started();
     }
 
     fn stop(&mut self, graceful: bool) {
@@ -361,6 +375,9 @@ impl Arbiter {
         self.drain_reports(&mut w);
         self.hook_child_exit(pid);
         self.heartbeats.release(w.slot);
+        self.heartbeats
+            .counters
+            .fold(w.slot, &mut self.observe.folded);
         self.slots.give_back(w.slot);
         let expected = w.is_retiring() || self.phase != Phase::Running;
         let (code, sig) = match status {
@@ -368,6 +385,10 @@ impl Arbiter {
             WaitStatus::Signaled(_, sig, _) => (None, Some(sig)),
             _ => (None, None),
         };
+        let crashed = matches!(code, Some(c) if c != 0) || sig.is_some();
+        if !expected && crashed && w.is_booted() && w.aborted_at.is_none() {
+            self.observe.restarts.crash += 1;
+        }
         if !expected {
             match (code, sig) {
                 (Some(0), _) => {}
@@ -419,6 +440,7 @@ impl Arbiter {
     }
 
     fn on_boot_failure(&mut self, generation: u64, pid: Pid, code: i32, report: &str) {
+        self.reload_outcome(generation, false);
         if self.blocked_generation == Some(generation) {
             return; // reported once already
         }
@@ -492,13 +514,20 @@ impl Arbiter {
                         if w.state == WorkerState::Booting {
                             w.state = WorkerState::Serving;
                             self.ever_booted = true;
+                            let generation = w.generation;
+                            self.reload_outcome(generation, true);
                         }
                     }
                     Message::BootFailed { code, report } => {
                         w.boot_failure = Some((code, report.clone()));
                         boot_failures.push((w.generation, w.pid, code, report));
                     }
-                    Message::Recycle => w.wants_recycle = true,
+                    Message::Recycle => {
+                        if !w.wants_recycle {
+                            w.wants_recycle = true;
+                            self.observe.restarts.max_requests += 1;
+                        }
+                    }
                     Message::Watch(files) => {
                         if let Some(r) = self.reload.as_mut() {
                             r.add_files(files);
@@ -570,6 +599,7 @@ impl Arbiter {
                 crate::critical!("WORKER TIMEOUT (pid:{})", w.pid);
                 let _ = kill(w.pid, Signal::SIGABRT);
                 w.aborted_at = Some(now);
+                self.observe.restarts.timeout += 1;
             }
         }
     }
@@ -668,6 +698,12 @@ impl Arbiter {
                 events: libc::POLLIN,
                 revents: 0,
             });
+        }
+        if let Some(e) = &self.observe.exporter {
+            e.poll_fds(&mut fds);
+        }
+        if let Some(c) = &self.control {
+            c.poll_fds(&mut fds);
         }
         for w in &self.workers {
             fds.push(libc::pollfd {

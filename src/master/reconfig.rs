@@ -47,6 +47,7 @@ impl Arbiter {
             crate::info!("TLS certificate loaded");
         }
         self.num_workers = self.cfg.workers;
+        self.configure_statsd();
         self.hook_on_reload();
     }
 

@@ -216,5 +216,6 @@ impl Arbiter {
     pub(super) fn start_generation(&mut self) {
         self.generation += 1;
         self.blocked_generation = None;
+        self.reload_started();
     }
 }

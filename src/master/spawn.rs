@@ -64,6 +64,7 @@ impl Arbiter {
             }
             Ok(ForkResult::Parent { child }) => {
                 drop(status_write);
+                self.observe.spawned += 1;
                 self.workers.push(WorkerProc {
                     pid: child,
                     age,
@@ -103,6 +104,8 @@ impl Arbiter {
         }
         self.alive_write.take();
         self.upgrade.drop_in_worker();
+        self.observe.exporter.take();
+        self.control.take();
         for w in self.workers.drain(..) {
             drop(w.status);
         }

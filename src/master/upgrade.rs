@@ -172,8 +172,14 @@ impl Arbiter {
         }
     }
 
-    fn ignore_usr2(&self, why: String) {
+    /// A new master started by this one is booting.
+    pub(super) fn upgrade_in_progress(&self) -> bool {
+        matches!(self.upgrade.child, Child::Pending { .. })
+    }
+
+    fn ignore_usr2(&mut self, why: String) {
         crate::warning!("USR2 ignored: {why}");
+        self.observe.usr2_refusal = Some(why.clone());
         self.write_status(Status::Ignored(why));
     }
 
@@ -257,6 +263,8 @@ impl Arbiter {
 
     /// The upgrade did not happen: put the pidfile back and go on serving.
     fn upgrade_failed(&mut self, pidfile_rotated: bool, why: &str) {
+        self.observe.upgrades.failed += 1;
+        self.control_upgrade_done(Err(format!("Upgrade failed: {why}")));
         crate::error!("Upgrade failed: {why}. This master (pid {}) keeps serving; fix the cause and send USR2 again.", self.pid);
         if pidfile_rotated {
             self.take_pidfile_back();
@@ -376,6 +384,13 @@ impl Arbiter {
 
     fn successor_ready(&mut self, pid: u32) {
         crate::info!("New master (pid {pid}) is ready: all its workers have booted");
+        self.observe.upgrades.succeeded += 1;
+        self.control_upgrade_done(Ok(serde_json::json!({
+            "status": "upgraded",
+            "new_pid": pid,
+            "old_pid": self.pid,
+            "handover": if self.cfg.upgrade_auto { "auto" } else { "manual" },
+        })));
         self.write_status(Status::Ready(pid));
         if self.cfg.upgrade_auto {
             crate::info!("Handing over to pid {pid}: retiring this master's workers gracefully, then exiting (--upgrade-mode auto)");
@@ -454,6 +469,9 @@ impl Arbiter {
     /// At exit: leave shared socket files and a pidfile naming another
     /// master alone; remove `.oldbin` if it names this one.
     pub(super) fn release_files(&self) {
+        if let Some(c) = &self.control {
+            c.unlink_if_ours();
+        }
         if !self.upgrade.other_master_alive() {
             for l in &self.listeners {
                 l.unlink();

@@ -27,9 +27,22 @@ pub fn is_initialized() -> bool {
     INITIALIZED.load(Ordering::Relaxed)
 }
 
-/// The interpreter that `sys.executable` should name: the active virtualenv's
-/// python, or the one this binary was built against.
+/// The interpreter that `sys.executable` should name: the one the launcher
+/// of an installed wheel runs under (`$FERRICORN_PYTHON`, which it sets),
+/// else the active virtualenv's python, else the one this binary was built
+/// against.
 pub fn choose_executable() -> Result<PathBuf, String> {
+    if let Some(exe) = std::env::var_os("FERRICORN_PYTHON").filter(|v| !v.is_empty()) {
+        let exe = PathBuf::from(exe);
+        // A venv's python is <venv>/bin/python: the venv must be of our
+        // minor version (the launcher checked the interpreter itself).
+        if let Some(venv) = exe.parent().and_then(Path::parent) {
+            if venv.join("pyvenv.cfg").is_file() {
+                check_venv_version(venv)?;
+            }
+        }
+        return Ok(exe);
+    }
     let Ok(venv) = std::env::var("VIRTUAL_ENV") else {
         return Ok(PathBuf::from(PY_EXECUTABLE));
     };
@@ -37,6 +50,19 @@ pub fn choose_executable() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(PY_EXECUTABLE));
     }
     let venv = PathBuf::from(venv);
+    check_venv_version(&venv)?;
+    let exe = venv.join("bin").join("python");
+    if !exe.exists() {
+        return Err(format!(
+            "The virtualenv {} has no bin/python; recreate it.",
+            venv.display()
+        ));
+    }
+    Ok(exe)
+}
+
+/// Refuse a virtualenv of another minor version: its packages cannot load.
+fn check_venv_version(venv: &Path) -> Result<(), String> {
     let cfg = venv.join("pyvenv.cfg");
     let text = std::fs::read_to_string(&cfg).map_err(|e| {
         format!("VIRTUAL_ENV={} is not a virtualenv ({}: {e}); activate a valid one or unset VIRTUAL_ENV.", venv.display(), cfg.display())
@@ -57,14 +83,7 @@ pub fn choose_executable() -> Result<PathBuf, String> {
             ));
         }
     }
-    let exe = venv.join("bin").join("python");
-    if !exe.exists() {
-        return Err(format!(
-            "The virtualenv {} has no bin/python; recreate it.",
-            venv.display()
-        ));
-    }
-    Ok(exe)
+    Ok(())
 }
 
 fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {

@@ -8,6 +8,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     ConfigFile,
+    Control,
     Debugging,
     ServerHooks,
     Logging,
@@ -20,8 +21,9 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::ConfigFile,
+        Section::Control,
         Section::Debugging,
         Section::ServerHooks,
         Section::Logging,
@@ -36,6 +38,7 @@ impl Section {
     pub fn title(self) -> &'static str {
         match self {
             Section::ConfigFile => "Config File",
+            Section::Control => "Control",
             Section::Debugging => "Debugging",
             Section::ServerHooks => "Server Hooks",
             Section::Logging => "Logging",
@@ -186,7 +189,6 @@ const RELOAD_ENGINES: &[&str] = &["auto", "poll", "inotify"];
 const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
 const UPGRADE_MODES: &[&str] = &["manual", "auto"];
 
-const STATSD: &str = "ferricorn has no StatsD client; read metrics from the access log or a proxy";
 const PASTE: &str = "PasteDeploy apps are not supported; give a WSGI_APP (module:attr) instead";
 
 macro_rules! s {
@@ -221,6 +223,16 @@ pub static SETTINGS: &[Setting] = &[
     s!("wsgi_app", ConfigFile, [], Kind::Str, D::None,
        "The WSGI application, MODULE:ATTR; the WSGI_APP argument wins over it.",
        more = "Lets a config file name the app, so the command line can be just `ferricorn -c app.conf.py`."),
+    // ---- Control
+    s!("control_socket", Control, ["--control-socket"], Kind::Str, D::Computed("$XDG_RUNTIME_DIR/gunicorn.ctl, else ~/.gunicorn/gunicorn.ctl"),
+       "Unix socket path of the control interface that `gunicornc` talks to.",
+       meta = "PATH",
+       more = "gunicorn 27's protocol and commands (`show all|workers|stats|config|listeners`, `worker add|remove|kill`, `reload`, `reopen`, `shutdown`), plus ferricorn's `show generations` and `upgrade` (a binary upgrade, answered once the new master is ready or has failed). Served by the master's own loop. A relative path is taken from the working directory; the parent directory is created if needed. The socket survives HUP; a new master started by USR2 takes the path over (the file is replaced, never missing). Set at start."),
+    s!("control_socket_mode", Control, ["--control-socket-mode"], Kind::AutoInt, D::Int(0o600),
+       "Permission mode of the control socket (0600: only its owner may connect).",
+       meta = "INT"),
+    s!("control_socket_disable", Control, ["--no-control-socket"], Kind::Bool, D::Bool(false),
+       "Create no control socket."),
     // ---- Debugging
     s!("reload", Debugging, ["--reload"], Kind::Bool, D::Bool(false),
        "Restart workers when the application's code changes (development only).",
@@ -337,17 +349,23 @@ pub static SETTINGS: &[Setting] = &[
        "Keep stdio open in daemon mode instead of redirecting it to /dev/null.",
        applies = Applies::NotYet("daemon mode always redirects stdio to /dev/null")),
     s!("statsd_host", Logging, ["--statsd-host"], Kind::Str, D::None,
-       "StatsD server to send metrics to: HOST:PORT or unix://PATH.",
+       "StatsD server to send metrics to: HOST:PORT, HOST (port 8125), unix:PATH or unix://PATH.",
        meta = "STATSD_ADDR",
-       applies = Applies::NoEffect(STATSD)),
+       more = "Sent from Rust as gunicorn sends them: per request `gunicorn.request.duration` (timer, ms), `gunicorn.requests` and `gunicorn.request.status.<code>` (counters); from the master `gunicorn.workers` (gauge, when the count changes) and `gunicorn.backlog` (histogram, with enable_backlog_metric); and `gunicorn.log.warning`/`error`/`critical` (counters) for every such log line. A worker sends its per-request lines several to a datagram (StatsD's newline-separated multi-metric form, at most 1400 bytes, within 100 ms); gunicorn sends one per datagram. Datagrams go through a non-blocking socket and are dropped rather than wait, so an agent that is down or slow never holds a request."),
     s!("dogstatsd_tags", Logging, ["--dogstatsd-tags"], Kind::Str, D::Str(""),
-       "Comma-separated DogStatsD tags added to metrics.",
-       meta = "DOGSTATSD_TAGS",
-       applies = Applies::NoEffect(STATSD)),
+       "Comma-separated DogStatsD tags added to metrics, e.g. `tag1:value1,tag2:value2`.",
+       meta = "DOGSTATSD_TAGS"),
     s!("statsd_prefix", Logging, ["--statsd-prefix"], Kind::Str, D::Str(""),
-       "Prefix of StatsD metric names.",
-       meta = "STATSD_PREFIX",
-       applies = Applies::NoEffect(STATSD)),
+       "Prefix of StatsD metric names (a trailing `.` is added if missing).",
+       meta = "STATSD_PREFIX"),
+    s!("enable_backlog_metric", Logging, ["--enable-backlog-metric"], Kind::Bool, D::Bool(false),
+       "Send the listen backlog as the `gunicorn.backlog` StatsD histogram.",
+       more = "The connections waiting in the listeners' accept queues (Linux), summed, once per turn of the master's loop."),
+    s!("metrics_bind", Logging, ["--metrics-bind"], Kind::Str, D::None,
+       "Serve Prometheus metrics at `GET /metrics` on this HOST:PORT, from the master.",
+       meta = "ADDRESS",
+       more = "Text exposition format, no Python involved: `ferricorn_requests_total{status}`, the `ferricorn_request_duration_seconds` histogram, `ferricorn_workers{generation,state}`, `ferricorn_connections_open`, `ferricorn_requests_in_flight`, `ferricorn_worker_restarts_total{reason}` (timeout, max_requests, crash), `ferricorn_upgrades_total{outcome}` and `ferricorn_reloads_total{outcome}`. Counters never go backwards while the master lives: a worker's exit, a recycling or a HUP loses nothing; a new master (USR2) starts from zero. Set at start (a HUP does not move it).",
+       ferricorn = true),
     // ---- Process Naming
     s!("proc_name", ProcessNaming, ["-n", "--name"], Kind::Str, D::None,
        "Name shown in process titles (ps, top); default_proc_name when unset.",

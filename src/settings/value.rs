@@ -491,6 +491,11 @@ pub fn raw_default(s: &Setting, env: &super::Env) -> Result<Value, String> {
                 None => Value::Int(1),
             },
             "chdir" => Value::Str(env.cwd.to_string_lossy().into_owned()),
+            "control_socket" => Value::Str(
+                crate::control::default_path(&|k| env.get(k).map(String::from))
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
             "user" | "group" | "config" => Value::None,
             "default_proc_name" => Value::Str("ferricorn".into()),
             other => unreachable!("no computed default for {other}"),

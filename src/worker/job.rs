@@ -10,9 +10,12 @@ use super::conn::Conn;
 use crate::access_log::{AccessFormat, AccessRecord};
 use crate::config::Config;
 use crate::http::RequestHead;
+use crate::metrics::counters::SlotCounters;
+use crate::metrics::statsd::Statsd;
 use crate::sock::{Listener, ListenerKind};
 use crate::wsgi::environ::ConnInfo;
 use crate::wsgi::{Outcome, Request};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A complete request head, its connection, and what the loop knew then.
@@ -41,10 +44,13 @@ pub struct RequestCtx {
     header_policy: crate::wsgi::environ::HeaderPolicy,
     keep_alive_enabled: bool,
     access: Option<AccessFormat>,
+    /// This worker's counters in shared memory (Prometheus, control socket).
+    counters: SlotCounters,
+    statsd: Option<Arc<Statsd>>,
 }
 
 impl RequestCtx {
-    pub fn new(cfg: &Config, listeners: &[Listener]) -> RequestCtx {
+    pub fn new(cfg: &Config, listeners: &[Listener], counters: SlotCounters) -> RequestCtx {
         RequestCtx {
             server_names: listeners
                 .iter()
@@ -58,6 +64,8 @@ impl RequestCtx {
             keep_alive_enabled: !cfg.keep_alive.is_zero(),
             access: crate::log::access_enabled()
                 .then(|| AccessFormat::compile(&cfg.access_logformat)),
+            counters,
+            statsd: crate::metrics::statsd::client(),
         }
     }
 }
@@ -96,7 +104,13 @@ pub fn run(job: Job, ctx: &RequestCtx, respond: impl FnOnce(&Request<'_>) -> Out
         stopping,
         keep_alive_enabled: ctx.keep_alive_enabled,
     };
+    ctx.counters.enter();
     let outcome = respond(&req);
+    let took = started.elapsed();
+    ctx.counters.answered(outcome.status, took);
+    if let Some(s) = &ctx.statsd {
+        s.request(outcome.status, took);
+    }
     if let Some(fmt) = &ctx.access {
         log_access(fmt, &conn, &head, &outcome, started);
     }

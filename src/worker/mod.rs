@@ -80,7 +80,8 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         ctx.beat.beat();
         Message::Booted.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
         die_with_master_while_booting(ctx.master_pid, false);
-        let requests = std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners));
+        let requests =
+            std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners, ctx.beat.counters));
         let runner = Box::new(mode::inline::Inline::new(None, requests, ctx.beat));
         let exit = serve::Server::new(&ctx, runner, signals).run();
         unsafe { libc::_exit(exit.code) }
@@ -172,7 +173,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             || crate::master::hooks::worker_has("post_request"),
     };
     let app_for_hooks = Python::attach(|py| app.clone_ref(py));
-    let requests = std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners));
+    let requests = std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners, ctx.beat.counters));
     let runner: Box<dyn mode::Runner> = match threads {
         None if gevent => match Python::attach(|py| {
             mode::greenlets::Greenlets::new(py, app.clone_ref(py), opts, requests)

@@ -153,6 +153,8 @@ pub struct Server<'a> {
     served: u64,
     max_requests: u64,
     recycle_requested: bool,
+    /// StatsD lines of requests answered wait here to be sent in batches.
+    statsd: Option<std::sync::Arc<crate::metrics::statsd::Statsd>>,
     /// Stopped accepting because other workers hold fewer connections.
     deferring: bool,
     /// len(sys.modules) when the app's files were last reported (reload mode):
@@ -218,6 +220,7 @@ impl<'a> Server<'a> {
             served: 0,
             max_requests,
             recycle_requested: false,
+            statsd: crate::metrics::statsd::client(),
             deferring: false,
             modules_seen: ctx.cfg.reload.then(|| Python::attach(sys_modules_len)),
             head_cap: head_cap.min(1 << 22),
@@ -237,6 +240,9 @@ impl<'a> Server<'a> {
             Duration::from_millis(500)
         };
         let threads_stopped = self.runner.shutdown(grace);
+        if let Some(s) = &self.statsd {
+            s.flush(true);
+        }
         Exit {
             code,
             threads_stopped,
@@ -286,6 +292,9 @@ impl<'a> Server<'a> {
             } else {
                 1000
             };
+            if let Some(s) = &self.statsd {
+                s.flush(timeout > 0);
+            }
             self.ctx
                 .beat
                 .publish(self.open, !self.stopping, timeout > 0);
