@@ -905,7 +905,7 @@ impl RequestHooks {
                     (1, head.minor_version),
                     headers,
                     peer,
-                    "http",
+                    if conn.tls { "https" } else { "http" },
                 ))
             })
             .unwrap_or_else(|_| py.None().into_bound(py));

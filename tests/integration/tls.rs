@@ -490,3 +490,39 @@ fn a_key_only_root_can_read_serves_workers_running_as_nobody() {
     let r = client(s.port, &pki.path("ca.pem"), &["--count", "3"]);
     assert!(r.contains("\"ok\": 3"), "{r}; log:\n{}", s.log());
 }
+
+#[test]
+fn a_usr2_upgrade_keeps_serving_tls() {
+    use crate::upgrade_util::{usr2_and_wait_ready, wait_alone, Deploy};
+    let pki = Pki::new("tls-usr2");
+    let (c, k) = pki.leaf("server", 1);
+    let d = Deploy::new("tls-usr2-deploy");
+    let (c, k) = (c.display().to_string(), k.display().to_string());
+    let args = [
+        "-b",
+        "127.0.0.1:0",
+        "-w",
+        "1",
+        "--upgrade-mode",
+        "auto",
+        "--certfile",
+        &c,
+        "--keyfile",
+        &k,
+        "tls_app:app",
+    ];
+    let mut s = Server::spawn_command(d.command(&apps_dir(), &args));
+    s.await_port(Duration::from_secs(20));
+    wait_tls_ready(&mut s, &pki);
+    let old = s.pid;
+    let new = usr2_and_wait_ready(&s, &d.pidfile, old);
+    wait_alone(new, old);
+    let r = client(s.port, &pki.path("ca.pem"), &["--count", "3"]);
+    assert!(r.contains("\"ok\": 3"), "{r}; log:\n{}", s.log());
+    assert!(
+        s.log()
+            .contains(&format!("Listening at: https://127.0.0.1:{}", s.port)),
+        "{}",
+        s.log()
+    );
+}
