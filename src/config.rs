@@ -110,6 +110,12 @@ pub struct Config {
     pub header_policy: crate::wsgi::environ::HeaderPolicy,
     pub casefold_http_method: bool,
     pub sendfile: bool,
+    /// The TLS settings, when `certfile` is set: every bind serves https.
+    pub tls_settings: Option<crate::tls::TlsSettings>,
+    /// The configuration built from them (and the ssl_context hook) by the
+    /// master before it forks; None until then, and for plain HTTP.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub suppress_ragged_eofs: bool,
     /// Whether a bind address was given (-b, a config file, or $PORT) rather
     /// than defaulted: without one, inherited listeners (systemd,
     /// GUNICORN_FD) are served as they are.
@@ -347,6 +353,9 @@ impl Config {
             header_policy: header_policy(s),
             casefold_http_method: s.bool("casefold_http_method"),
             sendfile: use_sendfile(s.get("sendfile"), env),
+            tls_settings: crate::tls::TlsSettings::from_settings(s).map_err(ConfigError)?,
+            tls: None,
+            suppress_ragged_eofs: s.bool("suppress_ragged_eofs"),
             bind_given,
             upgrade_auto: s.str("upgrade_mode") == Some("auto"),
             upgrade_timeout: secs(s, "upgrade_timeout").max(Duration::from_secs(1)),

@@ -163,6 +163,15 @@ impl Listener {
         }
     }
 
+    /// As [`url`](Self::url), `https://` when the server terminates TLS.
+    pub fn url_with(&self, tls: bool) -> String {
+        let u = self.url();
+        match (tls, u.strip_prefix("http://")) {
+            (true, Some(rest)) => format!("https://{rest}"),
+            _ => u,
+        }
+    }
+
     pub fn is_unix(&self) -> bool {
         matches!(self.kind, ListenerKind::Unix(_))
     }

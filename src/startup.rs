@@ -293,6 +293,12 @@ pub fn run(argv: Vec<String>) -> i32 {
         crate::info!("Shutting down: Master");
         return code;
     }
+    // Certificates and keys are read here, by the master, before any
+    // worker drops privileges (-u/-g): a key only root can read works.
+    if let Err(e) = arbiter.load_tls() {
+        crate::error!("{e}");
+        return EXIT_CONFIG_ERROR;
+    }
     let cfg = arbiter.config().clone();
     let listeners = match open_listeners(&cfg, inherited.sockets) {
         Ok(l) => l,
@@ -323,7 +329,7 @@ pub fn run(argv: Vec<String>) -> i32 {
     };
     give_files_to_worker_user(&cfg, &listeners);
     for l in &listeners {
-        crate::info!("Listening at: {} ({pid})", l.url());
+        crate::info!("Listening at: {} ({pid})", l.url_with(cfg.tls.is_some()));
     }
     // gunicorn's words, so log parsers and operators see the same.
     match cfg.worker_mode {

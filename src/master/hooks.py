@@ -527,3 +527,143 @@ def abort_handler(hook, worker, on_exit):
             os._exit(1)
 
     return handle
+
+
+class TLSContext:
+    """What ssl_context(config, default_ssl_context_factory) hooks get and
+    return in place of an ssl.SSLContext: the calls and attributes real hooks
+    use, recorded and then applied by the server to its rustls
+    configuration. Anything rustls cannot do (an SNI callback, DH
+    parameters, a key passphrase) is recorded and refused at start-up with
+    its name, rather than silently ignored."""
+
+    _OWN = frozenset(
+        ("_certfile", "_keyfile", "_cafile", "_verify_mode", "_ciphers", "_min", "_max",
+         "_alpn", "_unsupported")
+    )
+
+    def __init__(self, certfile, keyfile, ca_certs, cert_reqs, ciphers):
+        import ssl
+
+        object.__setattr__(self, "_certfile", certfile)
+        object.__setattr__(self, "_keyfile", keyfile)
+        object.__setattr__(self, "_cafile", ca_certs)
+        object.__setattr__(self, "_verify_mode", ssl.VerifyMode(cert_reqs))
+        object.__setattr__(self, "_ciphers", ciphers)
+        object.__setattr__(self, "_min", ssl.TLSVersion.TLSv1_2)
+        object.__setattr__(self, "_max", ssl.TLSVersion.MAXIMUM_SUPPORTED)
+        object.__setattr__(self, "_alpn", ["http/1.1"])
+        object.__setattr__(self, "_unsupported", [])
+        object.__setattr__(self, "options", ssl.OP_ALL | ssl.OP_NO_SSLv2 | ssl.OP_NO_SSLv3)
+        object.__setattr__(self, "check_hostname", False)
+        object.__setattr__(self, "protocol", ssl.PROTOCOL_TLS_SERVER)
+
+    def __setattr__(self, name, value):
+        if name in ("options", "check_hostname", "post_handshake_auth"):
+            # OP_* flags (OP_NO_COMPRESSION, OP_CIPHER_SERVER_PREFERENCE, ...)
+            # describe what rustls already does or never does.
+            object.__setattr__(self, name, value)
+        elif isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+        else:
+            self._unsupported.append(name)
+
+    def __getattr__(self, name):
+        raise FerricornDifference(
+            f"ssl_context: ferricorn's TLS context has no {name!r} (it serves with rustls, "
+            "not OpenSSL: see docs/tls.md for what a hook may set)"
+        )
+
+    @property
+    def verify_mode(self):
+        return self._verify_mode
+
+    @verify_mode.setter
+    def verify_mode(self, mode):
+        import ssl
+
+        object.__setattr__(self, "_verify_mode", ssl.VerifyMode(int(mode)))
+
+    @property
+    def minimum_version(self):
+        return self._min
+
+    @minimum_version.setter
+    def minimum_version(self, v):
+        import ssl
+
+        object.__setattr__(self, "_min", ssl.TLSVersion(v))
+
+    @property
+    def maximum_version(self):
+        return self._max
+
+    @maximum_version.setter
+    def maximum_version(self, v):
+        import ssl
+
+        object.__setattr__(self, "_max", ssl.TLSVersion(v))
+
+    @property
+    def sni_callback(self):
+        return None
+
+    @sni_callback.setter
+    def sni_callback(self, cb):
+        if cb is not None:
+            self._unsupported.append("sni_callback")
+
+    def set_servername_callback(self, cb):
+        if cb is not None:
+            self._unsupported.append("set_servername_callback")
+
+    def load_cert_chain(self, certfile, keyfile=None, password=None):
+        if password is not None:
+            self._unsupported.append("load_cert_chain(password=...) (use an unencrypted key)")
+        object.__setattr__(self, "_certfile", os.fspath(certfile))
+        object.__setattr__(self, "_keyfile", None if keyfile is None else os.fspath(keyfile))
+
+    def load_verify_locations(self, cafile=None, capath=None, cadata=None):
+        if capath is not None:
+            self._unsupported.append("load_verify_locations(capath=...) (give cafile)")
+        if cadata is not None:
+            self._unsupported.append("load_verify_locations(cadata=...) (give cafile)")
+        if cafile is not None:
+            object.__setattr__(self, "_cafile", os.fspath(cafile))
+
+    def load_default_certs(self, purpose=None):
+        self._unsupported.append("load_default_certs")
+
+    def set_ciphers(self, ciphers):
+        object.__setattr__(self, "_ciphers", ciphers)
+
+    def set_alpn_protocols(self, protocols):
+        object.__setattr__(self, "_alpn", [str(p) for p in protocols])
+
+    def set_ecdh_curve(self, name):
+        self._unsupported.append("set_ecdh_curve")
+
+    def load_dh_params(self, path):
+        self._unsupported.append("load_dh_params")
+
+    def _export(self):
+        return (
+            self._certfile,
+            self._keyfile,
+            self._cafile,
+            int(self._verify_mode),
+            self._ciphers,
+            int(self._min),
+            int(self._max),
+            list(self._alpn),
+            list(self._unsupported),
+        )
+
+
+def default_ssl_context_factory(certfile, keyfile, ca_certs, cert_reqs, ciphers):
+    """gunicorn's default_ssl_context_factory: the context the settings alone make."""
+
+    def factory():
+        return TLSContext(certfile, keyfile, ca_certs, cert_reqs, ciphers)
+
+    return factory

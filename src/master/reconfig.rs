@@ -28,6 +28,7 @@ impl Arbiter {
     /// Load the configuration again and make it the running one. Called by
     /// HUP before the new generation starts; calls on_reload.
     pub(super) fn reload_config(&mut self) {
+        let old_tls = self.cfg.tls.clone();
         if let Some(source) = self.source.clone() {
             match self.load_again(&source) {
                 Ok(()) => crate::info!("Configuration reloaded"),
@@ -36,9 +37,31 @@ impl Arbiter {
                 }
             }
         }
+        // Certificate rotation: the files are read again on every HUP,
+        // changed settings or not. New workers serve the new certificate;
+        // one that does not load leaves the running one in force.
+        if let Err(e) = self.load_tls() {
+            crate::error!("{e}; the certificate in use keeps serving");
+            self.cfg.tls = old_tls;
+        } else if self.cfg.tls.is_some() {
+            crate::info!("TLS certificate loaded");
+        }
         self.num_workers = self.cfg.workers;
         self.configure_statsd();
         self.hook_on_reload();
+    }
+
+    /// Build the TLS configuration workers will serve with from the
+    /// running settings (and the ssl_context hook), reading the files now.
+    pub fn load_tls(&mut self) -> Result<(), String> {
+        self.cfg.tls = match &self.cfg.tls_settings {
+            Some(t) => {
+                let t = crate::master::hooks::ssl_context(&self.cfg, t)?;
+                Some(crate::tls::build(&t)?)
+            }
+            None => None,
+        };
+        Ok(())
     }
 
     fn load_again(&mut self, source: &ConfigSource) -> Result<(), String> {
@@ -205,7 +228,11 @@ impl Arbiter {
         }
         if fresh {
             for l in &out {
-                crate::info!("Listening at: {} ({})", l.url(), self.pid);
+                crate::info!(
+                    "Listening at: {} ({})",
+                    l.url_with(self.cfg.tls.is_some()),
+                    self.pid
+                );
             }
         }
         self.listeners = out;

@@ -189,8 +189,6 @@ const RELOAD_ENGINES: &[&str] = &["auto", "poll", "inotify"];
 const HEADER_MAPS: &[&str] = &["drop", "refuse", "dangerous"];
 const UPGRADE_MODES: &[&str] = &["manual", "auto"];
 
-const TLS: &str =
-    "ferricorn does not terminate TLS; put a TLS proxy (nginx, haproxy, a load balancer) in front";
 const PASTE: &str = "PasteDeploy apps are not supported; give a WSGI_APP (module:attr) instead";
 
 macro_rules! s {
@@ -300,7 +298,7 @@ pub static SETTINGS: &[Setting] = &[
        "on_exit(server): called just before the master exits."),
     s!("ssl_context", ServerHooks, [], Kind::Hook(2), D::None,
        "ssl_context(config, default_ssl_context_factory): builds the TLS context.",
-       applies = Applies::NoEffect(TLS)),
+       more = "The factory makes the context the TLS settings describe; the hook may change it (`minimum_version`, `maximum_version`, `verify_mode`, `load_cert_chain`, `load_verify_locations`, `set_ciphers`, `set_alpn_protocols`) and returns it. Its settings are applied to rustls; what rustls cannot do (an SNI callback, DH parameters, a key passphrase) is an error at start naming it. Called at start and on each HUP."),
     // ---- Logging
     s!("accesslog", Logging, ["--access-logfile"], Kind::Str, D::None,
        "Access log file; '-' is stdout. No access log unless set.",
@@ -375,18 +373,25 @@ pub static SETTINGS: &[Setting] = &[
     s!("default_proc_name", ProcessNaming, [], Kind::Str, D::Computed("the WSGI app, else `ferricorn`"),
        "Internal: the process name used when proc_name is unset."),
     // ---- SSL
-    s!("keyfile", Ssl, ["--keyfile"], Kind::Str, D::None, "TLS private key file.", meta = "FILE", applies = Applies::NoEffect(TLS)),
-    s!("certfile", Ssl, ["--certfile"], Kind::Str, D::None, "TLS certificate file.", meta = "FILE", applies = Applies::NoEffect(TLS)),
+    s!("keyfile", Ssl, ["--keyfile"], Kind::Str, D::None, "TLS private key file (PEM).", meta = "FILE",
+       more = "Unset: the key is read from `certfile`. Read by the master before workers drop privileges, so a key only root can read works with `--user`. Encrypted keys are refused."),
+    s!("certfile", Ssl, ["--certfile"], Kind::Str, D::None, "TLS certificate file (PEM): every bind serves https.", meta = "FILE",
+       more = "The server's certificate first, then its chain. Served by rustls with TLS 1.2 and 1.3 and ALPN `http/1.1`. SIGHUP reads it (and the key) again: new workers serve the new certificate, open connections finish on the old, and one that does not load keeps the old one serving."),
     s!("ssl_version", Ssl, ["--ssl-version"], Kind::Any, D::Int(2),
-       "TLS protocol version (deprecated in gunicorn too).", applies = Applies::NoEffect(TLS)),
+       "The lowest TLS version offered (deprecated in gunicorn).",
+       more = "Python's `ssl.PROTOCOL_*` numbers or names: `TLS` (2, the default), `TLSv1`, `TLSv1_1` and `TLSv1_2` mean TLS 1.2 or later (rustls speaks nothing older); `TLSv1_3` means TLS 1.3 only."),
     s!("cert_reqs", Ssl, ["--cert-reqs"], Kind::Int, D::Int(0),
-       "Whether a client certificate is required: 0 no, 1 optional, 2 required.", applies = Applies::NoEffect(TLS)),
-    s!("ca_certs", Ssl, ["--ca-certs"], Kind::Str, D::None, "CA certificates file.", meta = "FILE", applies = Applies::NoEffect(TLS)),
+       "Whether a client certificate is required: 0 no, 1 optional, 2 required.",
+       more = "1 and 2 need `ca_certs`. A verified client certificate is in the environ as `SSL_CLIENT_CERT` (PEM)."),
+    s!("ca_certs", Ssl, ["--ca-certs"], Kind::Str, D::None, "CA certificates file (PEM) client certificates are verified against.", meta = "FILE"),
     s!("suppress_ragged_eofs", Ssl, ["--suppress-ragged-eofs"], Kind::Bool, D::Bool(true),
-       "Suppress ragged EOFs (see Python's ssl module).", applies = Applies::NoEffect(TLS)),
+       "Treat a client closing TCP without TLS close_notify as an ordinary end of stream.",
+       more = "False: such a close is an error (logged at debug level, the connection dropped)."),
     s!("do_handshake_on_connect", Ssl, ["--do-handshake-on-connect"], Kind::Bool, D::Bool(false),
-       "Do the TLS handshake when the socket connects.", applies = Applies::NoEffect(TLS)),
-    s!("ciphers", Ssl, ["--ciphers"], Kind::Str, D::None, "TLS cipher suites, in OpenSSL's cipher list format.", applies = Applies::NoEffect(TLS)),
+       "Do the TLS handshake when the socket connects.",
+       more = "ferricorn always handshakes as the connection arrives, in the worker's event loop with the request-head deadline (`--header-timeout`), never on a request thread; both values behave the same."),
+    s!("ciphers", Ssl, ["--ciphers"], Kind::Str, D::None, "TLS 1.2 cipher suites, in OpenSSL's cipher list format.",
+       more = "Mapped to rustls's suites (ECDHE with AES-GCM or ChaCha20-Poly1305): keywords such as `HIGH`, `ECDHE+AESGCM`, `!aNULL` work as in OpenSSL; a family rustls lacks (`DHE`) selects nothing; a suite rustls cannot offer named outright, an unknown keyword, or a list that selects nothing is an error. TLS 1.3 suites are all offered unless named (`TLS_AES_256_GCM_SHA384`)."),
     // ---- Security
     s!("limit_request_line", Security, ["--limit-request-line"], Kind::Int, D::Int(4094),
        "Largest request line in bytes, 0 (unlimited) to 8190.",

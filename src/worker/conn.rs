@@ -4,6 +4,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 pub struct Conn {
     pub fd: OwnedFd,
+    /// How bytes go in and out: the socket, or a TLS session over it.
+    pub io: crate::stream::Stream,
+    /// The client's verified TLS certificate as PEM, read once after the
+    /// handshake (SSL_CLIENT_CERT).
+    pub client_cert: Option<String>,
     pub remote_addr: String,
     pub remote_port: Option<u16>,
     /// Index of the listener it came in on (for SERVER_NAME/PORT).
@@ -23,6 +28,9 @@ pub struct Conn {
     /// In the worker's epoll set. A connection whose request was complete
     /// on the first read and answered with close never needs to be.
     pub registered: bool,
+    /// Registered for writability too: TLS records (a handshake flight)
+    /// the socket could not take at once.
+    pub wants_out: bool,
 }
 
 impl Conn {

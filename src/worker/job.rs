@@ -93,9 +93,11 @@ pub fn run(job: Job, ctx: &RequestCtx, respond: impl FnOnce(&Request<'_>) -> Out
             conn.remote_port.is_none(),
         ),
         headers: &ctx.header_policy,
+        tls: conn.io.is_tls(),
+        client_cert: conn.client_cert.as_deref(),
     };
     let req = Request {
-        fd: conn.raw(),
+        io: &conn.io,
         buf: &conn.buf,
         head: &head,
         conn: &info,

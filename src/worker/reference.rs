@@ -27,13 +27,14 @@ pub fn respond(req: &Request<'_>, buf: &mut Vec<u8>) -> Outcome {
         b"\r\nConnection: close\r\n"
     });
     buf.extend_from_slice(b"Content-Type: text/plain\r\nContent-Length: 14\r\n\r\n");
-    let ok = crate::net::write_all_vectored(
-        req.fd,
-        &[buf, BODY],
-        std::time::Duration::from_secs(30),
-        &crate::net::POLL,
-    )
-    .is_ok();
+    let ok = req
+        .io
+        .write_all_vectored(
+            &[buf, BODY],
+            std::time::Duration::from_secs(30),
+            &crate::net::POLL,
+        )
+        .is_ok();
     Outcome {
         keep_alive: keep_alive && ok,
         leftover: None,

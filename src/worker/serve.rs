@@ -483,7 +483,7 @@ impl<'a> Server<'a> {
             let idle = match self.conns[idx].conn_mut() {
                 Some(c) if c.is_idle() => {
                     // A request may have just arrived on an idle keep-alive connection.
-                    let _ = crate::net::read_into(c.raw(), &mut c.buf, 65536);
+                    let _ = c.io.read_into(&mut c.buf, 65536);
                     c.buf.is_empty()
                 }
                 _ => false,
@@ -526,7 +526,21 @@ impl<'a> Server<'a> {
         } else {
             (String::new(), None)
         };
+        let session = match &self.ctx.cfg.tls {
+            Some(tls) => match rustls::ServerConnection::new(tls.clone()) {
+                Ok(s) => Some(std::sync::Arc::new(std::sync::Mutex::new(s))),
+                Err(e) => {
+                    crate::error!("Cannot start a TLS session: {e}");
+                    return true;
+                }
+            },
+            None => None,
+        };
+        let io =
+            crate::stream::Stream::new(fd.as_raw_fd(), session, self.ctx.cfg.suppress_ragged_eofs);
         let conn = Conn {
+            io,
+            client_cert: None,
             fd,
             remote_addr,
             remote_port,
@@ -537,6 +551,7 @@ impl<'a> Server<'a> {
             eof: false,
             lingering: false,
             registered: false,
+            wants_out: false,
         };
         let idx = match self.free.pop() {
             Some(idx) => idx,
@@ -566,7 +581,8 @@ impl<'a> Server<'a> {
         if conn.registered {
             return;
         }
-        let events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        conn.wants_out = conn.io.wants_write();
+        let events = conn_events(conn.wants_out);
         if self
             .epoll
             .add(conn.raw(), events, TOKEN_CONN + idx as u64)
@@ -602,11 +618,29 @@ impl<'a> Server<'a> {
             return;
         }
         let room = cap.saturating_sub(conn.buf.len()).max(1);
-        match crate::net::read_into(conn.raw(), &mut conn.buf, room) {
+        // Over TLS this also drives the handshake, in this loop: a client
+        // stalled mid-handshake holds a file descriptor until its deadline,
+        // never a request thread.
+        match conn.io.read_into(&mut conn.buf, room) {
             Ok((_, eof)) => conn.eof |= eof,
-            Err(_) => {
+            Err(e) => {
+                if conn.io.is_tls() {
+                    crate::debug!("TLS connection from {} closed: {e}", conn.remote_addr);
+                }
                 self.close(idx);
                 return;
+            }
+        }
+        if conn.io.is_tls() && conn.registered {
+            // A handshake flight the socket did not take whole: hear when
+            // it can take the rest (level-triggered: off again once sent).
+            let out = conn.io.wants_write();
+            if out != conn.wants_out {
+                conn.wants_out = out;
+                let ev = conn_events(out);
+                let _ =
+                    self.epoll
+                        .ctl(libc::EPOLL_CTL_MOD, conn.raw(), ev, TOKEN_CONN + idx as u64);
             }
         }
         self.process(idx);
@@ -647,6 +681,9 @@ impl<'a> Server<'a> {
                 return;
             }
         };
+        if conn.served == 0 && conn.io.is_tls() {
+            conn.client_cert = conn.io.peer_cert_pem();
+        }
         let fd = conn.raw();
         let Slot::Open(conn) = std::mem::replace(
             &mut self.conns[idx],
@@ -691,6 +728,15 @@ impl<'a> Server<'a> {
             Some(rest) => conn.buf = rest,
             None => {
                 conn.buf.drain(..head.head_len);
+            }
+        }
+        if conn.io.is_tls() && keep {
+            // Records of the next request may have been read (and
+            // decrypted) with this one's body: epoll would not report them.
+            let room = self.head_cap.saturating_sub(conn.buf.len()).max(1);
+            match conn.io.read_into(&mut conn.buf, room) {
+                Ok((_, eof)) => conn.eof |= eof,
+                Err(_) => conn.eof = true,
             }
         }
         let now = now_ms();
@@ -777,12 +823,9 @@ impl<'a> Server<'a> {
             crate::debug!("Invalid request from {}: {}", conn.remote_addr, err.detail);
             let page = crate::wsgi::error_page(err.reason, &html_escape(&err.detail));
             let bytes = crate::wsgi::simple_response(1, err.status, err.reason, &page);
-            let _ = crate::net::write_all(
-                conn.raw(),
-                &bytes,
-                Duration::from_secs(1),
-                &crate::net::POLL,
-            );
+            let _ = conn
+                .io
+                .write_all(&bytes, Duration::from_secs(1), &crate::net::POLL);
         }
         self.linger(idx);
     }
@@ -796,7 +839,7 @@ impl<'a> Server<'a> {
         let Some(conn) = self.conns.get_mut(idx).and_then(Slot::conn_mut) else {
             return;
         };
-        if unsafe { libc::shutdown(conn.raw(), libc::SHUT_WR) } != 0 || discard_input(conn.raw()) {
+        if conn.io.shutdown_write().is_err() || discard_input(conn.raw()) {
             self.close(idx);
             return;
         }
@@ -848,6 +891,15 @@ impl<'a> Server<'a> {
             self.set_accepting(true);
         }
     }
+}
+
+/// What the loop listens for on a connection it holds.
+fn conn_events(writable: bool) -> u32 {
+    let mut ev = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+    if writable {
+        ev |= libc::EPOLLOUT as u32;
+    }
+    ev
 }
 
 fn conn_buf_empty(slot: &Slot) -> bool {

@@ -21,6 +21,10 @@ pub struct ConnInfo<'a> {
     pub trusted_proxy: bool,
     /// How header names and forwarded headers are read.
     pub headers: &'a HeaderPolicy,
+    /// The connection is TLS (this server terminated it).
+    pub tls: bool,
+    /// The client's verified certificate (PEM), with client certificates on.
+    pub client_cert: Option<&'a str>,
 }
 
 /// gunicorn's `header_map`: what becomes of a header whose name contains
@@ -462,16 +466,17 @@ pub fn build_environ<'py>(
             )));
         }
     }
-    let https = if conn.trusted_proxy {
-        match forwarded_scheme(head, buf, &policy.secure_scheme_headers) {
-            Ok(v) => v == Some(true),
-            Err(ContradictoryScheme) => {
-                return Err(EnvironError("Contradictory scheme headers".into()))
+    let https = conn.tls
+        || if conn.trusted_proxy {
+            match forwarded_scheme(head, buf, &policy.secure_scheme_headers) {
+                Ok(v) => v == Some(true),
+                Err(ContradictoryScheme) => {
+                    return Err(EnvironError("Contradictory scheme headers".into()))
+                }
             }
-        }
-    } else {
-        false
-    };
+        } else {
+            false
+        };
     let host = head.header(buf, b"host").filter(|h| !h.is_empty());
 
     refresh(&mut k.method_v, &k.request_method, head.method(buf))?;
@@ -528,6 +533,15 @@ pub fn build_environ<'py>(
     }
     if https {
         set_raw(py, envp, &k.url_scheme, k.https.bind(py))?;
+    }
+    if conn.tls {
+        // As Apache's mod_ssl (and so mod_wsgi) sets them.
+        env.set_item(pyo3::intern!(py, "HTTPS"), pyo3::intern!(py, "on"))
+            .map_err(|e| EnvironError(e.to_string()))?;
+        if let Some(pem) = conn.client_cert {
+            env.set_item(pyo3::intern!(py, "SSL_CLIENT_CERT"), pem)
+                .map_err(|e| EnvironError(e.to_string()))?;
+        }
     }
     if let Some(sn) = &forwarded_script_name {
         set_raw(py, envp, &k.script_name, &PyString::new(py, sn))?;

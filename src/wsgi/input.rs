@@ -6,11 +6,11 @@
 
 use crate::http::{ChunkedDecoder, HttpError, Limits};
 use crate::net;
+use crate::stream::Stream;
 use pyo3::exceptions::{PyIOError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use std::cell::RefCell;
-use std::os::fd::RawFd;
 use std::rc::Rc;
 
 #[derive(Debug)]
@@ -22,7 +22,7 @@ enum Framing {
 
 /// The body of one request, shared between the Python stream and the worker.
 pub struct Body {
-    fd: RawFd,
+    io: Stream,
     /// Bytes read from the socket and not yet handed on (raw, still framed).
     raw: Vec<u8>,
     raw_pos: usize,
@@ -47,7 +47,7 @@ pub const DRAIN_MAX: usize = 64 * 1024;
 impl Body {
     /// `raw` holds the bytes after the request head (maybe body, maybe more).
     pub fn new(
-        fd: RawFd,
+        io: Stream,
         raw: Vec<u8>,
         kind: &crate::http::BodyKind,
         limits: &Limits,
@@ -63,7 +63,7 @@ impl Body {
         };
         let finished = matches!(framing, Framing::Empty);
         Body {
-            fd,
+            io,
             raw,
             raw_pos: 0,
             decoded: Vec::new(),
@@ -122,7 +122,10 @@ impl Body {
                 self.raw_pos = 0;
             }
             let p = self.patience;
-            match net::read_into_wait(self.fd, &mut self.raw, 65536, p.timeout, p.waiter) {
+            match self
+                .io
+                .read_into_wait(&mut self.raw, 65536, p.timeout, p.waiter)
+            {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(_) => return,
@@ -234,13 +237,9 @@ impl Body {
             if self.continue_pending {
                 self.continue_pending = false;
                 let p = self.patience;
-                net::write_all(
-                    self.fd,
-                    b"HTTP/1.1 100 Continue\r\n\r\n",
-                    p.timeout,
-                    p.waiter,
-                )
-                .map_err(|e| e.to_string())?;
+                self.io
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n", p.timeout, p.waiter)
+                    .map_err(|e| e.to_string())?;
             }
             // Compact so the buffer does not grow with the whole body.
             if self.raw_pos > 0 && self.raw_pos == self.raw.len() {
@@ -248,7 +247,9 @@ impl Body {
                 self.raw_pos = 0;
             }
             let p = self.patience;
-            let n = net::read_into_wait(self.fd, &mut self.raw, 65536, p.timeout, p.waiter)
+            let n = self
+                .io
+                .read_into_wait(&mut self.raw, 65536, p.timeout, p.waiter)
                 .map_err(|e| format!("error reading the request body: {e}"))?;
             if n == 0 {
                 self.eof = true;

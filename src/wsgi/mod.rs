@@ -16,7 +16,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use response::{Responder, StartResponse, WriteCallable};
 use std::cell::RefCell;
-use std::os::fd::RawFd;
 use std::rc::Rc;
 
 /// Set (from a signal handler) when the worker was told to stop gracefully:
@@ -69,7 +68,8 @@ pub struct WsgiApp {
 
 /// One request as the worker hands it over.
 pub struct Request<'a> {
-    pub fd: RawFd,
+    /// The connection's byte stream (plain or TLS).
+    pub io: &'a crate::stream::Stream,
     /// The connection buffer: the head, then whatever the client sent after it.
     pub buf: &'a [u8],
     pub head: &'a RequestHead,
@@ -130,7 +130,7 @@ impl WsgiApp {
             t.set_item(key.bind(py), "")?;
         }
         let responder = Rc::new(RefCell::new(Responder::new(
-            -1,
+            crate::stream::Stream::plain(-1),
             1,
             false,
             false,
@@ -151,7 +151,7 @@ impl WsgiApp {
         )?;
         let start_response = fastcall::make(py, &start_target)?;
         let body = Rc::new(RefCell::new(Body::new(
-            -1,
+            crate::stream::Stream::plain(-1),
             Vec::new(),
             &BodyKind::None,
             &opts.limits,
@@ -205,7 +205,7 @@ impl WsgiApp {
                 );
                 let page = error_page("Internal Server Error", "");
                 send_simple(
-                    req.fd,
+                    req.io,
                     req.head.minor_version,
                     500,
                     "Internal Server Error",
@@ -233,7 +233,7 @@ impl WsgiApp {
         let is_head = head.method(req.buf) == b"HEAD";
         let responder = self.responder.clone();
         responder.borrow_mut().reset(
-            req.fd,
+            req.io.clone(),
             head.minor_version,
             is_head,
             allowed,
@@ -246,7 +246,7 @@ impl WsgiApp {
             if has_body {
                 let raw = req.buf[head.head_len..].to_vec();
                 *b = Body::new(
-                    req.fd,
+                    req.io.clone(),
                     raw,
                     &head.body,
                     &self.opts.limits,
@@ -256,7 +256,7 @@ impl WsgiApp {
                 b.precheck();
             } else {
                 *b = Body::new(
-                    req.fd,
+                    req.io.clone(),
                     Vec::new(),
                     &BodyKind::None,
                     &self.opts.limits,
@@ -367,7 +367,7 @@ impl WsgiApp {
         crate::debug!("Invalid request from {}: {}", req.conn.remote_addr, detail);
         let page = error_page(reason, &html_escape(detail));
         send_simple(
-            req.fd,
+            req.io,
             req.head.minor_version,
             status,
             reason,
@@ -417,7 +417,7 @@ impl WsgiApp {
         if !sent_headers {
             let page = error_page("Internal Server Error", "");
             send_simple(
-                req.fd,
+                req.io,
                 req.head.minor_version,
                 500,
                 "Internal Server Error",
@@ -480,9 +480,16 @@ pub fn simple_response(minor: u8, status: u16, reason: &str, body: &str) -> Vec<
 }
 
 /// Send a small closing response from inside a request (the GIL is held).
-fn send_simple(fd: RawFd, minor: u8, status: u16, reason: &str, body: &str, patience: Patience) {
+fn send_simple(
+    io: &crate::stream::Stream,
+    minor: u8,
+    status: u16,
+    reason: &str,
+    body: &str,
+    patience: Patience,
+) {
     let bytes = simple_response(minor, status, reason, body);
-    let _ = crate::net::write_all(fd, &bytes, patience.timeout, patience.waiter);
+    let _ = io.write_all(&bytes, patience.timeout, patience.waiter);
 }
 
 /// Write the app's iterable. Errors are Python errors raised by the app's

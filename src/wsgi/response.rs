@@ -7,6 +7,7 @@
 //! close-delimited on HTTP/1.0. HEAD and 1xx/204/304 responses carry no body.
 
 use crate::net;
+use crate::stream::Stream;
 use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
@@ -15,7 +16,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 
 pub struct Responder {
-    fd: RawFd,
+    io: Stream,
     minor: u8,
     head_request: bool,
     /// The request allows keep-alive and the server is not stopping.
@@ -73,14 +74,14 @@ use crate::http::is_tchar;
 
 impl Responder {
     pub fn new(
-        fd: RawFd,
+        io: Stream,
         minor: u8,
         head_request: bool,
         keep_alive_allowed: bool,
         patience: net::Patience,
     ) -> Responder {
         Responder {
-            fd,
+            io,
             minor,
             head_request,
             keep_alive_allowed,
@@ -107,13 +108,13 @@ impl Responder {
     /// Make this responder ready for the next request, keeping its buffers.
     pub fn reset(
         &mut self,
-        fd: RawFd,
+        io: Stream,
         minor: u8,
         head_request: bool,
         keep_alive_allowed: bool,
         record_headers: bool,
     ) {
-        self.fd = fd;
+        self.io = io;
         self.minor = minor;
         self.head_request = head_request;
         self.keep_alive_allowed = keep_alive_allowed;
@@ -267,7 +268,7 @@ impl Responder {
             ));
         }
         let p = self.patience;
-        let r = net::write_all_vectored(self.fd, parts, p.timeout, p.waiter);
+        let r = self.io.write_all_vectored(parts, p.timeout, p.waiter);
         if r.is_err() {
             self.broken = true;
             self.must_close = true;
@@ -364,7 +365,9 @@ impl Responder {
             None => None,
         };
         let p = self.patience;
-        let r = net::sendfile_all(self.fd, file_fd, offset, want, p.timeout, p.waiter);
+        let r = self
+            .io
+            .send_file(file_fd, offset, want, p.timeout, p.waiter);
         match r {
             Ok(n) => {
                 self.sent += n;

@@ -205,7 +205,7 @@ fn check_config_exits_0_or_1_naming_file_and_line() {
 #[test]
 fn settings_without_effect_warn_and_serve() {
     let s = Server::builder("basic:app")
-        .args(["--worker-tmp-dir", "/tmp", "--certfile", "x.pem"])
+        .args(["--worker-tmp-dir", "/tmp", "--paste-global", "FOO=bar"])
         .start();
     assert_eq!(s.get("/").status, 200);
     let log = s.log();
@@ -215,7 +215,7 @@ fn settings_without_effect_warn_and_serve() {
     );
     assert!(
         log.contains(
-            "certfile is set but has no effect in ferricorn: ferricorn does not terminate TLS"
+            "raw_paste_global_conf is set but has no effect in ferricorn: PasteDeploy apps are not supported"
         ),
         "{log}"
     );

@@ -346,9 +346,10 @@ fn collect_output(child: &mut Child) -> (Arc<Mutex<String>>, Vec<std::thread::Jo
     (log, readers)
 }
 
-/// The port of the first "Listening at: http://HOST:PORT" line in a log.
+/// The port of the first "Listening at: http(s)://HOST:PORT" line in a log.
 pub fn listening_port(log: &str) -> Option<u16> {
-    let rest = &log[log.find("Listening at: http://")? + "Listening at: http://".len()..];
+    let at = log.find("Listening at: http")? + "Listening at: http".len();
+    let rest = log[at..].trim_start_matches('s').strip_prefix("://")?;
     rest.split_whitespace()
         .next()?
         .rsplit(':')

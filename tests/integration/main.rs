@@ -21,6 +21,7 @@ mod server_hooks;
 mod slow_clients;
 mod smoke;
 mod threads;
+mod tls;
 mod upgrade;
 mod upgrade_util;
 mod wsgi_environ;

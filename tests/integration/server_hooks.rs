@@ -98,7 +98,7 @@ def on_starting(server):
     record('on_starting', len(server.LISTENERS), server.num_workers, server.cfg.bind)
     server.cfg.set('bind', ['127.0.0.1:0'])
     server.cfg.set('keepalive', '7')
-    server.cfg.set('keyfile', os.environ.get('TLS_KEY', '/etc/ssl/private/site.key'))
+    server.cfg.set('raw_paste_global_conf', [os.environ.get('PASTE_VAR', 'FOO=bar')])
     record('keepalive', repr(server.cfg.keepalive), server.cfg.settings['keepalive'].get())
     for name, value in [('workers', 'many'), ('workers', -1), ('timeout', [1]), ('loglevel', 'loud')]:
         try:
@@ -131,7 +131,7 @@ def on_starting(server):
     let listening = log.find("Listening at: http://127.0.0.1:").expect(&log);
     assert!(ran < listening, "on_starting runs before binding:\n{log}");
     assert!(
-        log.contains("keyfile is set (by a hook) but has no effect in ferricorn"),
+        log.contains("raw_paste_global_conf is set (by a hook) but has no effect in ferricorn"),
         "{log}"
     );
     assert_eq!(
