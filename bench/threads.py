@@ -138,7 +138,8 @@ def render(results, memory, args):
 
     lines = [f"2 workers each, wrk -t1 keep-alive, {args.duration} s per run, {args.rounds} rounds, servers "
              f"interleaved; medians. Command: `bench/threads.py"
-             + (f" --rounds {args.rounds} --duration {args.duration}`" if not args.quick else " --quick`"), ""]
+             + (f" --rounds {args.rounds} --duration {args.duration}" if not args.quick else " --quick")
+             + (f" --apps {args.apps}" if args.apps != "wait10,hello,flask" else "") + "`", ""]
     lines.append("| app | connections | server | req/s | p50 ms | p99 ms | errors | first row ÷ this |")
     lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
     for app in args.apps.split(","):
