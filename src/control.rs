@@ -118,22 +118,11 @@ impl ControlSocket {
     }
 
     pub fn poll_fds(&self, out: &mut Vec<libc::pollfd>) {
-        out.push(libc::pollfd {
-            fd: self.listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        for c in &self.clients {
-            out.push(libc::pollfd {
-                fd: c.stream.as_raw_fd(),
-                events: if c.output.is_empty() {
-                    libc::POLLIN
-                } else {
-                    libc::POLLOUT
-                },
-                revents: 0,
-            });
-        }
+        let clients = self
+            .clients
+            .iter()
+            .map(|c| (c.stream.as_raw_fd(), !c.output.is_empty()));
+        crate::pollset::push_server(out, self.listener.as_raw_fd(), clients);
     }
 
     pub fn fd(&self) -> RawFd {

@@ -60,22 +60,9 @@ pub fn now_ms() -> u64 {
 
 impl Heartbeats {
     pub fn new() -> std::io::Result<Heartbeats> {
-        let len = WORDS * std::mem::size_of::<AtomicU64>();
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
+        let p = crate::shm::map_atomics(WORDS)?;
         Ok(Heartbeats {
-            base: p.cast(),
+            base: p,
             counters: Counters::new(SLOTS)?,
         })
     }

@@ -345,10 +345,7 @@ impl Stream {
             s.send_close_notify();
             self.flush_now(&mut s);
         }
-        // SAFETY: shutdown on an fd this connection owns.
-        if unsafe { libc::shutdown(self.fd, libc::SHUT_WR) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        nix::sys::socket::shutdown(self.fd, nix::sys::socket::Shutdown::Write)
+            .map_err(io::Error::from)
     }
 }

@@ -64,26 +64,8 @@ unsafe impl Sync for Counters {}
 
 impl Counters {
     pub fn new(slots: usize) -> std::io::Result<Counters> {
-        let len = slots * STRIDE * std::mem::size_of::<AtomicU64>();
-        // SAFETY: a fresh anonymous shared mapping, zero-filled by the
-        // kernel; only touched pages take memory.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Counters {
-            base: p.cast(),
-            slots,
-        })
+        let p = crate::shm::map_atomics(slots * STRIDE)?;
+        Ok(Counters { base: p, slots })
     }
 
     /// The handle a worker in `slot` counts through.

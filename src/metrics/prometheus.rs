@@ -178,22 +178,11 @@ impl Exporter {
 
     /// Fds to poll, with the events wanted.
     pub fn poll_fds(&self, out: &mut Vec<libc::pollfd>) {
-        out.push(libc::pollfd {
-            fd: self.listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        for c in &self.clients {
-            out.push(libc::pollfd {
-                fd: c.stream.as_raw_fd(),
-                events: if c.out.is_some() {
-                    libc::POLLOUT
-                } else {
-                    libc::POLLIN
-                },
-                revents: 0,
-            });
-        }
+        let clients = self
+            .clients
+            .iter()
+            .map(|c| (c.stream.as_raw_fd(), c.out.is_some()));
+        crate::pollset::push_server(out, self.listener.as_raw_fd(), clients);
     }
 
     pub fn fd(&self) -> RawFd {

@@ -242,6 +242,8 @@ impl RequestGreenlet {
 pub struct Greenlets {
     shared: Rc<RefCell<Shared>>,
     spawn: Py<PyAny>,
+    /// `gevent.sleep`: yields to the hub without waiting for anything.
+    sleep: Py<PyAny>,
 }
 
 impl Greenlets {
@@ -254,11 +256,16 @@ impl Greenlets {
     ) -> Result<Greenlets, String> {
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(|e| format!("cannot create the gevent worker's eventfd: {}", e.desc()))?;
-        let spawn = py
+        let gevent = py
             .import("gevent")
-            .and_then(|g| g.getattr("spawn"))
-            .map_err(|e| format!("gevent.spawn is not available: {e}"))?
-            .unbind();
+            .map_err(|e| format!("gevent is not available: {e}"))?;
+        let function = |name: &str| {
+            gevent
+                .getattr(name)
+                .map(Bound::unbind)
+                .map_err(|e| format!("gevent.{name} is not available: {e}"))
+        };
+        let (spawn, sleep) = (function("spawn")?, function("sleep")?);
         Ok(Greenlets {
             shared: Rc::new(RefCell::new(Shared {
                 app,
@@ -272,6 +279,7 @@ impl Greenlets {
                 wake,
             })),
             spawn,
+            sleep,
         })
     }
 
@@ -352,9 +360,7 @@ impl Runner for Greenlets {
         if timeout == Some(Duration::ZERO) {
             // Nothing to wait for, but let the greenlets started this turn run.
             Python::attach(|py| {
-                let _ = py
-                    .import("gevent")
-                    .and_then(|g| g.getattr("sleep")?.call1((0,)).map(|_| ()));
+                let _ = self.sleep.bind(py).call1((0,));
             });
             return true;
         }
@@ -407,9 +413,7 @@ impl Runner for Greenlets {
         let deadline = Instant::now() + grace;
         while self.running() > 0 && Instant::now() < deadline {
             Python::attach(|py| {
-                let _ = py
-                    .import("gevent")
-                    .and_then(|g| g.getattr("sleep")?.call1((0.01,)).map(|_| ()));
+                let _ = self.sleep.bind(py).call1((0.01,));
             });
         }
         let stopped = self.running() == 0;
