@@ -84,6 +84,9 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners, ctx.beat.counters));
         let runner = Box::new(mode::inline::Inline::new(None, requests, ctx.beat));
         let exit = serve::Server::new(&ctx, runner, signals).run();
+        // SAFETY: _exit ends the process at once; nothing runs after it.
+        // (std::process::exit would run atexit handlers inherited from the
+        // master across fork.)
         unsafe { libc::_exit(exit.code) }
     }
 
@@ -227,6 +230,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         crate::warning!("Request threads still running; exiting without finalizing Python");
         crate::python::interp::flush_stdio();
     }
+    // SAFETY: as above: the worker's last act, stdio already flushed.
     unsafe { libc::_exit(exit.code) }
 }
 
