@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod net;
 pub mod pidfile;
 pub mod pollset;
+pub mod process;
 pub mod proctitle;
 pub mod pylog;
 pub mod python;
