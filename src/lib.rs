@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod config;
 pub mod control;
 pub mod heartbeat;
+pub mod hooks;
 pub mod http;
 pub mod ipc;
 #[macro_use]

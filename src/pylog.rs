@@ -74,8 +74,8 @@ fn current() -> Option<Arc<Loggers>> {
 pub fn configure(cfg: &Config) -> Result<(), String> {
     let loggers = Python::attach(|py| -> Result<Loggers, String> {
         let m = module(py).map_err(|e| format!("internal error: {e}"))?;
-        let cfg_obj = crate::master::hooks::cfg_object(py, cfg)
-            .map_err(|e| format!("internal error: {e}"))?;
+        let cfg_obj =
+            crate::hooks::cfg_object(py, cfg).map_err(|e| format!("internal error: {e}"))?;
         // The config file's own dict (with its objects), unless a hook's
         // cfg.set replaced it.
         let raw_dict = crate::settings::file_py::logconfig_dict(py).filter(|_| {

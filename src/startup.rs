@@ -97,7 +97,7 @@ pub fn prepend_sys_path(cfg: &Config) {
     if !crate::python::is_initialized() {
         return;
     }
-    let setup = crate::master::python_setup(cfg);
+    let setup = crate::python::PythonSetup::for_config(cfg);
     let r = Python::attach(|py| -> PyResult<()> {
         let path = py.import("sys")?.getattr("path")?;
         for (i, dir) in setup.path_prepend.iter().enumerate() {
@@ -127,7 +127,7 @@ fn check_app(cfg: &Config, signals: &mut Option<SignalPipe>) -> i32 {
         eprintln!("Error: --chdir {}: {e}", cfg.chdir.display());
         return EXIT_CONFIG_ERROR;
     }
-    let setup = crate::master::python_setup(cfg);
+    let setup = crate::python::PythonSetup::for_config(cfg);
     if let Err(e) = start_python_in_master(signals, setup.path_prepend) {
         eprintln!("Error: {e}");
         return EXIT_CONFIG_ERROR;
@@ -255,7 +255,7 @@ pub fn run(argv: Vec<String>) -> i32 {
         let started = if crate::python::is_initialized() {
             Ok(())
         } else {
-            crate::python::initialize(&crate::master::python_setup(&cfg))
+            crate::python::initialize(&crate::python::PythonSetup::for_config(&cfg))
         };
         if let Err(e) = started.and_then(|()| crate::pylog::configure(&cfg)) {
             crate::error!("Cannot configure logging: {e}");

@@ -104,16 +104,6 @@ pub struct Arbiter {
     control: Option<crate::control::ControlSocket>,
 }
 
-/// sys.argv and sys.path for the embedded interpreter (master or worker).
-pub fn python_setup(cfg: &Config) -> crate::python::PythonSetup {
-    let mut path_prepend = cfg.pythonpath.clone();
-    path_prepend.insert(0, cfg.chdir.clone());
-    crate::python::PythonSetup {
-        argv: crate::proctitle::original_args().to_vec(),
-        path_prepend,
-    }
-}
-
 impl Arbiter {
     /// Set up before binding (the listeners come with [`Arbiter::set_listeners`]);
     /// signals are installed before Python can start.
@@ -179,7 +169,7 @@ impl Arbiter {
 
     /// Import the app in the master (--preload). Exits 4 with the report on failure.
     pub fn preload(&mut self) -> Result<(), (i32, String)> {
-        let setup = python_setup(&self.cfg);
+        let setup = crate::python::PythonSetup::for_config(&self.cfg);
         crate::python::initialize(&setup)
             .map_err(|e| (EXIT_WORKER_BOOT_ERROR, format!("{e}\n")))?;
         let app = Python::attach(|py| crate::python::load_app(py, &self.cfg.wsgi_app))
@@ -201,7 +191,9 @@ impl Arbiter {
                 // Workers forked from a master whose interpreter is already
                 // up only import the app: a reload then costs milliseconds,
                 // not an interpreter start. The app itself is never imported here.
-                if let Err(e) = crate::python::initialize(&python_setup(&self.cfg)) {
+                if let Err(e) =
+                    crate::python::initialize(&crate::python::PythonSetup::for_config(&self.cfg))
+                {
                     crate::warning!("Reload mode without a warm interpreter: {e}");
                 } else {
                     // Also compile the loader and import what listing module

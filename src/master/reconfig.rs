@@ -56,7 +56,7 @@ impl Arbiter {
     pub fn load_tls(&mut self) -> Result<(), String> {
         self.cfg.tls = match &self.cfg.tls_settings {
             Some(t) => {
-                let t = crate::master::hooks::ssl_context(&self.cfg, t)?;
+                let t = crate::hooks::ssl_context(&self.cfg, t)?;
                 Some(crate::tls::build(&t)?)
             }
             None => None,
@@ -68,7 +68,7 @@ impl Arbiter {
         if source.needs_python() && !crate::python::is_initialized() {
             // A gunicorn.conf.py appeared since start: the master needs the
             // interpreter now (its signal handlers are installed already).
-            crate::python::initialize(&super::python_setup(&self.cfg))?;
+            crate::python::initialize(&crate::python::PythonSetup::for_config(&self.cfg))?;
         }
         // raw_env of the running configuration must not leak into the load
         // (nor survive it if the new one drops a variable).
@@ -124,7 +124,7 @@ impl Arbiter {
         let started = if crate::python::is_initialized() {
             Ok(())
         } else {
-            crate::python::initialize(&super::python_setup(&self.cfg))
+            crate::python::initialize(&crate::python::PythonSetup::for_config(&self.cfg))
         };
         if let Err(e) = started.and_then(|()| crate::pylog::configure(&self.cfg)) {
             crate::error!(

@@ -23,6 +23,20 @@ pub struct PythonSetup {
     pub path_prepend: Vec<PathBuf>,
 }
 
+impl PythonSetup {
+    /// sys.argv and sys.path for the embedded interpreter (master or worker):
+    /// the server's own command line, and `chdir` then `pythonpath` first on
+    /// the path, as gunicorn puts them.
+    pub fn for_config(cfg: &crate::config::Config) -> PythonSetup {
+        let mut path_prepend = cfg.pythonpath.clone();
+        path_prepend.insert(0, cfg.chdir.clone());
+        PythonSetup {
+            argv: crate::proctitle::original_args().to_vec(),
+            path_prepend,
+        }
+    }
+}
+
 pub fn is_initialized() -> bool {
     INITIALIZED.load(Ordering::Relaxed)
 }

@@ -45,7 +45,7 @@ pub struct WorkerCtx<'a> {
 fn fail(ctx: &WorkerCtx<'_>, code: i32, report: String) -> ! {
     Message::BootFailed { code, report }.send(std::os::fd::AsRawFd::as_raw_fd(&ctx.status));
     // As gunicorn's arbiter does for a worker whatever its end.
-    crate::master::hooks::worker_exit();
+    crate::hooks::worker_exit();
     unsafe { libc::_exit(code) }
 }
 
@@ -91,12 +91,12 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     }
 
     if !crate::python::is_initialized() {
-        let setup = crate::master::python_setup(cfg);
+        let setup = crate::python::PythonSetup::for_config(cfg);
         if let Err(e) = crate::python::initialize(&setup) {
             fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n"));
         }
     }
-    if let Err(report) = crate::master::hooks::post_fork(ctx.beat) {
+    if let Err(report) = crate::hooks::post_fork(ctx.beat) {
         fail(&ctx, EXIT_BOOT_ERROR, report);
     }
     let gevent = cfg.worker_mode == mode::WorkerMode::Gevent;
@@ -108,7 +108,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         }
     }
     // Before faulthandler, which hands SIGABRT on to it after the dump.
-    crate::master::hooks::install_abort_handler();
+    crate::hooks::install_abort_handler();
     if gevent {
         let fd = crate::log::error_fd();
         if let Err(e) = Python::attach(|py| mode::greenlets::dump_greenlets_on_abort(py, fd)) {
@@ -172,8 +172,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         // As gunicorn's gthread and gevent workers, whatever the count.
         multithread: threads.is_some() || gevent,
         // The access log and post_request's `resp.headers` read them.
-        record_headers: crate::log::access_enabled()
-            || crate::master::hooks::worker_has("post_request"),
+        record_headers: crate::log::access_enabled() || crate::hooks::worker_has("post_request"),
     };
     let app_for_hooks = Python::attach(|py| app.clone_ref(py));
     let requests = std::sync::Arc::new(job::RequestCtx::new(cfg, ctx.listeners, ctx.beat.counters));
@@ -197,7 +196,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
             Err(e) => fail(&ctx, EXIT_BOOT_ERROR, format!("{e}\n")),
         },
     };
-    if let Err(report) = crate::master::hooks::post_worker_init(&app_for_hooks) {
+    if let Err(report) = crate::hooks::post_worker_init(&app_for_hooks) {
         fail(&ctx, EXIT_BOOT_ERROR, report);
     }
     ctx.beat.beat();
@@ -220,7 +219,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         serve::Server::new(&ctx, runner, signals).run()
     };
     crate::info!("Worker exiting (pid: {})", std::process::id());
-    crate::master::hooks::worker_exit();
+    crate::hooks::worker_exit();
     if exit.threads_stopped {
         crate::python::interp::finalize();
     } else {

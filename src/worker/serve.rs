@@ -43,7 +43,7 @@ pub fn install_worker_signals() -> std::io::Result<SignalPipe> {
     // even in the middle of a request. _exit is async-signal-safe.
     // With a worker_int hook the loop runs it first, between requests; the
     // alarm (default action: terminate) still ends a worker busy for 1 s.
-    let worker_int = crate::master::hooks::worker_has("worker_int");
+    let worker_int = crate::hooks::worker_has("worker_int");
     for sig in [libc::SIGINT, libc::SIGQUIT] {
         if worker_int {
             unsafe {
@@ -429,7 +429,7 @@ impl<'a> Server<'a> {
             match sig {
                 libc::SIGTERM => self.begin_stop(),
                 libc::SIGINT | libc::SIGQUIT => {
-                    crate::master::hooks::worker_int();
+                    crate::hooks::worker_int();
                     return true;
                 }
                 libc::SIGUSR1 => {

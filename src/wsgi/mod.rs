@@ -60,7 +60,7 @@ pub struct WsgiApp {
     body: input::SharedBody,
     /// pre_request/post_request server hooks; None (the usual case) costs
     /// one check per request.
-    request_hooks: Option<crate::master::hooks::RequestHooks>,
+    request_hooks: Option<crate::hooks::RequestHooks>,
     /// The last request's environ, kept for post_request only (`hooked`).
     last_environ: Option<Py<PyDict>>,
     hooked: bool,
@@ -162,7 +162,7 @@ impl WsgiApp {
         // One wsgi.input object serves every request (its body is reset per
         // request), so it lives in the template.
         t.set_item(keys.wsgi_input.bind(py), input.bind(py))?;
-        let request_hooks = crate::master::hooks::RequestHooks::for_this_worker();
+        let request_hooks = crate::hooks::RequestHooks::for_this_worker();
         Ok(WsgiApp {
             app,
             template: t.unbind(),
