@@ -101,17 +101,23 @@ fn check_venv_version(venv: &Path) -> Result<(), String> {
 }
 
 fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
-    if unsafe { ffi::PyStatus_Exception(status) } != 0 {
-        let msg = if status.err_msg.is_null() {
-            String::from("unknown error")
-        } else {
-            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }
-                .to_string_lossy()
-                .into_owned()
-        };
-        return Err(format!("Python initialisation failed ({what}): {msg}"));
+    // SAFETY: `status` is a PyStatus as CPython returned it; when it is an
+    // exception, `err_msg` is NULL or a static C string CPython set.
+    let failure = unsafe {
+        (ffi::PyStatus_Exception(status) != 0).then(|| {
+            if status.err_msg.is_null() {
+                String::from("unknown error")
+            } else {
+                std::ffi::CStr::from_ptr(status.err_msg)
+                    .to_string_lossy()
+                    .into_owned()
+            }
+        })
+    };
+    match failure {
+        Some(msg) => Err(format!("Python initialisation failed ({what}): {msg}")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Initialise CPython in this process. Signal handlers must already be
@@ -123,6 +129,13 @@ pub fn initialize(setup: &PythonSetup) -> Result<(), String> {
     let exe = choose_executable()?;
     let exe_c = CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| "bad executable path".to_string())?;
+    // SAFETY: the interpreter is not running yet (checked above, and only the
+    // main thread starts it); a zeroed PyConfig is what
+    // PyConfig_InitPythonConfig expects to fill in; every string handed over
+    // (`exe_c`, `argv`'s pointers into `setup.argv`) outlives the calls,
+    // which copy them; PyConfig_Clear frees what they allocated; and the
+    // thread holds the GIL after Py_InitializeFromConfig, which
+    // PyEval_SaveThread releases.
     unsafe {
         let mut config: ffi::PyConfig = std::mem::zeroed();
         ffi::PyConfig_InitPythonConfig(&mut config);
@@ -178,31 +191,43 @@ pub fn initialize(setup: &PythonSetup) -> Result<(), String> {
 /// so the child gets a consistent interpreter even if other Python threads
 /// hold locks. Without an interpreter it is a plain fork.
 pub fn fork_with_python() -> nix::Result<nix::unistd::ForkResult> {
-    if !is_initialized() {
-        return unsafe { nix::unistd::fork() };
-    }
-    Python::attach(|_py| unsafe {
-        ffi::PyOS_BeforeFork();
-        let r = nix::unistd::fork();
-        match r {
-            Ok(nix::unistd::ForkResult::Child) => ffi::PyOS_AfterFork_Child(),
-            _ => ffi::PyOS_AfterFork_Parent(),
+    use nix::unistd::ForkResult;
+    let with_python = is_initialized();
+    let fork = || {
+        // SAFETY: every caller (spawning a worker, daemonizing) forks from
+        // the master's only thread, so no other thread holds a lock the
+        // child could need.
+        // With an interpreter, this thread holds the GIL (Python::attach
+        // below), which is what PyOS_BeforeFork and PyOS_AfterFork_* need.
+        unsafe {
+            if with_python {
+                ffi::PyOS_BeforeFork();
+            }
+            let r = nix::unistd::fork();
+            if with_python {
+                match r {
+                    Ok(ForkResult::Child) => ffi::PyOS_AfterFork_Child(),
+                    _ => ffi::PyOS_AfterFork_Parent(),
+                }
+            }
+            r
         }
-        r
-    })
+    };
+    if with_python {
+        Python::attach(|_py| fork())
+    } else {
+        fork()
+    }
 }
 
 /// Run `f` with the GIL released (for blocking socket I/O while Python waits).
 /// `f` must not touch Python objects.
-pub fn without_gil<T>(f: impl FnOnce() -> T) -> T {
-    struct Restore(*mut ffi::PyThreadState);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            unsafe { ffi::PyEval_RestoreThread(self.0) };
-        }
-    }
-    let _guard = Restore(unsafe { ffi::PyEval_SaveThread() });
-    f()
+pub fn without_gil<T: Send>(f: impl Send + FnOnce() -> T) -> T {
+    // SAFETY: this is only called by a thread that holds the GIL (a pool
+    // thread inside a request, which is why it has no `Python` token to
+    // hand); `detach` releases it for `f` and takes it back after.
+    let py = unsafe { Python::assume_attached() };
+    py.detach(f)
 }
 
 /// Write the Python stack of every thread to `fd` when SIGABRT arrives
@@ -243,6 +268,9 @@ pub fn finalize() {
     }
     // Lines logged from here on (and by atexit handlers) go the Rust way.
     crate::pylog::deactivate();
+    // SAFETY: the interpreter is running (checked above); PyGILState_Ensure
+    // attaches this thread, as Py_FinalizeEx needs, and nothing touches
+    // Python after it (the worker exits next).
     unsafe {
         ffi::PyGILState_Ensure();
         ffi::Py_FinalizeEx();

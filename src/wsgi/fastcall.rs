@@ -29,16 +29,37 @@ pub fn make(py: Python<'_>, target: &Py<StartResponse>) -> PyResult<Py<PyAny>> {
     }
 }
 
-unsafe extern "C" fn start_response_fast(
+/// CPython's entry point: turns the raw call into borrowed objects, runs
+/// [`call`], and hands back a new reference or NULL with the error set.
+/// (A safe `extern "C" fn`, which the method table takes as its unsafe kind.)
+extern "C" fn start_response_fast(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargsf: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls builtins with the GIL held.
-    let py = unsafe { Python::assume_attached() };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-        call(py, slf, args, nargsf, kwnames)
+    // SAFETY: CPython calls a METH_FASTCALL|METH_KEYWORDS builtin with the GIL
+    // held, `slf` the object it was made with (a StartResponse: `make`),
+    // `args` an array of PyVectorcall_NARGS(nargsf) positional arguments
+    // followed by one per name in `kwnames` (NULL or a tuple of str), all
+    // borrowed for the length of the call, which is how long they are used.
+    let (py, target, args, kwnames) = unsafe {
+        let py = Python::assume_attached();
+        let nargs = ffi::PyVectorcall_NARGS(nargsf as usize) as usize;
+        let kwnames = (!kwnames.is_null()).then(|| Bound::from_borrowed_ptr(py, kwnames));
+        let nkw = kwnames
+            .as_ref()
+            .map_or(0, |k| ffi::PyTuple_GET_SIZE(k.as_ptr()) as usize);
+        let all = if nargs + nkw == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(args, nargs + nkw)
+        };
+        let args = Arguments { py, all, nargs };
+        (py, Bound::from_borrowed_ptr(py, slf), args, kwnames)
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        call(py, target, args, kwnames)
     }));
     match result {
         Ok(Ok(obj)) => obj,
@@ -53,20 +74,31 @@ unsafe extern "C" fn start_response_fast(
     }
 }
 
-unsafe fn call(
+/// The vectorcall argument array: positional ones first, then keyword values.
+struct Arguments<'py> {
+    py: Python<'py>,
+    all: &'py [*mut ffi::PyObject],
+    nargs: usize,
+}
+
+impl<'py> Arguments<'py> {
+    fn get(&self, i: usize) -> Bound<'py, PyAny> {
+        // SAFETY: every pointer of the array is a live object CPython lends
+        // us for the call (see start_response_fast); from_borrowed_ptr takes
+        // a new reference of its own.
+        unsafe { Bound::from_borrowed_ptr(self.py, self.all[i]) }
+    }
+}
+
+fn call(
     py: Python<'_>,
-    slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargsf: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
+    target: Bound<'_, PyAny>,
+    args: Arguments<'_>,
+    kwnames: Option<Bound<'_, PyAny>>,
 ) -> PyResult<*mut ffi::PyObject> {
-    let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) } as usize;
-    let kw: Option<Bound<'_, PyTuple>> = if kwnames.is_null() {
-        None
-    } else {
-        Some(unsafe { Bound::from_borrowed_ptr(py, kwnames) }.cast_into::<PyTuple>()?)
-    };
-    let arg = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
+    let nargs = args.nargs;
+    let kw: Option<Bound<'_, PyTuple>> = kwnames.map(|k| k.cast_into::<PyTuple>()).transpose()?;
+    let arg = |i: usize| args.get(i);
     let (mut status, mut headers, mut exc_info) = (None, None, None);
     for i in 0..nargs {
         match i {
@@ -100,7 +132,7 @@ unsafe fn call(
             "start_response() needs status and response_headers",
         ));
     };
-    let target = unsafe { Bound::from_borrowed_ptr(py, slf) }.cast_into::<StartResponse>()?;
+    let target = target.cast_into::<StartResponse>()?;
     let write = target
         .borrow()
         .start(py, &status, &headers, exc_info.as_ref())?;
