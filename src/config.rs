@@ -200,107 +200,147 @@ fn header_policy(s: &Settings) -> crate::wsgi::environ::HeaderPolicy {
     }
 }
 
+/// -u/-g: None when it is who we already are (nothing to switch).
+fn switch_to(id: i64, current: u32) -> Option<u32> {
+    Some(id as u32).filter(|i| *i != current)
+}
+
+fn binds(s: &Settings) -> Result<Vec<BindAddr>, ConfigError> {
+    s.list("bind")
+        .into_iter()
+        .map(|spec| BindAddr::parse(spec).map_err(ConfigError))
+        .collect()
+}
+
+/// statsd_host and metrics_bind, checked here so a typo stops the start
+/// rather than silently sending or serving nothing.
+fn check_metrics_targets(s: &Settings) -> Result<(), ConfigError> {
+    if let Some(h) = s.str("statsd_host") {
+        crate::metrics::statsd::parse_target(h)
+            .map_err(|e| ConfigError(format!("Invalid value for statsd_host: {e}")))?;
+    }
+    if let Some(m) = s.str("metrics_bind") {
+        let ok = m
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            return Err(ConfigError(format!(
+                "Invalid value for metrics_bind: {m:?}: give HOST:PORT, e.g. 127.0.0.1:9100"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// pythonpath's comma-separated directories, relative to chdir.
+fn pythonpath(s: &Settings, chdir: &std::path::Path) -> Vec<PathBuf> {
+    s.str("pythonpath")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| chdir.join(p))
+        .collect()
+}
+
+fn raw_env(s: &Settings) -> Vec<(String, String)> {
+    s.list("raw_env")
+        .into_iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn http_limits(s: &Settings) -> crate::http::Limits {
+    crate::http::Limits {
+        request_line: s.int("limit_request_line") as usize,
+        fields: (s.int("limit_request_fields") as usize).min(32768),
+        field_size: s.int("limit_request_field_size") as usize,
+        rules: crate::http::Rules {
+            permit_obsolete_folding: s.bool("permit_obsolete_folding"),
+            strip_header_spaces: s.bool("strip_header_spaces"),
+            permit_unconventional_http_method: s.bool("permit_unconventional_http_method"),
+            permit_unconventional_http_version: s.bool("permit_unconventional_http_version"),
+        },
+    }
+}
+
+fn reload_poll_interval(s: &Settings) -> Duration {
+    let poll = match s.get("reload_poll_interval") {
+        Value::Float(x) => *x,
+        Value::Int(n) => *n as f64,
+        _ => 1.0,
+    };
+    Duration::from_secs_f64(poll.clamp(0.01, 3600.0))
+}
+
+/// The syslog target, facility and tag, when `syslog` is on.
+fn syslog_config(s: &Settings) -> Result<Option<crate::syslog::SyslogConfig>, ConfigError> {
+    if !s.bool("syslog") {
+        return Ok(None);
+    }
+    let target =
+        crate::syslog::Target::parse(s.str("syslog_addr").unwrap_or("udp://localhost:514"))
+            .map_err(|e| ConfigError(format!("syslog_addr: {e}")))?;
+    let fname = s.str("syslog_facility").unwrap_or("user");
+    let facility = crate::syslog::facility(fname).ok_or_else(|| {
+        ConfigError(format!(
+            "syslog_facility: unknown facility name {fname:?} (one of: {})",
+            crate::syslog::FACILITIES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let prefix = s
+        .str("syslog_prefix")
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .unwrap_or_else(|| s.proc_name().replace(':', "."));
+    Ok(Some(crate::syslog::SyslogConfig {
+        target,
+        facility,
+        prefix,
+        access: !s.bool("disable_redirect_access_to_syslog"),
+    }))
+}
+
+/// control_socket, else the default path; a relative one is taken from
+/// the directory the server started in.
+fn control_socket_path(s: &Settings, env: &Env) -> PathBuf {
+    let p = s
+        .str("control_socket")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::control::default_path(&|k| env.get(k).map(String::from)));
+    if p.is_relative() {
+        env.cwd.join(p)
+    } else {
+        p
+    }
+}
+
 impl Config {
     /// The configuration from loaded settings. `env` is the environment the
     /// settings were loaded with (for `$PORT` and `$SENDFILE`).
     pub fn from_loaded(mut loaded: Loaded, env: &Env) -> Result<Config, ConfigError> {
         let hooks = HookSet(loaded.settings.take_hooks());
         let s = &loaded.settings;
-        let wsgi_app = s.str("wsgi_app").unwrap_or_default().to_string();
         let bind_given =
             *s.source("bind") != Source::Default || env.get("PORT").is_some_and(|p| !p.is_empty());
-        let mut binds = Vec::new();
-        for spec in s.list("bind") {
-            binds.push(BindAddr::parse(spec).map_err(ConfigError)?);
-        }
-        if let Some(h) = s.str("statsd_host") {
-            crate::metrics::statsd::parse_target(h)
-                .map_err(|e| ConfigError(format!("Invalid value for statsd_host: {e}")))?;
-        }
-        if let Some(m) = s.str("metrics_bind") {
-            let ok = m
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !ok {
-                return Err(ConfigError(format!(
-                    "Invalid value for metrics_bind: {m:?}: give HOST:PORT, e.g. 127.0.0.1:9100"
-                )));
-            }
-        }
+        let binds = binds(s)?;
+        check_metrics_targets(s)?;
         let chdir = PathBuf::from(s.str("chdir").unwrap_or("."));
-        let pythonpath = s
-            .str("pythonpath")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| chdir.join(p))
-            .collect();
-        let raw_env = s
-            .list("raw_env")
-            .into_iter()
-            .filter_map(|kv| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect();
-        let log_level = crate::log::Level::parse(s.str("loglevel").unwrap_or("info"))
-            .unwrap_or(crate::log::Level::Info);
-        // -u/-g equal to who we already are: nothing to switch.
-        let uid = Some(s.int("user") as u32).filter(|u| *u != nix::unistd::geteuid().as_raw());
-        let gid = Some(s.int("group") as u32).filter(|g| *g != nix::unistd::getegid().as_raw());
-        let limits = crate::http::Limits {
-            request_line: s.int("limit_request_line") as usize,
-            fields: (s.int("limit_request_fields") as usize).min(32768),
-            field_size: s.int("limit_request_field_size") as usize,
-            rules: crate::http::Rules {
-                permit_obsolete_folding: s.bool("permit_obsolete_folding"),
-                strip_header_spaces: s.bool("strip_header_spaces"),
-                permit_unconventional_http_method: s.bool("permit_unconventional_http_method"),
-                permit_unconventional_http_version: s.bool("permit_unconventional_http_version"),
-            },
-        };
+        let pythonpath = pythonpath(s, &chdir);
         let timeout = s.int("timeout");
         let reload_extra_files: Vec<String> = s
             .list("reload_extra_files")
             .into_iter()
             .map(String::from)
             .collect();
-        let poll = match s.get("reload_poll_interval") {
-            Value::Float(x) => *x,
-            Value::Int(n) => *n as f64,
-            _ => 1.0,
-        };
-        let values = s.iter().map(|(k, v)| (k, v.clone())).collect();
-        let syslog = if s.bool("syslog") {
-            let target =
-                crate::syslog::Target::parse(s.str("syslog_addr").unwrap_or("udp://localhost:514"))
-                    .map_err(|e| ConfigError(format!("syslog_addr: {e}")))?;
-            let fname = s.str("syslog_facility").unwrap_or("user");
-            let facility = crate::syslog::facility(fname).ok_or_else(|| {
-                ConfigError(format!(
-                    "syslog_facility: unknown facility name {fname:?} (one of: {})",
-                    crate::syslog::FACILITIES
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            let prefix = s
-                .str("syslog_prefix")
-                .filter(|p| !p.is_empty())
-                .map(String::from)
-                .unwrap_or_else(|| s.proc_name().replace(':', "."));
-            Some(crate::syslog::SyslogConfig {
-                target,
-                facility,
-                prefix,
-                access: !s.bool("disable_redirect_access_to_syslog"),
-            })
-        } else {
-            None
-        };
+        let syslog = syslog_config(s)?;
         let non_empty = |name: &str| s.str(name).filter(|v| !v.is_empty()).map(String::from);
         Ok(Config {
             logconfig: non_empty("logconfig"),
@@ -311,7 +351,7 @@ impl Config {
             syslog,
             server_names: crate::settings::file_py::take_server_names(),
             proc_name: s.proc_name().to_string(),
-            wsgi_app,
+            wsgi_app: s.str("wsgi_app").unwrap_or_default().to_string(),
             binds,
             workers: s.int("workers").clamp(1, u32::MAX as i64) as u32,
             worker_connections: s.int("worker_connections").max(1) as usize,
@@ -329,11 +369,11 @@ impl Config {
             reuse_port: s.bool("reuse_port"),
             chdir,
             pythonpath,
-            raw_env,
+            raw_env: raw_env(s),
             pidfile: s.str("pidfile").map(PathBuf::from),
             daemon: s.bool("daemon"),
-            uid,
-            gid,
+            uid: switch_to(s.int("user"), nix::unistd::geteuid().as_raw()),
+            gid: switch_to(s.int("group"), nix::unistd::getegid().as_raw()),
             umask: s.int("umask") as u32,
             preload: s.bool("preload_app"),
             access_logfile: s.str("accesslog").map(String::from),
@@ -342,9 +382,10 @@ impl Config {
                 .unwrap_or(DEFAULT_ACCESS_LOG_FORMAT)
                 .to_string(),
             error_logfile: s.str("errorlog").unwrap_or("-").to_string(),
-            log_level,
+            log_level: crate::log::Level::parse(s.str("loglevel").unwrap_or("info"))
+                .unwrap_or(crate::log::Level::Info),
             capture_output: s.bool("capture_output"),
-            limits,
+            limits: http_limits(s),
             forwarded_allow_ips: s
                 .list("forwarded_allow_ips")
                 .into_iter()
@@ -364,29 +405,17 @@ impl Config {
             reload: s.bool("reload") || !reload_extra_files.is_empty(),
             reload_engine: s.str("reload_engine").unwrap_or("auto").to_string(),
             reload_extra_files,
-            reload_poll_interval: Duration::from_secs_f64(poll.clamp(0.01, 3600.0)),
+            reload_poll_interval: reload_poll_interval(s),
             statsd_host: s.str("statsd_host").map(String::from),
             statsd_prefix: s.str("statsd_prefix").unwrap_or("").to_string(),
             dogstatsd_tags: s.str("dogstatsd_tags").unwrap_or("").to_string(),
             enable_backlog_metric: s.bool("enable_backlog_metric"),
             metrics_bind: s.str("metrics_bind").map(String::from),
-            control_socket: {
-                let p = s
-                    .str("control_socket")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| {
-                        crate::control::default_path(&|k| env.get(k).map(String::from))
-                    });
-                if p.is_relative() {
-                    env.cwd.join(p)
-                } else {
-                    p
-                }
-            },
+            control_socket: control_socket_path(s, env),
             control_socket_mode: (s.int("control_socket_mode") as u32) & 0o7777,
             control_socket_disable: s.bool("control_socket_disable"),
             config_file: loaded.config_file.take(),
-            values: Arc::new(values),
+            values: Arc::new(s.iter().map(|(k, v)| (k, v.clone())).collect()),
             hooks: Arc::new(hooks),
         })
     }

@@ -162,27 +162,7 @@ impl ChunkedDecoder {
                 self.ext_len = 0;
                 self.state = State::Size;
             }
-            State::Size => {
-                if let Some(v) = hex_val(b) {
-                    self.digits += 1;
-                    if self.digits > MAX_SIZE_DIGITS {
-                        return Err(HttpError::bad_request(format!(
-                            "Invalid chunk size: more than {MAX_SIZE_DIGITS} hex digits"
-                        )));
-                    }
-                    self.size = (self.size << 4) | u64::from(v);
-                } else {
-                    match b {
-                        b' ' | b'\t' => {
-                            self.count_extension_byte()?;
-                            self.state = State::SizeWhitespace;
-                        }
-                        b';' => self.state = State::Extensions,
-                        CR => self.state = State::SizeLf,
-                        _ => return Err(invalid_size(b)),
-                    }
-                }
-            }
+            State::Size => self.size_byte(b)?,
             State::SizeWhitespace => match b {
                 b' ' | b'\t' => self.count_extension_byte()?,
                 b';' => self.state = State::Extensions,
@@ -202,14 +182,7 @@ impl ChunkedDecoder {
                 if b != LF {
                     return Err(bare_cr());
                 }
-                if self.size == 0 {
-                    self.trailer_count = 0;
-                    self.trailer_used = 0;
-                    self.state = State::TrailerLineStart;
-                } else {
-                    self.remaining = self.size;
-                    self.state = State::Data;
-                }
+                self.start_chunk();
             }
             State::DataCr => {
                 if b != CR {
@@ -227,26 +200,7 @@ impl ChunkedDecoder {
                 if b != LF {
                     return Err(bare_cr());
                 }
-                let line = &self.trailer_line;
-                if line.first().is_some_and(|&b| is_ows(b))
-                    && self.limits.rules.permit_obsolete_folding
-                    && self.trailer_count > 0
-                {
-                    parse_continuation(line)?;
-                } else {
-                    let (name, _) = parse_field_line(line, &self.limits.rules)?;
-                    let name = &line[name];
-                    if forbidden_in_trailer(name) {
-                        return Err(HttpError::bad_request(format!(
-                            "Header {} is not allowed in a trailer section",
-                            show(name)
-                        )));
-                    }
-                    self.trailer_count += 1;
-                }
-                self.trailer_used += self.trailer_line.len() + 2;
-                self.trailer_line.clear();
-                self.state = State::TrailerLineStart;
+                self.end_trailer_line()?;
             }
             State::FinalLf => {
                 if b != LF {
@@ -258,6 +212,72 @@ impl ChunkedDecoder {
                 unreachable!("state {:?} is handled in run()", self.state)
             }
         }
+        Ok(())
+    }
+
+    /// A byte after the first of a chunk size: another hex digit, or what
+    /// ends the size (whitespace, `;` or the line's CR).
+    #[inline]
+    fn size_byte(&mut self, b: u8) -> Result<(), HttpError> {
+        if let Some(v) = hex_val(b) {
+            self.digits += 1;
+            if self.digits > MAX_SIZE_DIGITS {
+                return Err(HttpError::bad_request(format!(
+                    "Invalid chunk size: more than {MAX_SIZE_DIGITS} hex digits"
+                )));
+            }
+            self.size = (self.size << 4) | u64::from(v);
+            return Ok(());
+        }
+        match b {
+            b' ' | b'\t' => {
+                self.count_extension_byte()?;
+                self.state = State::SizeWhitespace;
+            }
+            b';' => self.state = State::Extensions,
+            CR => self.state = State::SizeLf,
+            _ => return Err(invalid_size(b)),
+        }
+        Ok(())
+    }
+
+    /// The chunk-size line is complete: its data follows, or, after the
+    /// last chunk (size 0), the trailer section.
+    #[inline]
+    fn start_chunk(&mut self) {
+        if self.size == 0 {
+            self.trailer_count = 0;
+            self.trailer_used = 0;
+            self.state = State::TrailerLineStart;
+        } else {
+            self.remaining = self.size;
+            self.state = State::Data;
+        }
+    }
+
+    /// Checks the trailer line just ended (a field, or with obs-fold a
+    /// continuation of the previous one) and counts it against the limits.
+    fn end_trailer_line(&mut self) -> Result<(), HttpError> {
+        let line = &self.trailer_line;
+        if line.first().is_some_and(|&b| is_ows(b))
+            && self.limits.rules.permit_obsolete_folding
+            && self.trailer_count > 0
+        {
+            parse_continuation(line)?;
+        } else {
+            let (name, _) = parse_field_line(line, &self.limits.rules)?;
+            let name = &line[name];
+            if forbidden_in_trailer(name) {
+                return Err(HttpError::bad_request(format!(
+                    "Header {} is not allowed in a trailer section",
+                    show(name)
+                )));
+            }
+            self.trailer_count += 1;
+        }
+        self.trailer_used += self.trailer_line.len() + 2;
+        self.trailer_line.clear();
+        self.state = State::TrailerLineStart;
         Ok(())
     }
 

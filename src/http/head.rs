@@ -184,118 +184,157 @@ impl HeadParser {
     }
 
     fn advance(&mut self, buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
+        // The phases only ever move forward; each returns false while it
+        // needs more bytes.
+        if self.phase == Phase::LeadingLines && !self.skip_leading_lines(buf)? {
+            return Ok(None);
+        }
+        if self.phase == Phase::RequestLine && !self.request_line(buf)? {
+            return Ok(None);
+        }
+        self.fields(buf)
+    }
+
+    /// Skips the empty lines before the request line; true once the
+    /// request line has begun.
+    #[inline]
+    fn skip_leading_lines(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
         loop {
-            match self.phase {
-                Phase::LeadingLines => match buf.get(self.line_start) {
-                    None => return Ok(None),
-                    Some(&CR) => match buf.get(self.line_start + 1) {
-                        None => return Ok(None),
-                        Some(&LF) => {
-                            self.leading_lines += 1;
-                            if self.leading_lines > MAX_LEADING_EMPTY_LINES {
-                                return Err(HttpError::bad_request(format!(
-                                    "Too many empty lines before the request line (more than {MAX_LEADING_EMPTY_LINES})"
-                                )));
-                            }
-                            self.line_start += 2;
-                            self.scan = self.line_start;
+            match buf.get(self.line_start) {
+                None => return Ok(false),
+                Some(&CR) => match buf.get(self.line_start + 1) {
+                    None => return Ok(false),
+                    Some(&LF) => {
+                        self.leading_lines += 1;
+                        if self.leading_lines > MAX_LEADING_EMPTY_LINES {
+                            return Err(HttpError::bad_request(format!(
+                                "Too many empty lines before the request line (more than {MAX_LEADING_EMPTY_LINES})"
+                            )));
                         }
-                        Some(_) => return Err(bare_cr()),
-                    },
-                    Some(&LF) => return Err(bare_lf()),
-                    Some(_) => self.phase = Phase::RequestLine,
+                        self.line_start += 2;
+                        self.scan = self.line_start;
+                    }
+                    Some(_) => return Err(bare_cr()),
                 },
-                Phase::RequestLine => {
-                    // The method verdict needs at most 21 bytes and comes
-                    // first (see `scan_method`); cheap enough to redo per call.
-                    if scan_method(&buf[self.line_start..], &self.limits.rules)?.is_none() {
-                        return Ok(None);
-                    }
-                    let max = self.limits.request_line_cap();
-                    let Some(end) = self.find_line_end(buf, max)? else {
-                        return Ok(None);
-                    };
-                    if end - self.line_start > max {
-                        return Err(self.limits.request_line_too_long());
-                    }
-                    let rl = parse_request_line(buf, self.line_start, end, &self.limits.rules)?;
-                    self.method = rl.method;
-                    self.target = rl.target;
-                    self.minor_version = rl.minor_version;
-                    self.next_line(end);
-                    self.fields_start = self.line_start;
-                    self.phase = Phase::Fields;
-                }
-                Phase::Fields => {
-                    let Some(&first) = buf.get(self.line_start) else {
-                        return Ok(None);
-                    };
-                    let used = self.line_start - self.fields_start;
-                    self.limits.check_section_room(used)?;
-                    if first == CR {
-                        return match buf.get(self.line_start + 1) {
-                            None => Ok(None),
-                            Some(&LF) => {
-                                self.frame_pending(buf)?;
-                                self.finish(self.line_start + 2).map(Some)
-                            }
-                            Some(_) => Err(bare_cr()),
-                        };
-                    }
-                    if first == LF {
-                        return Err(bare_lf());
-                    }
-                    let folding = is_ows(first) && self.limits.rules.permit_obsolete_folding;
-                    if folding {
-                        if self.framed == self.headers.len() {
-                            // Nothing to continue: the first field line. The
-                            // line may be unfinished, so it is not quoted.
-                            return Err(HttpError::bad_request(
-                                "Obsolete line folding is unacceptable: no field to continue",
-                            ));
-                        }
-                    } else {
-                        if self.limits.rules.permit_obsolete_folding {
-                            // The previous field is complete now.
-                            self.frame_pending(buf)?;
-                        }
-                        if self.headers.len() >= self.limits.fields_cap() {
-                            return Err(self.limits.too_many_fields());
-                        }
-                    }
-                    let (max, bound) = self.limits.field_line_max(used);
-                    let Some(end) = self.find_line_end(buf, max)? else {
-                        return Ok(None);
-                    };
-                    if end - self.line_start > max {
-                        return Err(self.limits.field_line_too_long(bound));
-                    }
-                    let s = self.line_start;
-                    if folding {
-                        self.continue_field(buf, s, end)?;
-                    } else {
-                        let (n, v) = parse_field_line(&buf[s..end], &self.limits.rules)?;
-                        let (n, v) = (s + n.start..s + n.end, s + v.start..s + v.end);
-                        if self.headers.capacity() == 0 {
-                            // One allocation covers typical requests (~10-20 fields).
-                            self.headers.reserve(24);
-                        }
-                        if !self.limits.rules.permit_obsolete_folding {
-                            // Without obs-fold a field is complete at once.
-                            self.framing.on_field(
-                                &buf[n.clone()],
-                                &buf[v.clone()],
-                                self.minor_version,
-                            )?;
-                            self.framed += 1;
-                        }
-                        self.headers.push((n, v));
-                        self.field_len = end - s + 2;
-                    }
-                    self.next_line(end);
+                Some(&LF) => return Err(bare_lf()),
+                Some(_) => {
+                    self.phase = Phase::RequestLine;
+                    return Ok(true);
                 }
             }
         }
+    }
+
+    /// True once the request line is parsed.
+    #[inline]
+    fn request_line(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
+        // The method verdict needs at most 21 bytes and comes first (see
+        // `scan_method`); cheap enough to redo per call.
+        if scan_method(&buf[self.line_start..], &self.limits.rules)?.is_none() {
+            return Ok(false);
+        }
+        let max = self.limits.request_line_cap();
+        let Some(end) = self.find_line_end(buf, max)? else {
+            return Ok(false);
+        };
+        if end - self.line_start > max {
+            return Err(self.limits.request_line_too_long());
+        }
+        let rl = parse_request_line(buf, self.line_start, end, &self.limits.rules)?;
+        self.method = rl.method;
+        self.target = rl.target;
+        self.minor_version = rl.minor_version;
+        self.next_line(end);
+        self.fields_start = self.line_start;
+        self.phase = Phase::Fields;
+        Ok(true)
+    }
+
+    /// The header section, line by line: fields, obs-fold continuations,
+    /// and the empty line that ends the head.
+    #[inline]
+    fn fields(&mut self, buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
+        loop {
+            let Some(&first) = buf.get(self.line_start) else {
+                return Ok(None);
+            };
+            let used = self.line_start - self.fields_start;
+            self.limits.check_section_room(used)?;
+            if first == CR {
+                return match buf.get(self.line_start + 1) {
+                    None => Ok(None),
+                    Some(&LF) => {
+                        self.frame_pending(buf)?;
+                        self.finish(self.line_start + 2).map(Some)
+                    }
+                    Some(_) => Err(bare_cr()),
+                };
+            }
+            if first == LF {
+                return Err(bare_lf());
+            }
+            let folding = is_ows(first) && self.limits.rules.permit_obsolete_folding;
+            self.check_line_start(buf, folding)?;
+            let (max, bound) = self.limits.field_line_max(used);
+            let Some(end) = self.find_line_end(buf, max)? else {
+                return Ok(None);
+            };
+            if end - self.line_start > max {
+                return Err(self.limits.field_line_too_long(bound));
+            }
+            let s = self.line_start;
+            if folding {
+                self.continue_field(buf, s, end)?;
+            } else {
+                self.add_field(buf, s, end)?;
+            }
+            self.next_line(end);
+        }
+    }
+
+    /// What a field line's first byte already decides: a continuation
+    /// needs a field to continue; a new field completes the one before it
+    /// (with obs-fold) and must fit `limit_request_fields`.
+    #[inline]
+    fn check_line_start(&mut self, buf: &[u8], folding: bool) -> Result<(), HttpError> {
+        if folding {
+            if self.framed == self.headers.len() {
+                // Nothing to continue: the first field line. The line may
+                // be unfinished, so it is not quoted.
+                return Err(HttpError::bad_request(
+                    "Obsolete line folding is unacceptable: no field to continue",
+                ));
+            }
+            return Ok(());
+        }
+        if self.limits.rules.permit_obsolete_folding {
+            // The previous field is complete now.
+            self.frame_pending(buf)?;
+        }
+        if self.headers.len() >= self.limits.fields_cap() {
+            return Err(self.limits.too_many_fields());
+        }
+        Ok(())
+    }
+
+    /// Records the field line `buf[s..end]`; without obs-fold it is
+    /// complete, so framing sees it at once.
+    #[inline]
+    fn add_field(&mut self, buf: &[u8], s: usize, end: usize) -> Result<(), HttpError> {
+        let (n, v) = parse_field_line(&buf[s..end], &self.limits.rules)?;
+        let (n, v) = (s + n.start..s + n.end, s + v.start..s + v.end);
+        if self.headers.capacity() == 0 {
+            // One allocation covers typical requests (~10-20 fields).
+            self.headers.reserve(24);
+        }
+        if !self.limits.rules.permit_obsolete_folding {
+            self.framing
+                .on_field(&buf[n.clone()], &buf[v.clone()], self.minor_version)?;
+            self.framed += 1;
+        }
+        self.headers.push((n, v));
+        self.field_len = end - s + 2;
+        Ok(())
     }
 
     /// Hands the fields not yet seen by framing to it (at most one, the

@@ -4,6 +4,7 @@
 //! a short deadline to send its request head, and is dropped past it.
 
 use super::counters::{Totals, BUCKETS};
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -47,24 +48,36 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 pub fn render(s: &Snapshot<'_>) -> String {
-    use std::fmt::Write;
     let mut o = String::with_capacity(4096);
+    requests(&mut o, s.totals);
+    request_durations(&mut o, s.totals);
+    workers(&mut o, s.workers);
+    load(&mut o, s.connections_open, s.totals);
+    restarts(&mut o, s.restarts);
+    generations(&mut o, s.upgrades, s.reloads);
+    o
+}
+
+fn requests(o: &mut String, totals: &Totals) {
     family(
-        &mut o,
+        o,
         "ferricorn_requests_total",
         "counter",
         "Requests answered by the app, by response status.",
     );
-    for (status, n) in s.totals.by_status() {
+    for (status, n) in totals.by_status() {
         let _ = writeln!(o, "ferricorn_requests_total{{status=\"{status}\"}} {n}");
     }
+}
+
+fn request_durations(o: &mut String, totals: &Totals) {
     family(
-        &mut o,
+        o,
         "ferricorn_request_duration_seconds",
         "histogram",
         "Time from a complete request head to the response written.",
     );
-    let cumulative = s.totals.cumulative_buckets();
+    let cumulative = totals.cumulative_buckets();
     for (bound, n) in BUCKETS.iter().zip(&cumulative) {
         let _ = writeln!(
             o,
@@ -79,68 +92,81 @@ pub fn render(s: &Snapshot<'_>) -> String {
     let _ = writeln!(
         o,
         "ferricorn_request_duration_seconds_sum {}",
-        s.totals.sum_seconds()
+        totals.sum_seconds()
     );
     let _ = writeln!(o, "ferricorn_request_duration_seconds_count {count}");
+}
+
+fn workers(o: &mut String, workers: &[(u64, &'static str, u64)]) {
     family(
-        &mut o,
+        o,
         "ferricorn_workers",
         "gauge",
         "Worker processes, by generation and state (booting, serving, retiring).",
     );
-    for (g, state, n) in s.workers {
+    for (g, state, n) in workers {
         let _ = writeln!(
             o,
             "ferricorn_workers{{generation=\"{g}\",state=\"{state}\"}} {n}"
         );
     }
+}
+
+/// Open connections and requests in flight: what the workers hold now.
+fn load(o: &mut String, connections_open: u64, totals: &Totals) {
     family(
-        &mut o,
+        o,
         "ferricorn_connections_open",
         "gauge",
         "Client connections the workers hold (idle keep-alive included).",
     );
-    let _ = writeln!(o, "ferricorn_connections_open {}", s.connections_open);
+    let _ = writeln!(o, "ferricorn_connections_open {connections_open}");
     family(
-        &mut o,
+        o,
         "ferricorn_requests_in_flight",
         "gauge",
         "Requests the app is running now.",
     );
-    let _ = writeln!(o, "ferricorn_requests_in_flight {}", s.totals.in_flight);
+    let _ = writeln!(o, "ferricorn_requests_in_flight {}", totals.in_flight);
+}
+
+fn restarts(o: &mut String, restarts: &Restarts) {
     family(
-        &mut o,
+        o,
         "ferricorn_worker_restarts_total",
         "counter",
         "Workers replaced, by reason.",
     );
     for (reason, n) in [
-        ("timeout", s.restarts.timeout),
-        ("max_requests", s.restarts.max_requests),
-        ("crash", s.restarts.crash),
+        ("timeout", restarts.timeout),
+        ("max_requests", restarts.max_requests),
+        ("crash", restarts.crash),
     ] {
         let _ = writeln!(
             o,
             "ferricorn_worker_restarts_total{{reason=\"{reason}\"}} {n}"
         );
     }
+}
+
+/// Binary upgrades and reloads, by outcome.
+fn generations(o: &mut String, upgrades: &Outcomes, reloads: &Outcomes) {
     for (name, help, c) in [
         (
             "ferricorn_upgrades_total",
             "Binary upgrades (USR2) this master started, by outcome.",
-            s.upgrades,
+            upgrades,
         ),
         (
             "ferricorn_reloads_total",
             "New generations (HUP, code reloads), by outcome.",
-            s.reloads,
+            reloads,
         ),
     ] {
-        family(&mut o, name, "counter", help);
+        family(o, name, "counter", help);
         let _ = writeln!(o, "{name}{{outcome=\"succeeded\"}} {}", c.succeeded);
         let _ = writeln!(o, "{name}{{outcome=\"failed\"}} {}", c.failed);
     }
-    o
 }
 
 /// A scrape's client: reading its request head, then writing the answer.

@@ -2,7 +2,7 @@
 //! from what the server accepts. A unit test fails when the file is stale;
 //! `FERRICORN_UPDATE_DOCS=1 cargo test --lib settings::docs` rewrites it.
 
-use super::table::{Applies, Default, Kind, Section, SETTINGS};
+use super::table::{Applies, Default, Kind, Section, Setting, SETTINGS};
 
 fn default_text(d: Default) -> String {
     match d {
@@ -31,6 +31,18 @@ fn flag_text(flag: &str, kind: Kind, meta: Option<&str>) -> String {
 
 pub fn settings_markdown() -> String {
     let mut out = String::new();
+    push_preamble(&mut out);
+    for section in Section::ALL {
+        out.push_str(&format!("## {}\n\n", section.title()));
+        for s in SETTINGS.iter().filter(|s| s.section == section) {
+            push_setting(&mut out, s);
+        }
+    }
+    out
+}
+
+/// The title, the generated-file notice, and where settings come from.
+fn push_preamble(out: &mut String) {
     out.push_str("# Settings\n\n");
     out.push_str(
         "<!-- Generated from src/settings/table.rs by settings_markdown(); do not edit by hand.\n",
@@ -54,66 +66,69 @@ pub fn settings_markdown() -> String {
          working, and a warning is logged when one is set to anything but its default. Settings marked \
          *not acted on yet* will be honoured by a later version and are warned about the same way.\n\n",
     );
-    for section in Section::ALL {
-        out.push_str(&format!("## {}\n\n", section.title()));
-        for s in SETTINGS.iter().filter(|s| s.section == section) {
-            out.push_str(&format!("### `{}`\n\n", s.name));
-            let mut facts = Vec::new();
-            if s.has_cli() {
-                let flags: Vec<String> = s
-                    .flags
-                    .iter()
-                    .map(|f| flag_text(f, s.kind, s.meta))
-                    .collect();
-                facts.push(format!("**Command line:** {}", flags.join(", ")));
-            } else {
-                facts.push("**Command line:** none (config file only)".into());
-            }
-            facts.push(format!(
-                "**Type:** {}",
-                match s.kind {
-                    Kind::Choice(words) => format!(
-                        "one of {}",
-                        words
-                            .iter()
-                            .map(|w| format!("`{w}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    Kind::Hook(_) if s.name == "post_request" =>
-                        "callable taking 2 to 4 arguments, or \"module.function\"".into(),
-                    Kind::Hook(n) => format!(
-                        "callable taking {n} argument{}, or \"module.function\"",
-                        if n == 1 { "" } else { "s" }
-                    ),
-                    k => k.describe().into(),
-                }
-            ));
-            facts.push(format!("**Default:** {}", default_text(s.default)));
-            if let Some(var) = s.env_default {
-                facts.push(format!("**Default from:** `${var}`"));
-            }
-            if s.ferricorn_only {
-                facts.push("**ferricorn only**".into());
-            }
-            out.push_str(&facts.join("  \n"));
-            out.push_str("\n\n");
-            out.push_str(s.doc);
-            if !s.more.is_empty() {
-                out.push(' ');
-                out.push_str(s.more);
-            }
-            out.push_str("\n\n");
-            match s.applies {
-                Applies::Yes => {}
-                Applies::NoEffect(why) => {
-                    out.push_str(&format!("*No effect in ferricorn:* {why}.\n\n"))
-                }
-                Applies::NotYet(why) => out.push_str(&format!("*Not acted on yet:* {why}.\n\n")),
-            }
-        }
+}
+
+/// One setting's entry: its facts, its description, and what it does not do here.
+fn push_setting(out: &mut String, s: &Setting) {
+    out.push_str(&format!("### `{}`\n\n", s.name));
+    out.push_str(&facts(s).join("  \n"));
+    out.push_str("\n\n");
+    out.push_str(s.doc);
+    if !s.more.is_empty() {
+        out.push(' ');
+        out.push_str(s.more);
     }
-    out
+    out.push_str("\n\n");
+    match s.applies {
+        Applies::Yes => {}
+        Applies::NoEffect(why) => out.push_str(&format!("*No effect in ferricorn:* {why}.\n\n")),
+        Applies::NotYet(why) => out.push_str(&format!("*Not acted on yet:* {why}.\n\n")),
+    }
+}
+
+/// The bold-labelled lines under a setting's heading.
+fn facts(s: &Setting) -> Vec<String> {
+    let mut facts = Vec::new();
+    if s.has_cli() {
+        let flags: Vec<String> = s
+            .flags
+            .iter()
+            .map(|f| flag_text(f, s.kind, s.meta))
+            .collect();
+        facts.push(format!("**Command line:** {}", flags.join(", ")));
+    } else {
+        facts.push("**Command line:** none (config file only)".into());
+    }
+    facts.push(format!("**Type:** {}", type_text(s)));
+    facts.push(format!("**Default:** {}", default_text(s.default)));
+    if let Some(var) = s.env_default {
+        facts.push(format!("**Default from:** `${var}`"));
+    }
+    if s.ferricorn_only {
+        facts.push("**ferricorn only**".into());
+    }
+    facts
+}
+
+fn type_text(s: &Setting) -> String {
+    match s.kind {
+        Kind::Choice(words) => format!(
+            "one of {}",
+            words
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Kind::Hook(_) if s.name == "post_request" => {
+            "callable taking 2 to 4 arguments, or \"module.function\"".into()
+        }
+        Kind::Hook(n) => format!(
+            "callable taking {n} argument{}, or \"module.function\"",
+            if n == 1 { "" } else { "s" }
+        ),
+        k => k.describe().into(),
+    }
 }
 
 #[cfg(test)]

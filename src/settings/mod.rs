@@ -403,6 +403,80 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Reads the config file `locate_config` found, if any, and applies
+    /// it; returns its path.
+    fn apply_config(
+        &mut self,
+        config: Option<ConfigRef>,
+    ) -> Result<Option<PathBuf>, SettingsError> {
+        let cwd = &self.env.cwd;
+        let (entries, path) = match config {
+            None => return Ok(None),
+            Some(ConfigRef::Python(path)) => (file_py::load_file(&path, cwd)?, path),
+            Some(ConfigRef::Toml(path)) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    SettingsError::invalid(
+                        Location::File {
+                            path: path.clone(),
+                            line: None,
+                        },
+                        format!("cannot read: {e}"),
+                    )
+                })?;
+                (file_toml::parse(&path, &text)?, path)
+            }
+            Some(ConfigRef::Module(name)) => file_py::load_module(&name, cwd)?,
+        };
+        self.apply_file(entries, &path)?;
+        Ok(Some(path))
+    }
+
+    /// The `config` setting shows the file actually read: the `-c` given,
+    /// else the default file found.
+    fn show_config_read(&mut self, spec: Option<String>, file: Option<&Path>) {
+        let config_value = match (spec, file) {
+            (Some(spec), _) => Value::Str(spec),
+            (None, Some(path)) => Value::Str(path.to_string_lossy().into_owned()),
+            (None, None) => Value::None,
+        };
+        let config_source = self
+            .values
+            .get("config")
+            .map(|(_, s)| s.clone())
+            .unwrap_or(Source::Default);
+        self.values.insert("config", (config_value, config_source));
+    }
+
+    /// The WSGI_APP argument wins over wsgi_app from any other source;
+    /// without an app there is nothing to serve. The app also names the
+    /// processes unless default_proc_name was set.
+    fn settle_wsgi_app(&mut self, argument: Option<&str>) -> Result<(), SettingsError> {
+        if let Some(app) = argument {
+            self.values.insert(
+                "wsgi_app",
+                (Value::Str(app.trim().to_string()), Source::CommandLine),
+            );
+        }
+        let app = match self.values.get("wsgi_app") {
+            Some((Value::Str(app), _)) if !app.is_empty() => app.clone(),
+            _ => {
+                return Err(SettingsError::invalid(
+                    Location::CommandLine,
+                    "No application module specified: give WSGI_APP (module:attr) or set wsgi_app in the config file.",
+                ))
+            }
+        };
+        if self
+            .values
+            .get("default_proc_name")
+            .is_some_and(|(_, s)| *s == Source::Default)
+        {
+            self.values
+                .insert("default_proc_name", (Value::Str(app), Source::Default));
+        }
+        Ok(())
+    }
+
     fn apply_file(&mut self, entries: Vec<FileEntry>, path: &Path) -> Result<(), SettingsError> {
         for e in entries {
             let at = Location::File {
@@ -488,16 +562,10 @@ pub fn needs_python(argv: &[String], env: &Env) -> bool {
         parse_env_args(ENV_ARGS[0], env).unwrap_or_default(),
         parse_env_args(ENV_ARGS[1], env).unwrap_or_default(),
     ];
-    let spec = [&command_line, &env_args[1], &env_args[0]]
-        .into_iter()
-        .find_map(|p| {
-            p.get("config")
-                .and_then(Value::as_str)
-                .map(|s| s.trim().to_string())
-        });
+    let spec = config_spec(&command_line, &env_args);
     let mut ignored = Vec::new();
     match locate_config(
-        spec.as_deref().map(|s| (s, Location::CommandLine)),
+        spec.as_ref().map(|(s, at)| (s.as_str(), at.clone())),
         env,
         &mut ignored,
     ) {
@@ -525,17 +593,7 @@ pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
     ];
     let mut warnings = Vec::new();
 
-    // -c from the command line wins, then the later environment variable.
-    let config_spec = std::iter::once((&command_line, Location::CommandLine))
-        .chain([
-            (&env_args[1], Location::EnvArgs(ENV_ARGS[1])),
-            (&env_args[0], Location::EnvArgs(ENV_ARGS[0])),
-        ])
-        .find_map(|(p, at)| {
-            p.get("config")
-                .and_then(Value::as_str)
-                .map(|s| (s.trim().to_string(), at))
-        });
+    let config_spec = config_spec(&command_line, &env_args);
     let config = locate_config(
         config_spec.as_ref().map(|(s, at)| (s.as_str(), at.clone())),
         env,
@@ -550,77 +608,55 @@ pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
     let defaults: BTreeMap<&'static str, Value> =
         b.values.iter().map(|(k, (v, _))| (*k, v.clone())).collect();
 
-    let config_file = match config {
-        None => None,
-        Some(ConfigRef::Python(path)) => {
-            let entries = file_py::load_file(&path, &env.cwd)?;
-            b.apply_file(entries, &path)?;
-            Some(path)
-        }
-        Some(ConfigRef::Toml(path)) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                SettingsError::invalid(
-                    Location::File {
-                        path: path.clone(),
-                        line: None,
-                    },
-                    format!("cannot read: {e}"),
-                )
-            })?;
-            let entries = file_toml::parse(&path, &text)?;
-            b.apply_file(entries, &path)?;
-            Some(path)
-        }
-        Some(ConfigRef::Module(name)) => {
-            let (entries, path) = file_py::load_module(&name, &env.cwd)?;
-            b.apply_file(entries, &path)?;
-            Some(path)
-        }
-    };
+    let config_file = b.apply_config(config)?;
     for (i, var) in ENV_ARGS.iter().enumerate() {
         b.apply_cli(&env_args[i], Source::EnvArgs(var), Location::EnvArgs(var))?;
     }
     b.apply_cli(&command_line, Source::CommandLine, Location::CommandLine)?;
+    b.show_config_read(config_spec.map(|(spec, _)| spec), config_file.as_deref());
+    b.settle_wsgi_app(command_line.wsgi_app.as_deref())?;
+    warnings.extend(inert_settings_set(&b.values, &defaults));
 
-    // The config setting shows the file actually read.
-    let config_value = match (&config_spec, &config_file) {
-        (Some((spec, _)), _) => Value::Str(spec.clone()),
-        (None, Some(path)) => Value::Str(path.to_string_lossy().into_owned()),
-        (None, None) => Value::None,
-    };
-    let config_source = b
-        .values
-        .get("config")
-        .map(|(_, s)| s.clone())
-        .unwrap_or(Source::Default);
-    b.values.insert("config", (config_value, config_source));
+    let reference_responder =
+        command_line.reference_responder || env_args.iter().any(|p| p.reference_responder);
+    Ok(Loaded {
+        settings: Settings {
+            values: b.values,
+            hooks: b.hooks,
+        },
+        config_file,
+        warnings,
+        reference_responder,
+    })
+}
 
-    // The WSGI_APP argument wins over wsgi_app from any other source.
-    if let Some(app) = &command_line.wsgi_app {
-        b.values.insert(
-            "wsgi_app",
-            (Value::Str(app.trim().to_string()), Source::CommandLine),
-        );
-    }
-    let app = match b.values.get("wsgi_app") {
-        Some((Value::Str(app), _)) if !app.is_empty() => app.clone(),
-        _ => {
-            return Err(SettingsError::invalid(
-                Location::CommandLine,
-                "No application module specified: give WSGI_APP (module:attr) or set wsgi_app in the config file.",
-            ))
-        }
-    };
-    if b.values
-        .get("default_proc_name")
-        .is_some_and(|(_, s)| *s == Source::Default)
-    {
-        b.values
-            .insert("default_proc_name", (Value::Str(app), Source::Default));
-    }
+/// `-c` and where it was given: the command line wins, then the later
+/// environment variable.
+fn config_spec(
+    command_line: &cli::Parsed,
+    env_args: &[cli::Parsed; 2],
+) -> Option<(String, Location)> {
+    std::iter::once((command_line, Location::CommandLine))
+        .chain([
+            (&env_args[1], Location::EnvArgs(ENV_ARGS[1])),
+            (&env_args[0], Location::EnvArgs(ENV_ARGS[0])),
+        ])
+        .find_map(|(p, at)| {
+            p.get("config")
+                .and_then(Value::as_str)
+                .map(|s| (s.trim().to_string(), at))
+        })
+}
 
+/// Warnings for the settings set (to something other than their default)
+/// that ferricorn accepts but does not act on, in table order.
+fn inert_settings_set(
+    values: &BTreeMap<&'static str, (Value, Source)>,
+    defaults: &BTreeMap<&'static str, Value>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
     for s in SETTINGS {
-        let (v, src) = &b.values[s.name];
+        let (v, src) = &values[s.name];
         if *src == Source::Default || defaults.get(s.name) == Some(v) {
             continue;
         }
@@ -635,16 +671,5 @@ pub fn load(argv: &[String], env: &Env) -> Result<Loaded, SettingsError> {
             }
         }
     }
-
-    let reference_responder =
-        command_line.reference_responder || env_args.iter().any(|p| p.reference_responder);
-    Ok(Loaded {
-        settings: Settings {
-            values: b.values,
-            hooks: b.hooks,
-        },
-        config_file,
-        warnings,
-        reference_responder,
-    })
+    warnings
 }

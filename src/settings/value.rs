@@ -230,61 +230,14 @@ fn absolute(cwd: &Path, p: &str) -> PathBuf {
 /// Errors are short phrases; callers add where the value came from.
 pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String> {
     let v = match s.kind {
-        Kind::Int | Kind::AutoInt => {
-            let n = match raw {
-                Value::Int(n) => *n,
-                Value::Bool(b) => *b as i64,
-                Value::Str(t) => {
-                    parse_int(t, s.kind == Kind::AutoInt).ok_or_else(|| bad(raw, "an integer"))?
-                }
-                other => return Err(bad(other, "an integer")),
-            };
-            if n < 0 {
-                return Err(format!("{n} is negative: expected 0 or more"));
-            }
-            Value::Int(n)
-        }
-        Kind::Float => {
-            let x = match raw {
-                Value::Int(n) => *n as f64,
-                Value::Float(x) => *x,
-                Value::Str(t) => t.trim().parse::<f64>().map_err(|_| bad(raw, "a number"))?,
-                other => return Err(bad(other, "a number")),
-            };
-            if !x.is_finite() || x < 0.0 {
-                return Err(format!(
-                    "{x} is not valid here: expected a number of 0 or more"
-                ));
-            }
-            Value::Float(x)
-        }
-        Kind::Bool | Kind::NegFlag => match raw {
-            Value::Bool(b) => Value::Bool(*b),
-            Value::None if s.kind == Kind::NegFlag => Value::None,
-            Value::Str(t) => match t.trim().to_ascii_lowercase().as_str() {
-                "true" => Value::Bool(true),
-                "false" => Value::Bool(false),
-                _ => return Err(bad(raw, "true or false")),
-            },
-            other => return Err(bad(other, "true or false")),
-        },
+        Kind::Int | Kind::AutoInt => validate_int(raw, s.kind == Kind::AutoInt)?,
+        Kind::Float => validate_float(raw)?,
+        Kind::Bool | Kind::NegFlag => validate_bool(raw, s.kind == Kind::NegFlag)?,
         Kind::Str | Kind::ClassPath => match raw {
             Value::None => Value::None,
             other => Value::Str(one_string(other)?),
         },
-        Kind::Choice(words) => {
-            let w = one_string(raw)
-                .map_err(|_| bad(raw, &format!("one of {}", words.join(", "))))?
-                .to_ascii_lowercase();
-            if !words.contains(&w.as_str()) {
-                return Err(format!(
-                    "{} is not one of {}",
-                    py_repr_str(&w),
-                    words.join(", ")
-                ));
-            }
-            Value::Str(w)
-        }
+        Kind::Choice(words) => validate_choice(raw, words)?,
         Kind::List => Value::List(string_list(raw)?),
         Kind::CommaList => match raw {
             Value::Str(t) => Value::List(
@@ -304,26 +257,8 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
             other => return Err(bad(other, "a dictionary")),
         },
         Kind::User | Kind::Group => validate_id(s.kind == Kind::User, raw)?,
-        Kind::Dir => {
-            let d = one_string(raw)?;
-            let path = absolute(ctx.cwd, &d);
-            if !path.is_dir() {
-                return Err(format!(
-                    "cannot change to directory {d:?}: no such directory"
-                ));
-            }
-            Value::Str(path.to_string_lossy().into_owned())
-        }
-        Kind::WorkerClass => {
-            let w = one_string(raw)?;
-            if !is_sync_worker_class(&w)
-                && !is_thread_worker_class(&w)
-                && !is_gevent_worker_class(&w)
-            {
-                return Err(unsupported_worker_class(&w));
-            }
-            Value::Str(w)
-        }
+        Kind::Dir => validate_dir(raw, ctx.cwd)?,
+        Kind::WorkerClass => validate_worker_class(raw)?,
         Kind::Any => raw.clone(),
         Kind::Hook(_) => match raw {
             Value::None => Value::None,
@@ -334,6 +269,84 @@ pub fn validate(s: &Setting, raw: &Value, ctx: &Context) -> Result<Value, String
     };
     check_setting(s.name, &v)?;
     Ok(v)
+}
+
+/// `auto_octal`: gunicorn's `auto_int` (umask), where `022` is octal.
+fn validate_int(raw: &Value, auto_octal: bool) -> Result<Value, String> {
+    let n = match raw {
+        Value::Int(n) => *n,
+        Value::Bool(b) => *b as i64,
+        Value::Str(t) => parse_int(t, auto_octal).ok_or_else(|| bad(raw, "an integer"))?,
+        other => return Err(bad(other, "an integer")),
+    };
+    if n < 0 {
+        return Err(format!("{n} is negative: expected 0 or more"));
+    }
+    Ok(Value::Int(n))
+}
+
+fn validate_float(raw: &Value) -> Result<Value, String> {
+    let x = match raw {
+        Value::Int(n) => *n as f64,
+        Value::Float(x) => *x,
+        Value::Str(t) => t.trim().parse::<f64>().map_err(|_| bad(raw, "a number"))?,
+        other => return Err(bad(other, "a number")),
+    };
+    if !x.is_finite() || x < 0.0 {
+        return Err(format!(
+            "{x} is not valid here: expected a number of 0 or more"
+        ));
+    }
+    Ok(Value::Float(x))
+}
+
+/// `neg_flag`: a switch that may also be left unset (None).
+fn validate_bool(raw: &Value, neg_flag: bool) -> Result<Value, String> {
+    Ok(match raw {
+        Value::Bool(b) => Value::Bool(*b),
+        Value::None if neg_flag => Value::None,
+        Value::Str(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(bad(raw, "true or false")),
+        },
+        other => return Err(bad(other, "true or false")),
+    })
+}
+
+/// One of `words`, matched without regard to case.
+fn validate_choice(raw: &Value, words: &[&str]) -> Result<Value, String> {
+    let w = one_string(raw)
+        .map_err(|_| bad(raw, &format!("one of {}", words.join(", "))))?
+        .to_ascii_lowercase();
+    if !words.contains(&w.as_str()) {
+        return Err(format!(
+            "{} is not one of {}",
+            py_repr_str(&w),
+            words.join(", ")
+        ));
+    }
+    Ok(Value::Str(w))
+}
+
+/// An existing directory, made absolute against `cwd`.
+fn validate_dir(raw: &Value, cwd: &Path) -> Result<Value, String> {
+    let d = one_string(raw)?;
+    let path = absolute(cwd, &d);
+    if !path.is_dir() {
+        return Err(format!(
+            "cannot change to directory {d:?}: no such directory"
+        ));
+    }
+    Ok(Value::Str(path.to_string_lossy().into_owned()))
+}
+
+fn validate_worker_class(raw: &Value) -> Result<Value, String> {
+    let w = one_string(raw)?;
+    if !is_sync_worker_class(&w) && !is_thread_worker_class(&w) && !is_gevent_worker_class(&w) {
+        return Err(unsupported_worker_class(&w));
+    }
+    Ok(Value::Str(w))
 }
 
 /// Checks that belong to one setting rather than to its kind.

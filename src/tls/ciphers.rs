@@ -142,26 +142,7 @@ pub fn select(
     list: &str,
     all: &[SupportedCipherSuite],
 ) -> Result<Vec<SupportedCipherSuite>, String> {
-    let name_of = |cs: &SupportedCipherSuite| -> String {
-        // rustls calls TLS 1.3 suites TLS13_*; OpenSSL (and so Python's
-        // ssl) TLS_*.
-        let n = cs.suite().as_str().unwrap_or("");
-        match n.strip_prefix("TLS13_") {
-            Some(rest) => format!("TLS_{rest}"),
-            None => n.to_string(),
-        }
-    };
-    let is13 = |cs: &SupportedCipherSuite| matches!(cs, SupportedCipherSuite::Tls13(_));
-    let openssl_of = |cs: &SupportedCipherSuite| -> Option<&'static Suite12> {
-        let iana = name_of(cs);
-        SUITES12
-            .iter()
-            .find(|s| iana_to_openssl(&iana) == s.openssl)
-    };
-    // Chosen TLS 1.2 suites (indices into SUITES12) and named TLS 1.3 ones.
-    let mut chosen: Vec<usize> = Vec::new();
-    let mut banned: Vec<usize> = Vec::new();
-    let mut named13: Vec<String> = Vec::new();
+    let mut choice = Choice::default();
     let mut any_term = false;
     for term in list
         .split([':', ',', ' '])
@@ -177,86 +158,24 @@ pub fn select(
             _ => (b' ', term),
         };
         if body.to_ascii_uppercase().starts_with("TLS_") {
-            if !all.iter().any(|cs| is13(cs) && name_of(cs) == body) {
-                return Err(format!(
-                    "ciphers: {body} is not a TLS 1.3 suite ferricorn offers (it has {})",
-                    all.iter()
-                        .filter(|c| is13(c))
-                        .map(name_of)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
+            check_tls13_name(body, all)?;
             if op == b' ' || op == b'+' {
-                named13.push(body.to_string());
+                choice.named13.push(body.to_string());
             }
             continue;
         }
-        let matched: Vec<usize> = if body.contains('-') && !body.contains('+') {
-            // A specific suite by OpenSSL name.
-            match SUITES12.iter().position(|s| s.openssl.eq_ignore_ascii_case(body)) {
-                Some(i) => vec![i],
-                None if op == b'!' || op == b'-' => vec![],
-                None => {
-                    return Err(format!(
-                        "ciphers: {body} is not a cipher suite ferricorn can offer (rustls has no such suite; it has {})",
-                        SUITES12.iter().map(|s| s.openssl).collect::<Vec<_>>().join(", ")
-                    ))
-                }
-            }
+        let matched = if body.contains('-') && !body.contains('+') {
+            suite_by_name(body, op)?
         } else {
-            let mut m = Vec::new();
-            for (i, s) in SUITES12.iter().enumerate() {
-                let mut all_match = true;
-                for word in body.split('+') {
-                    match keyword_matches(word, s) {
-                        Some(true) => {}
-                        Some(false) => all_match = false,
-                        None => {
-                            return Err(format!(
-                                "ciphers: unknown cipher keyword {word:?} in {list:?}"
-                            ))
-                        }
-                    }
-                }
-                if all_match {
-                    m.push(i);
-                }
-            }
-            m
+            suites_by_keywords(body, list)?
         };
-        match op {
-            b'!' | b'-' => {
-                chosen.retain(|i| !matched.contains(i));
-                if op == b'!' {
-                    banned.extend(matched);
-                }
-            }
-            b'+' => {}
-            _ => {
-                for i in matched {
-                    if !chosen.contains(&i) && !banned.contains(&i) {
-                        chosen.push(i);
-                    }
-                }
-            }
-        }
+        choice.apply(op, matched);
     }
     if !any_term {
         return Err("ciphers is set but empty".into());
     }
-    let mut out: Vec<SupportedCipherSuite> = all
-        .iter()
-        .filter(|cs| is13(cs) && (named13.is_empty() || named13.contains(&name_of(cs))))
-        .copied()
-        .collect();
-    out.extend(all.iter().filter(|cs| {
-        !is13(cs)
-            && openssl_of(cs)
-                .and_then(|s| SUITES12.iter().position(|x| x.openssl == s.openssl))
-                .is_some_and(|i| chosen.contains(&i))
-    }));
-    if chosen.is_empty() && named13.is_empty() {
+    let out = choice.suites(all);
+    if choice.chosen.is_empty() && choice.named13.is_empty() {
         return Err(format!(
             "ciphers {list:?} selects no cipher suite ferricorn can offer (TLS 1.2 suites: {})",
             SUITES12
@@ -267,6 +186,128 @@ pub fn select(
         ));
     }
     Ok(out)
+}
+
+/// What the terms so far chose.
+#[derive(Default)]
+struct Choice {
+    /// TLS 1.2 suites, as indices into SUITES12.
+    chosen: Vec<usize>,
+    /// Removed with `!`: later terms cannot add them back.
+    banned: Vec<usize>,
+    /// TLS 1.3 suites named; none named means all.
+    named13: Vec<String>,
+}
+
+impl Choice {
+    /// One term's TLS 1.2 suites, under its operator.
+    fn apply(&mut self, op: u8, matched: Vec<usize>) {
+        match op {
+            b'!' | b'-' => {
+                self.chosen.retain(|i| !matched.contains(i));
+                if op == b'!' {
+                    self.banned.extend(matched);
+                }
+            }
+            b'+' => {}
+            _ => {
+                for i in matched {
+                    if !self.chosen.contains(&i) && !self.banned.contains(&i) {
+                        self.chosen.push(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The chosen suites among `all`, in rustls's order, TLS 1.3 first.
+    fn suites(&self, all: &[SupportedCipherSuite]) -> Vec<SupportedCipherSuite> {
+        let mut out: Vec<SupportedCipherSuite> = all
+            .iter()
+            .filter(|cs| {
+                is_tls13(cs) && (self.named13.is_empty() || self.named13.contains(&name_of(cs)))
+            })
+            .copied()
+            .collect();
+        out.extend(all.iter().filter(|cs| {
+            !is_tls13(cs) && suite12_index(cs).is_some_and(|i| self.chosen.contains(&i))
+        }));
+        out
+    }
+}
+
+/// A suite's name as OpenSSL (and so Python's ssl) spells TLS 1.3 ones:
+/// rustls calls them TLS13_*, OpenSSL TLS_*.
+fn name_of(cs: &SupportedCipherSuite) -> String {
+    let n = cs.suite().as_str().unwrap_or("");
+    match n.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => n.to_string(),
+    }
+}
+
+fn is_tls13(cs: &SupportedCipherSuite) -> bool {
+    matches!(cs, SupportedCipherSuite::Tls13(_))
+}
+
+/// Where a TLS 1.2 suite of rustls's is in SUITES12.
+fn suite12_index(cs: &SupportedCipherSuite) -> Option<usize> {
+    let openssl = iana_to_openssl(&name_of(cs));
+    SUITES12.iter().position(|s| s.openssl == openssl)
+}
+
+/// A TLS 1.3 suite may only be named if rustls offers it.
+fn check_tls13_name(body: &str, all: &[SupportedCipherSuite]) -> Result<(), String> {
+    if all.iter().any(|cs| is_tls13(cs) && name_of(cs) == body) {
+        return Ok(());
+    }
+    Err(format!(
+        "ciphers: {body} is not a TLS 1.3 suite ferricorn offers (it has {})",
+        all.iter()
+            .filter(|c| is_tls13(c))
+            .map(name_of)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// A specific TLS 1.2 suite by OpenSSL name. Removing one rustls lacks is
+/// harmless; asking for it is an error.
+fn suite_by_name(body: &str, op: u8) -> Result<Vec<usize>, String> {
+    match SUITES12
+        .iter()
+        .position(|s| s.openssl.eq_ignore_ascii_case(body))
+    {
+        Some(i) => Ok(vec![i]),
+        None if op == b'!' || op == b'-' => Ok(vec![]),
+        None => Err(format!(
+            "ciphers: {body} is not a cipher suite ferricorn can offer (rustls has no such suite; it has {})",
+            SUITES12.iter().map(|s| s.openssl).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// The TLS 1.2 suites matching every keyword of `a+b+...`.
+fn suites_by_keywords(body: &str, list: &str) -> Result<Vec<usize>, String> {
+    let mut m = Vec::new();
+    for (i, s) in SUITES12.iter().enumerate() {
+        let mut all_match = true;
+        for word in body.split('+') {
+            match keyword_matches(word, s) {
+                Some(true) => {}
+                Some(false) => all_match = false,
+                None => {
+                    return Err(format!(
+                        "ciphers: unknown cipher keyword {word:?} in {list:?}"
+                    ))
+                }
+            }
+        }
+        if all_match {
+            m.push(i);
+        }
+    }
+    Ok(m)
 }
 
 /// TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 -> ECDHE-RSA-AES128-GCM-SHA256.

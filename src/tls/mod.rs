@@ -13,6 +13,7 @@ pub mod ciphers;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
@@ -158,17 +159,7 @@ pub fn build(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
     if let Some(list) = &t.ciphers {
         provider.cipher_suites = ciphers::select(list, &provider.cipher_suites)?;
     }
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-        match (t.min_version, t.max_version) {
-            (Version::Tls12, Version::Tls13) => {
-                vec![&rustls::version::TLS12, &rustls::version::TLS13]
-            }
-            (Version::Tls12, Version::Tls12) => vec![&rustls::version::TLS12],
-            (Version::Tls13, Version::Tls13) => vec![&rustls::version::TLS13],
-            (Version::Tls13, Version::Tls12) => {
-                return Err("the TLS context's minimum_version is above its maximum_version".into())
-            }
-        };
+    let versions = protocol_versions(t)?;
     let has12 = provider
         .cipher_suites
         .iter()
@@ -183,29 +174,7 @@ pub fn build(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
 
     let builder = match t.cert_reqs {
         0 => builder.with_no_client_auth(),
-        n => {
-            let Some(ca) = &t.ca_certs else {
-                return Err(format!(
-                    "cert_reqs {n} asks for client certificates but ca_certs is not set: give --ca-certs FILE with the CAs that sign them"
-                ));
-            };
-            let pem = read("ca_certs", ca)?;
-            let mut roots = RootCertStore::empty();
-            for c in certs_in("ca_certs", ca, &pem)? {
-                roots.add(c).map_err(|e| {
-                    format!(
-                        "ca_certs {}: a certificate cannot be used as a CA: {e}",
-                        ca.display()
-                    )
-                })?;
-            }
-            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let v = if n == 1 { v.allow_unauthenticated() } else { v };
-            builder.with_client_cert_verifier(
-                v.build()
-                    .map_err(|e| format!("ca_certs {}: {e}", ca.display()))?,
-            )
-        }
+        n => builder.with_client_cert_verifier(client_verifier(t, n, provider)?),
     };
 
     let cert_pem = read("certfile", &t.certfile)?;
@@ -233,6 +202,54 @@ pub fn build(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
     cfg.ticketer = rustls::crypto::ring::Ticketer::new()
         .map_err(|e| format!("cannot make TLS session-ticket keys: {e}"))?;
     Ok(Arc::new(cfg))
+}
+
+/// The protocol versions from the lowest to the highest asked for.
+fn protocol_versions(
+    t: &TlsSettings,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    Ok(match (t.min_version, t.max_version) {
+        (Version::Tls12, Version::Tls13) => {
+            vec![&rustls::version::TLS12, &rustls::version::TLS13]
+        }
+        (Version::Tls12, Version::Tls12) => vec![&rustls::version::TLS12],
+        (Version::Tls13, Version::Tls13) => vec![&rustls::version::TLS13],
+        (Version::Tls13, Version::Tls12) => {
+            return Err("the TLS context's minimum_version is above its maximum_version".into())
+        }
+    })
+}
+
+/// Client certificates signed by the CAs in `ca_certs`: optional when
+/// `cert_reqs` is 1, required when it is 2.
+fn client_verifier(
+    t: &TlsSettings,
+    cert_reqs: i64,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let Some(ca) = &t.ca_certs else {
+        return Err(format!(
+            "cert_reqs {cert_reqs} asks for client certificates but ca_certs is not set: give --ca-certs FILE with the CAs that sign them"
+        ));
+    };
+    let pem = read("ca_certs", ca)?;
+    let mut roots = RootCertStore::empty();
+    for c in certs_in("ca_certs", ca, &pem)? {
+        roots.add(c).map_err(|e| {
+            format!(
+                "ca_certs {}: a certificate cannot be used as a CA: {e}",
+                ca.display()
+            )
+        })?;
+    }
+    let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let v = if cert_reqs == 1 {
+        v.allow_unauthenticated()
+    } else {
+        v
+    };
+    v.build()
+        .map_err(|e| format!("ca_certs {}: {e}", ca.display()))
 }
 
 /// The peer's verified certificate as PEM (`SSL_CLIENT_CERT`), if it sent one.
