@@ -44,9 +44,9 @@ fn bad(var: &'static str, value: &str, why: &str) -> UpgradeError {
 fn adopt(fd: RawFd) -> Option<OwnedFd> {
     // SAFETY: F_GETFD only reads the descriptor's flags, and fails on a
     // number that is not open, so only an open fd is adopted. Nothing else
-    // owns it: `take_inherited` runs first thing in the process, before
-    // anything opens a file, so an open fd above 2 is one the exec passed
-    // on, and each number is adopted at most once (callers skip repeats).
+    // owns it: the variables name fds this process was started with, for it
+    // to take; `take_inherited` runs first thing, before anything opens a
+    // file, and adopts each number at most once (callers skip repeats).
     unsafe { (libc::fcntl(fd, libc::F_GETFD) >= 0).then(|| OwnedFd::from_raw_fd(fd)) }
 }
 
