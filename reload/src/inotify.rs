@@ -1,64 +1,56 @@
 //! The inotify engine: one non-blocking inotify fd watching directories.
 
+use inotify::{EventMask, WatchDescriptor, WatchMask};
 use std::collections::{BTreeSet, HashMap};
-use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// What in a watched directory counts as a change: a file written and
+/// closed, renamed in or out, created, deleted, or its metadata changed.
+const MASK: WatchMask = WatchMask::CLOSE_WRITE
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::CREATE)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::ATTRIB);
+
 pub struct Inotify {
-    fd: i32,
-    dirs: HashMap<i32, PathBuf>,
+    /// Opened close-on-exec and non-blocking: the caller polls its fd, and
+    /// reading it never blocks.
+    inotify: inotify::Inotify,
+    dirs: HashMap<WatchDescriptor, PathBuf>,
     watched: BTreeSet<PathBuf>,
 }
 
 impl Inotify {
     pub fn new() -> Result<Inotify, super::WatchError> {
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if fd < 0 {
-            return Err(super::WatchError::InotifyUnavailable(
-                std::io::Error::last_os_error(),
-            ));
-        }
+        let inotify = inotify::Inotify::init().map_err(super::WatchError::InotifyUnavailable)?;
         Ok(Inotify {
-            fd,
+            inotify,
             dirs: HashMap::new(),
             watched: BTreeSet::new(),
         })
     }
 }
 
-impl Drop for Inotify {
-    fn drop(&mut self) {
-        unsafe { libc::close(self.fd) };
-    }
-}
-
 impl super::EngineImpl for Inotify {
     fn fd(&self) -> Option<i32> {
-        Some(self.fd)
+        Some(self.inotify.as_raw_fd())
     }
 
     fn watch_dir(&mut self, dir: &Path) -> Result<(), super::WatchError> {
         if self.watched.contains(dir) {
             return Ok(());
         }
-        let c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| super::WatchError::Watch {
+        let watch_err = |err| super::WatchError::Watch {
             path: dir.display().to_string(),
-            err: std::io::Error::other("path contains NUL"),
-        })?;
-        let mask = libc::IN_CLOSE_WRITE
-            | libc::IN_MOVED_TO
-            | libc::IN_CREATE
-            | libc::IN_DELETE
-            | libc::IN_MOVED_FROM
-            | libc::IN_ATTRIB;
-        let wd = unsafe { libc::inotify_add_watch(self.fd, c.as_ptr(), mask) };
-        if wd < 0 {
-            return Err(super::WatchError::Watch {
-                path: dir.display().to_string(),
-                err: std::io::Error::last_os_error(),
-            });
+            err,
+        };
+        if dir.as_os_str().as_bytes().contains(&0) {
+            return Err(watch_err(std::io::Error::other("path contains NUL")));
         }
+        let wd = self.inotify.watches().add(dir, MASK).map_err(watch_err)?;
         self.dirs.insert(wd, dir.to_path_buf());
         self.watched.insert(dir.to_path_buf());
         Ok(())
@@ -67,38 +59,23 @@ impl super::EngineImpl for Inotify {
     fn changes(&mut self, files: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
-        loop {
-            let n = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
-            let mut off = 0usize;
-            let header = std::mem::size_of::<libc::inotify_event>();
-            while off + header <= n as usize {
-                // SAFETY: the kernel writes whole events; read_unaligned copes with alignment.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
-                let name_bytes = &buf[off + header..off + header + ev.len as usize];
-                let name_end = name_bytes
-                    .iter()
-                    .position(|&b| b == 0)
-                    .unwrap_or(name_bytes.len());
-                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+        // Until the queue is empty (EAGAIN: the fd is non-blocking) or the
+        // read fails.
+        while let Ok(events) = self.inotify.read_events(&mut buf) {
+            for ev in events {
+                if ev.mask.contains(EventMask::Q_OVERFLOW) {
                     // Events were lost: any watched file may have changed.
                     out.extend(files.iter().cloned());
-                } else if ev.mask & libc::IN_IGNORED != 0 {
+                } else if ev.mask.contains(EventMask::IGNORED) {
                     // The directory is gone (deleted, or its file system
                     // unmounted): forget it, so that a directory recreated
                     // under the same name can be watched again.
                     if let Some(dir) = self.dirs.remove(&ev.wd) {
                         self.watched.remove(&dir);
                     }
-                } else if let Some(dir) = self.dirs.get(&ev.wd) {
-                    if name_end > 0 {
-                        out.push(dir.join(std::ffi::OsStr::from_bytes(&name_bytes[..name_end])));
-                    }
+                } else if let (Some(dir), Some(name)) = (self.dirs.get(&ev.wd), ev.name) {
+                    out.push(dir.join(name));
                 }
-                off += header + ev.len as usize;
             }
         }
         out

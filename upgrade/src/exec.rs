@@ -4,8 +4,11 @@
 use crate::env::{encode_name, vars, write_decimal, FIRST_FD};
 use crate::ready::Successor;
 use crate::UpgradeError;
-use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::unistd::{chdir, fork, getpid, pipe2, ForkResult};
+use std::ffi::{c_char, CString, OsStr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -92,45 +95,64 @@ pub fn spawn_successor(
     listeners: &[Handoff],
     ready_timeout: std::time::Duration,
 ) -> Result<Successor, UpgradeError> {
-    let spawn_err =
-        |what: &str| UpgradeError::Spawn(format!("{what}: {}", std::io::Error::last_os_error()));
     if !ctx.exe.exists() {
         return Err(UpgradeError::Spawn(format!(
             "{} does not exist (was the new binary installed?)",
             ctx.exe.display()
         )));
     }
-    let mut pipe = [0 as RawFd; 2];
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(spawn_err("pipe"));
-    }
-    let (ready_read, ready_write) =
-        unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
-    unsafe { libc::fcntl(ready_read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let (ready_read, ready_write) = readiness_pipe()?;
+    let mut plan = ExecPlan::new(ctx, listeners, ready_write.as_raw_fd())?;
+    // SAFETY: the child only makes async-signal-safe calls until it execs
+    // or exits (`ExecPlan::exec_in_child`), which is what fork asks of a
+    // process that may have other threads; the master has none anyway.
+    let pid = match unsafe { fork() } {
+        Err(e) => return Err(spawn_err("fork", e)),
+        Ok(ForkResult::Child) => plan.exec_in_child(),
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop(ready_write);
+    Ok(Successor::new(
+        pid.as_raw() as u32,
+        ready_read,
+        Instant::now() + ready_timeout,
+    ))
+}
 
-    // Everything the child needs is allocated here, before fork: between
-    // fork and exec the child only makes async-signal-safe calls.
+fn spawn_err(what: &str, e: Errno) -> UpgradeError {
+    UpgradeError::Spawn(format!("{what}: {}", std::io::Error::from(e)))
+}
+
+/// Both ends close-on-exec (the child hands a copy of the write end over);
+/// the old master's read end is non-blocking: it is polled in its loop.
+fn readiness_pipe() -> Result<(OwnedFd, OwnedFd), UpgradeError> {
+    let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| spawn_err("pipe", e))?;
+    let _ = fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    Ok((read, write))
+}
+
+/// Listeners plus the readiness pipe: the fds that can cross the exec.
+const MAX_HANDED_FDS: usize = 256;
+
+/// Room for a pid's digits (a u64 has at most 20) and the NUL after them.
+const PID_ROOM: usize = 21;
+
+/// The environment of the new master: this one's, less the hand-off
+/// variables and `PWD`, plus the hand-off variables for `listeners` at fds
+/// 3.. and the readiness pipe at `ready_target`. All but `LISTEN_PID`,
+/// which only the child knows.
+fn handoff_env(
+    ctx: &StartContext,
+    listeners: &[Handoff],
+    ready_target: RawFd,
+) -> Result<Vec<CString>, UpgradeError> {
     let n = listeners.len() as i32;
-    let ready_target = FIRST_FD + n;
-    let exe = CString::new(ctx.exe.as_os_str().as_bytes())
-        .map_err(|_| UpgradeError::Spawn("executable path contains NUL".into()))?;
-    let cwd = CString::new(ctx.cwd.as_os_str().as_bytes())
-        .map_err(|_| UpgradeError::Spawn("working directory contains NUL".into()))?;
-    let mut argv: Vec<*const libc::c_char> = ctx.argv.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
     let names: Vec<String> = listeners.iter().map(|l| encode_name(&l.name)).collect();
     let gunicorn_fds: Vec<String> = (0..n).map(|i| (FIRST_FD + i).to_string()).collect();
     let owned: Vec<String> = (0..n)
         .filter(|i| listeners[*i as usize].owns_path)
         .map(|i| (FIRST_FD + i).to_string())
         .collect();
-    // LISTEN_PID must be the child's pid, known only after fork: reserve room
-    // and write the digits in the child without allocating.
-    let mut pid_var: Vec<u8> = format!("{}=", vars::LISTEN_PID).into_bytes();
-    let pid_digits_at = pid_var.len();
-    pid_var.extend_from_slice(&[0u8; 21]);
-    // SAFETY: within the buffer just sized; written only in the child.
-    let pid_dst: *mut u8 = unsafe { pid_var.as_mut_ptr().add(pid_digits_at) };
     let mut env: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| !vars::ALL.iter().any(|v| OsStr::new(v) == k) && k != "PWD")
         .filter_map(|(k, v)| {
@@ -154,72 +176,154 @@ pub fn spawn_successor(
                 .map_err(|_| UpgradeError::Spawn("bad environment".into()))?,
         );
     }
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    envp.push(pid_var.as_ptr().cast());
-    envp.push(std::ptr::null());
-    let sources: Vec<RawFd> = listeners
-        .iter()
-        .map(|l| l.fd)
-        .chain(std::iter::once(ready_write.as_raw_fd()))
-        .collect();
+    Ok(env)
+}
 
-    if sources.len() > 256 {
-        return Err(UpgradeError::Spawn(format!(
-            "{} listeners: at most 255 can be handed over",
-            listeners.len()
-        )));
+/// Everything the forked child needs, allocated before fork: between fork
+/// and exec the child may only make async-signal-safe calls, and allocating
+/// is not one (the heap's lock may be held by a thread the child lacks).
+struct ExecPlan<'a> {
+    exe: CString,
+    cwd: CString,
+    /// Points into `StartContext::argv`, borrowed for `'a`; null-terminated.
+    argv: Vec<*const c_char>,
+    _args: &'a [CString],
+    /// What `envp` points into.
+    _env: Vec<CString>,
+    /// `env`, a slot for `LISTEN_PID` (filled in the child), then null.
+    envp: Vec<*const c_char>,
+    /// `LISTEN_PID=` and room for the child's pid and a NUL.
+    listen_pid: Vec<u8>,
+    /// The listeners, then the readiness pipe's write end: placed at 3..
+    sources: Vec<RawFd>,
+    /// Where the readiness pipe's write end lands, right after the listeners.
+    ready_target: RawFd,
+}
+
+impl<'a> ExecPlan<'a> {
+    fn new(
+        ctx: &'a StartContext,
+        listeners: &[Handoff],
+        ready_write: RawFd,
+    ) -> Result<ExecPlan<'a>, UpgradeError> {
+        let ready_target = FIRST_FD + listeners.len() as i32;
+        let exe = CString::new(ctx.exe.as_os_str().as_bytes())
+            .map_err(|_| UpgradeError::Spawn("executable path contains NUL".into()))?;
+        let cwd = CString::new(ctx.cwd.as_os_str().as_bytes())
+            .map_err(|_| UpgradeError::Spawn("working directory contains NUL".into()))?;
+        let argv = ctx
+            .argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let env = handoff_env(ctx, listeners, ready_target)?;
+        let envp = env
+            .iter()
+            .map(|e| e.as_ptr())
+            .chain([std::ptr::null(), std::ptr::null()])
+            .collect();
+        let mut listen_pid = format!("{}=", vars::LISTEN_PID).into_bytes();
+        listen_pid.extend_from_slice(&[0u8; PID_ROOM]);
+        let sources: Vec<RawFd> = listeners
+            .iter()
+            .map(|l| l.fd)
+            .chain(std::iter::once(ready_write))
+            .collect();
+        if sources.len() > MAX_HANDED_FDS {
+            return Err(UpgradeError::Spawn(format!(
+                "{} listeners: at most {} can be handed over",
+                listeners.len(),
+                MAX_HANDED_FDS - 1
+            )));
+        }
+        Ok(ExecPlan {
+            exe,
+            cwd,
+            argv,
+            _args: &ctx.argv,
+            _env: env,
+            envp,
+            listen_pid,
+            sources,
+            ready_target,
+        })
     }
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(spawn_err("fork"));
+
+    /// In the forked child: place the fds, fill in `LISTEN_PID`, chdir and
+    /// exec. Nothing here allocates (see [`ExecPlan`]).
+    fn exec_in_child(&mut self) -> ! {
+        place_fds_or_exit(&self.sources);
+        self.fill_in_listen_pid();
+        if let Err(e) = chdir(self.cwd.as_c_str()) {
+            report_exec_failure(self.ready_target, e as i32);
+        }
+        // SAFETY: `exe` is a NUL-terminated path; `argv` and `envp` are
+        // null-terminated arrays of NUL-terminated strings, all built before
+        // fork and owned by `self` or borrowed from the `StartContext` for
+        // `'a`, so alive for this call.
+        unsafe { libc::execve(self.exe.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        report_exec_failure(self.ready_target, Errno::last_raw())
     }
-    if pid == 0 {
-        // Child. First lift every source above the target range so no dup2
-        // overwrites a source not yet moved, then place them at 3.. (dup2
-        // leaves the new fd without FD_CLOEXEC: exactly these cross exec).
-        unsafe {
-            let mut lifted = [0 as RawFd; 256];
-            let count = sources.len().min(lifted.len());
-            for i in 0..count {
-                lifted[i] = libc::fcntl(sources[i], libc::F_DUPFD_CLOEXEC, FIRST_FD + 256);
-                if lifted[i] < 0 {
-                    libc::_exit(127);
-                }
+
+    /// `LISTEN_PID` is the child's pid, known only after fork: write the
+    /// digits into the room reserved for them.
+    fn fill_in_listen_pid(&mut self) {
+        let at = self.listen_pid.len() - PID_ROOM;
+        let mut digits = [0u8; 20];
+        let len = write_decimal(getpid().as_raw() as u64, &mut digits);
+        self.listen_pid[at..at + len].copy_from_slice(&digits[..len]);
+        self.listen_pid[at + len] = 0;
+        let slot = self.envp.len() - 2;
+        self.envp[slot] = self.listen_pid.as_ptr().cast();
+    }
+}
+
+/// In the forked child: put `sources` at fds 3, 4, … or exit 127. First
+/// lift every source above the target range so no dup2 overwrites a source
+/// not yet moved, then place them (dup2 leaves the new fd without
+/// `FD_CLOEXEC`: exactly these cross exec). Async-signal-safe only.
+fn place_fds_or_exit(sources: &[RawFd]) {
+    let mut lifted = [0 as RawFd; MAX_HANDED_FDS];
+    let count = sources.len().min(lifted.len());
+    // SAFETY: fcntl, dup2 and _exit are async-signal-safe and touch no
+    // memory of this process. They work on raw fd numbers, as rearranging
+    // the fd table must: a target number may be held by an `OwnedFd`
+    // copied from the parent, but the child never uses nor drops one, as
+    // it leaves only by execve or _exit.
+    unsafe {
+        for (slot, &fd) in lifted.iter_mut().zip(&sources[..count]) {
+            *slot = libc::fcntl(
+                fd,
+                libc::F_DUPFD_CLOEXEC,
+                FIRST_FD + MAX_HANDED_FDS as RawFd,
+            );
+            if *slot < 0 {
+                libc::_exit(127);
             }
-            for (target, fd) in (FIRST_FD..).zip(&lifted[..count]) {
-                if libc::dup2(*fd, target) < 0 {
-                    libc::_exit(127);
-                }
+        }
+        for (target, &fd) in (FIRST_FD..).zip(&lifted[..count]) {
+            if libc::dup2(fd, target) < 0 {
+                libc::_exit(127);
             }
-            let mut digits = [0u8; 20];
-            let len = write_decimal(libc::getpid() as u64, &mut digits);
-            std::ptr::copy_nonoverlapping(digits.as_ptr(), pid_dst, len);
-            *pid_dst.add(len) = 0;
-            if libc::chdir(cwd.as_ptr()) < 0 {
-                report_exec_failure(ready_target);
-            }
-            libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            report_exec_failure(ready_target);
         }
     }
-    drop(ready_write);
-    Ok(Successor::new(
-        pid as u32,
-        ready_read,
-        Instant::now() + ready_timeout,
-    ))
 }
 
 /// In the forked child after a failed chdir/execve: tell the old master the
-/// errno through the readiness pipe, then exit. Async-signal-safe only.
-unsafe fn report_exec_failure(ready_fd: RawFd) -> ! {
-    let errno = *libc::__errno_location();
+/// errno through the readiness pipe, then exit 127. Async-signal-safe only.
+fn report_exec_failure(ready_fd: RawFd, errno: i32) -> ! {
     let mut msg = [0u8; 32];
     msg[..5].copy_from_slice(b"exec ");
     let mut digits = [0u8; 20];
     let len = write_decimal(errno.max(0) as u64, &mut digits);
     msg[5..5 + len].copy_from_slice(&digits[..len]);
     msg[5 + len] = b'\n';
-    libc::write(ready_fd, msg.as_ptr().cast(), 6 + len);
-    libc::_exit(127)
+    // SAFETY: write only reads `msg`, into the pipe's write end that
+    // `place_fds_or_exit` put at `ready_fd`. _exit leaves at once, running
+    // none of the parent's atexit handlers or output flushes in this copy.
+    unsafe {
+        libc::write(ready_fd, msg.as_ptr().cast(), 6 + len);
+        libc::_exit(127)
+    }
 }

@@ -4,6 +4,7 @@
 //! Messages on the pipe are lines: `ready` from the new master, or
 //! `exec <errno>` from the forked child when `chdir`/`execve` failed.
 
+use nix::errno::Errno;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
@@ -71,26 +72,13 @@ impl Successor {
     pub fn poll(&mut self) -> ReadyState {
         let mut chunk = [0u8; 64];
         while !self.closed {
-            let n = unsafe {
-                libc::read(
-                    self.ready.as_raw_fd(),
-                    chunk.as_mut_ptr().cast(),
-                    chunk.len(),
-                )
-            };
-            if n > 0 {
-                self.buf.extend_from_slice(&chunk[..n as usize]);
-                continue;
+            match nix::unistd::read(&self.ready, &mut chunk) {
+                Ok(0) => self.closed = true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(Errno::EINTR) => {}
+                // EAGAIN: nothing more for now (the fd is non-blocking).
+                Err(_) => break,
             }
-            if n == 0 {
-                self.closed = true;
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
         }
         if let Some(v) = self.verdict() {
             return v;
@@ -109,8 +97,7 @@ impl Successor {
 
 /// Tell the old master this one serves. Consumes the pipe's write end.
 pub fn notify_ready(fd: OwnedFd) {
-    let msg = b"ready\n";
-    unsafe { libc::write(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+    let _ = nix::unistd::write(&fd, b"ready\n");
     drop(fd);
 }
 
