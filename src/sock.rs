@@ -297,14 +297,20 @@ fn bind_unix(
 /// Take over an fd the process was started with. It must be a listening stream socket.
 fn adopt_fd(addr: &BindAddr, raw: RawFd) -> Result<Listener, String> {
     let shown = format!("fd://{raw}");
-    if crate::net::with_fd(raw, |fd| fcntl(fd, FcntlArg::F_GETFD)).is_err() {
-        return Err(format!("Cannot use {shown}: no such open file descriptor"));
-    }
-    // SAFETY: the fd is open (checked above), and the user handed it to this
-    // process to serve on (`--bind fd://N`): nothing else here owns it, so
-    // from now on this listener does.
+    // Checked while still borrowed: an fd that is not a listener stays
+    // whatever it was, open.
+    let checked = crate::net::with_fd(raw, |fd| {
+        fcntl(fd, FcntlArg::F_GETFD)?;
+        Ok::<_, nix::Error>(listening_kind(fd))
+    });
+    let kind = match checked {
+        Ok(kind) => kind.map_err(|why| format!("Cannot use {shown}: {why}"))?,
+        Err(_) => return Err(format!("Cannot use {shown}: no such open file descriptor")),
+    };
+    // SAFETY: `raw` is open and a listening socket (checked above), and an
+    // fd:// bind names a socket this process was started with, which no
+    // other part of it takes: from now on this listener owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let kind = listening_kind(&fd).map_err(|why| format!("Cannot use {shown}: {why}"))?;
     set_cloexec(&fd, true).map_err(|e| format!("Cannot use {shown}: {e}"))?;
     Ok(Listener {
         fd,
@@ -334,14 +340,14 @@ pub fn adopt_inherited(addr: &BindAddr, fd: OwnedFd, owns_path: bool) -> Result<
 }
 
 /// What kind of listener an inherited fd is, or why it is not one.
-pub fn listening_kind(fd: &OwnedFd) -> Result<ListenerKind, String> {
-    match getsockopt(fd, sockopt::AcceptConn) {
+pub fn listening_kind(fd: impl AsFd) -> Result<ListenerKind, String> {
+    match getsockopt(&fd, sockopt::AcceptConn) {
         Ok(true) => {}
         Ok(false) => return Err("it is a socket but not listening".into()),
         Err(_) => return Err("it is not a socket".into()),
     }
     let ss: SockaddrStorage =
-        getsockname(fd.as_raw_fd()).map_err(|e| format!("getsockname: {}", e.desc()))?;
+        getsockname(fd.as_fd().as_raw_fd()).map_err(|e| format!("getsockname: {}", e.desc()))?;
     if let Some(v4) = ss.as_sockaddr_in() {
         return Ok(ListenerKind::Tcp(SocketAddr::V4((*v4).into())));
     }

@@ -74,7 +74,7 @@ pub fn install_worker_signals() -> std::io::Result<SignalPipe> {
     SignalPipe::install(&watched)
 }
 
-/// Run `action` inside the handler of `sig`, before any other handler.
+/// Run `action` in the handler of `sig`.
 ///
 /// Only for the few actions above, each async-signal-safe: alarm(2),
 /// _exit(2), a relaxed atomic store.
@@ -117,7 +117,8 @@ impl Epoll {
         self.0.wait(events, timeout).unwrap_or(0)
     }
     fn raw(&self) -> RawFd {
-        self.0 .0.as_raw_fd()
+        let nix::sys::epoll::Epoll(fd) = &self.0;
+        fd.as_raw_fd()
     }
 }
 
