@@ -9,8 +9,10 @@
 //! Every function here tries the operation first and waits only when the
 //! socket is not ready, so a fast client costs no wait at all.
 
-use std::io;
-use std::os::fd::RawFd;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 /// What a socket operation waits for.
@@ -46,79 +48,109 @@ impl Wait for Poll {
     }
 }
 
+/// Lend `fd` to `f`, for the nix and rustix calls that take a borrowed fd.
+///
+/// The request path hands its descriptors around as numbers: a
+/// [`Stream`](crate::stream::Stream) is copied into the WSGI objects, a
+/// [`Wait`] may be Python's hub, and a sent file's fd comes from Python.
+/// Each has an owner that keeps it open while a call with it runs (the
+/// connection's `OwnedFd` while its request is answered, the worker's pipes
+/// for the worker's life, the response's file object while it is sent).
+/// A negative number (a `Stream` with no socket) fails with EBADF, as the
+/// system call itself would.
+pub(crate) fn with_fd<T, E: From<Errno>>(
+    fd: RawFd,
+    f: impl FnOnce(BorrowedFd<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    if fd < 0 {
+        return Err(Errno::EBADF.into());
+    }
+    // SAFETY: `fd` is not -1 (checked above), its owner keeps it open while
+    // `f` runs (see above), and the borrow cannot outlive `f`. Were a caller
+    // to pass a stale number anyway, the kernel would answer EBADF (or act on
+    // whatever file took the number): no memory is at stake.
+    f(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
 /// Wait for one fd with poll(2).
 pub fn poll_one(fd: RawFd, ready: Ready, timeout: Duration) -> io::Result<()> {
     let events = match ready {
-        Ready::Read => libc::POLLIN,
-        Ready::Write => libc::POLLOUT,
+        Ready::Read => PollFlags::POLLIN,
+        Ready::Write => PollFlags::POLLOUT,
     };
-    let mut pfd = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    loop {
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r > 0 {
-            return Ok(());
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    with_fd(fd, |fd| {
+        let mut pfd = [PollFd::new(fd, events)];
+        loop {
+            match nix::poll::poll(&mut pfd, timeout) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, "client timed out")),
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        if r == 0 {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "client timed out"));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    })
 }
 
 /// One non-blocking read. Ok(0) is EOF; WouldBlock is returned as an error.
 pub fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
+    with_fd(fd, |fd| loop {
+        match nix::unistd::read(fd, buf) {
+            Err(Errno::EINTR) => {}
+            r => return r.map_err(io::Error::from),
         }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+    })
+}
+
+/// One non-blocking writev, as much as the socket takes now.
+pub fn write_some_vectored(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+    with_fd(fd, |fd| loop {
+        match nix::sys::uio::writev(fd, parts) {
+            Err(Errno::EINTR) => {}
+            r => return r.map_err(io::Error::from),
         }
-    }
+    })
 }
 
 /// Append what the socket has now (up to `max` bytes) to `buf`.
 /// Returns bytes read; Ok(0) with `eof = true` means the peer closed.
 pub fn read_into(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
-    let mut total = 0;
-    loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(8192);
-        }
-        let spare = buf.capacity() - buf.len();
-        let want = spare.min(max - total);
-        if want == 0 {
-            return Ok((total, false));
-        }
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(buf.len()).cast(), want) };
-        if n > 0 {
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            total += n as usize;
-            if (n as usize) < want {
+    with_fd(fd, |fd| {
+        let mut total = 0;
+        loop {
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(8192);
+            }
+            let spare = buf.capacity() - buf.len();
+            let want = spare.min(max - total);
+            if want == 0 {
                 return Ok((total, false));
             }
-            continue;
+            match append_read(fd, buf, want) {
+                Ok(0) => return Ok((total, true)),
+                Ok(n) => {
+                    total += n;
+                    if n < want {
+                        return Ok((total, false));
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return Ok((total, false)),
+                Err(e) => return Err(e.into()),
+            }
         }
-        if n == 0 {
-            return Ok((total, true));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok((total, false)),
-            _ => return Err(e),
-        }
-    }
+    })
+}
+
+/// One read(2) of up to `want` bytes straight into `buf`'s spare capacity
+/// (no zeroing first: the buffer grows by what arrives), appended to it.
+fn append_read(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, want: usize) -> rustix::io::Result<usize> {
+    let (filled, _) = rustix::io::read(fd, &mut buf.spare_capacity_mut()[..want])?;
+    let n = filled.len();
+    // SAFETY: rustix returns as `filled` the first `n` bytes of the spare
+    // capacity, which the kernel has just written: they are initialized.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 /// Write all of `parts` (gathered with writev), waiting up to `timeout` for
@@ -139,10 +171,7 @@ pub fn write_all_vectored(
         if idx >= parts.len() {
             return Ok(());
         }
-        let mut iov = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; 64];
+        let mut iov = [IoSlice::new(&[]); 64];
         let mut count = 0;
         for (i, p) in parts[idx..].iter().enumerate() {
             if count == iov.len() {
@@ -152,25 +181,17 @@ pub fn write_all_vectored(
             if p.is_empty() {
                 continue;
             }
-            iov[count] = libc::iovec {
-                iov_base: p.as_ptr() as *mut _,
-                iov_len: p.len(),
-            };
+            iov[count] = IoSlice::new(p);
             count += 1;
         }
-        let n = unsafe { libc::writev(fd, iov.as_ptr(), count as i32) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {
-                    waiter.wait(fd, Ready::Write, timeout)?;
-                    continue;
-                }
-                _ => return Err(e),
+        let mut n = match write_some_vectored(fd, &iov[..count]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                waiter.wait(fd, Ready::Write, timeout)?;
+                continue;
             }
-        }
-        let mut n = n as usize;
+            Err(e) => return Err(e),
+        };
         while n > 0 && idx < parts.len() {
             let left = parts[idx].len() - off;
             if n >= left {
@@ -206,34 +227,23 @@ pub fn sendfile_all(
             Some(c) => (c - sent).min(1 << 30) as usize,
             None => 1 << 30,
         };
-        let n = unsafe { libc::sendfile(sock, file_fd, &mut offset, want) };
-        if n > 0 {
-            sent += n as u64;
-            continue;
-        }
-        if n == 0 {
-            return Ok(sent);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => waiter.wait(sock, Ready::Write, timeout)?,
-            _ => return Err(e),
+        let r = with_fd(sock, |s| {
+            with_fd(file_fd, |f| {
+                nix::sys::sendfile::sendfile(s, f, Some(&mut offset), want)
+            })
+        });
+        match r {
+            Ok(0) => return Ok(sent),
+            Ok(n) => sent += n as u64,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => waiter.wait(sock, Ready::Write, timeout)?,
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
-pub fn set_nodelay(fd: RawFd) {
-    let one: libc::c_int = 1;
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as u32,
-        );
-    }
+pub fn set_nodelay(fd: impl AsFd) {
+    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true);
 }
 
 /// Append at least one byte from the socket to `buf` (Ok(0) = EOF), waiting

@@ -4,12 +4,13 @@
 //! Every fd created here is close-on-exec; only a binary upgrade clears the
 //! flag on purpose, right before it hands the listeners to the new master.
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{
     bind, getsockname, getsockopt, listen, setsockopt, socket, sockopt, AddressFamily, Backlog,
     SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
 };
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,13 +297,21 @@ fn bind_unix(
 /// Take over an fd the process was started with. It must be a listening stream socket.
 fn adopt_fd(addr: &BindAddr, raw: RawFd) -> Result<Listener, String> {
     let shown = format!("fd://{raw}");
-    if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
-        return Err(format!("Cannot use {shown}: no such open file descriptor"));
-    }
-    // SAFETY: the fd is open (checked above) and from now on owned by this listener.
+    // Checked while still borrowed: an fd that is not a listener stays
+    // whatever it was, open.
+    let checked = crate::net::with_fd(raw, |fd| {
+        fcntl(fd, FcntlArg::F_GETFD)?;
+        Ok::<_, nix::Error>(listening_kind(fd))
+    });
+    let kind = match checked {
+        Ok(kind) => kind.map_err(|why| format!("Cannot use {shown}: {why}"))?,
+        Err(_) => return Err(format!("Cannot use {shown}: no such open file descriptor")),
+    };
+    // SAFETY: `raw` is open and a listening socket (checked above), and an
+    // fd:// bind names a socket this process was started with, which no
+    // other part of it takes: from now on this listener owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let kind = listening_kind(&fd).map_err(|why| format!("Cannot use {shown}: {why}"))?;
-    set_cloexec(raw, true).map_err(|e| format!("Cannot use {shown}: {e}"))?;
+    set_cloexec(&fd, true).map_err(|e| format!("Cannot use {shown}: {e}"))?;
     Ok(Listener {
         fd,
         kind,
@@ -319,7 +328,7 @@ pub fn adopt_inherited(addr: &BindAddr, fd: OwnedFd, owns_path: bool) -> Result<
     let raw = fd.as_raw_fd();
     let kind =
         listening_kind(&fd).map_err(|why| format!("Cannot use inherited fd {raw}: {why}"))?;
-    set_cloexec(raw, true).map_err(|e| format!("Cannot use inherited fd {raw}: {e}"))?;
+    set_cloexec(&fd, true).map_err(|e| format!("Cannot use inherited fd {raw}: {e}"))?;
     let owns_path = owns_path && matches!(kind, ListenerKind::Unix(_));
     Ok(Listener {
         fd,
@@ -331,14 +340,14 @@ pub fn adopt_inherited(addr: &BindAddr, fd: OwnedFd, owns_path: bool) -> Result<
 }
 
 /// What kind of listener an inherited fd is, or why it is not one.
-pub fn listening_kind(fd: &OwnedFd) -> Result<ListenerKind, String> {
-    match getsockopt(fd, sockopt::AcceptConn) {
+pub fn listening_kind(fd: impl AsFd) -> Result<ListenerKind, String> {
+    match getsockopt(&fd, sockopt::AcceptConn) {
         Ok(true) => {}
         Ok(false) => return Err("it is a socket but not listening".into()),
         Err(_) => return Err("it is not a socket".into()),
     }
     let ss: SockaddrStorage =
-        getsockname(fd.as_raw_fd()).map_err(|e| format!("getsockname: {}", e.desc()))?;
+        getsockname(fd.as_fd().as_raw_fd()).map_err(|e| format!("getsockname: {}", e.desc()))?;
     if let Some(v4) = ss.as_sockaddr_in() {
         return Ok(ListenerKind::Tcp(SocketAddr::V4((*v4).into())));
     }
@@ -360,36 +369,20 @@ fn local_tcp_addr(fd: RawFd) -> Option<SocketAddr> {
     ss.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-pub fn set_cloexec(fd: RawFd, on: bool) -> std::io::Result<()> {
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let new = if on {
-        flags | libc::FD_CLOEXEC
-    } else {
-        flags & !libc::FD_CLOEXEC
-    };
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, new) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+pub fn set_cloexec(fd: impl AsFd, on: bool) -> std::io::Result<()> {
+    let mut flags = FdFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFD)?);
+    flags.set(FdFlag::FD_CLOEXEC, on);
+    fcntl(&fd, FcntlArg::F_SETFD(flags))?;
     Ok(())
 }
 
 pub fn set_nonblocking(fd: RawFd, on: bool) -> std::io::Result<()> {
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let new = if on {
-        flags | libc::O_NONBLOCK
-    } else {
-        flags & !libc::O_NONBLOCK
-    };
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, new) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    crate::net::with_fd(fd, |fd| {
+        let mut flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+        flags.set(OFlag::O_NONBLOCK, on);
+        fcntl(fd, FcntlArg::F_SETFL(flags))?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -43,24 +43,7 @@ impl Write for Fd {
         self.write_vectored(&[io::IoSlice::new(buf)])
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        loop {
-            // SAFETY: IoSlice is ABI-compatible with iovec on Unix, and the
-            // slices outlive the call.
-            let n = unsafe {
-                libc::writev(
-                    self.0,
-                    bufs.as_ptr().cast(),
-                    bufs.len().min(libc::UIO_MAXIOV as usize) as i32,
-                )
-            };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        net::write_some_vectored(self.0, &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)])
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -313,26 +296,17 @@ impl Stream {
                 Some(c) => (c - sent).min(chunk.len() as u64) as usize,
                 None => chunk.len(),
             };
-            // SAFETY: the buffer is valid for `want` bytes.
-            let n = unsafe {
-                libc::pread(
-                    file_fd,
-                    chunk.as_mut_ptr().cast(),
-                    want,
-                    offset + sent as i64,
-                )
+            let at = offset + sent as i64;
+            let read = net::with_fd(file_fd, |f| nix::sys::uio::pread(f, &mut chunk[..want], at));
+            let n = match read {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
             if n == 0 {
                 return Ok(sent);
             }
-            self.write_all(&chunk[..n as usize], timeout, waiter)?;
+            self.write_all(&chunk[..n], timeout, waiter)?;
             sent += n as u64;
         }
     }

@@ -1,5 +1,6 @@
 //! One client connection as the worker's event loop holds it.
 
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 pub struct Conn {
@@ -46,25 +47,18 @@ impl Conn {
     }
 }
 
-/// Peer address of an accepted socket as (ip text, port).
-pub fn peer_of(storage: &libc::sockaddr_storage) -> (String, Option<u16>) {
-    match storage.ss_family as i32 {
-        libc::AF_INET => {
-            let a: &libc::sockaddr_in =
-                unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
-            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            (ip.to_string(), Some(u16::from_be(a.sin_port)))
-        }
-        libc::AF_INET6 => {
-            let a: &libc::sockaddr_in6 =
-                unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-            let text = match ip.to_ipv4_mapped() {
+/// Peer address of an accepted socket as (ip text, port); an IPv4 client
+/// of a dual-stack socket (a v4-mapped address) shows as IPv4.
+pub fn peer_of(peer: Option<SocketAddr>) -> (String, Option<u16>) {
+    match peer {
+        Some(SocketAddr::V4(a)) => (a.ip().to_string(), Some(a.port())),
+        Some(SocketAddr::V6(a)) => {
+            let text = match a.ip().to_ipv4_mapped() {
                 Some(v4) => v4.to_string(),
-                None => ip.to_string(),
+                None => a.ip().to_string(),
             };
-            (text, Some(u16::from_be(a.sin6_port)))
+            (text, Some(a.port()))
         }
-        _ => (String::new(), None),
+        None => (String::new(), None),
     }
 }

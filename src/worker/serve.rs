@@ -19,8 +19,12 @@ use crate::http::{parse_head, HttpError};
 use crate::ipc::Message;
 use crate::signals::SignalPipe;
 use crate::sock::ListenerKind;
+use nix::sys::epoll::{EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::signal::Signal;
 use pyo3::prelude::*;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use rustix::net::SocketFlags;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 const TOKEN_SIGNALS: u64 = 0;
@@ -40,74 +44,81 @@ const LINGER_MS: u64 = 2000;
 
 pub fn install_worker_signals() -> std::io::Result<SignalPipe> {
     // Quick stop: the master sends QUIT/INT and expects the worker gone now,
-    // even in the middle of a request. _exit is async-signal-safe.
+    // even in the middle of a request.
     // With a worker_int hook the loop runs it first, between requests; the
     // alarm (default action: terminate) still ends a worker busy for 1 s.
     let worker_int = crate::hooks::worker_has("worker_int");
-    for sig in [libc::SIGINT, libc::SIGQUIT] {
+    for sig in [Signal::SIGINT, Signal::SIGQUIT] {
         if worker_int {
-            unsafe {
-                signal_hook::low_level::register(sig, || {
-                    libc::alarm(1);
-                })
-            }?;
+            on_signal(sig, || {
+                nix::unistd::alarm::set(1);
+            })?;
         } else {
-            unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
+            on_signal(sig, || crate::process::exit_immediately(0))?;
         }
     }
     // Graceful stop: responses still being produced must close their
-    // connection. A relaxed atomic store is async-signal-safe.
-    unsafe {
-        signal_hook::low_level::register(libc::SIGTERM, || {
-            crate::wsgi::STOPPING.store(true, std::sync::atomic::Ordering::Relaxed)
-        })
-    }?;
+    // connection.
+    on_signal(Signal::SIGTERM, || {
+        crate::wsgi::STOPPING.store(true, std::sync::atomic::Ordering::Relaxed)
+    })?;
+    let mut watched = vec![
+        Signal::SIGTERM as i32,
+        Signal::SIGUSR1 as i32,
+        Signal::SIGHUP as i32,
+        Signal::SIGWINCH as i32,
+    ];
     if worker_int {
-        return SignalPipe::install(&[
-            libc::SIGTERM,
-            libc::SIGUSR1,
-            libc::SIGHUP,
-            libc::SIGWINCH,
-            libc::SIGINT,
-            libc::SIGQUIT,
-        ]);
+        watched.extend([Signal::SIGINT as i32, Signal::SIGQUIT as i32]);
     }
-    SignalPipe::install(&[libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP, libc::SIGWINCH])
+    SignalPipe::install(&watched)
 }
 
-struct Epoll(OwnedFd);
+/// Run `action` in the handler of `sig`.
+///
+/// Only for the few actions above, each async-signal-safe: alarm(2),
+/// _exit(2), a relaxed atomic store.
+fn on_signal(sig: Signal, action: fn()) -> std::io::Result<()> {
+    // SAFETY: every `action` passed here is async-signal-safe (see above):
+    // it takes no lock, allocates nothing and touches no state a handler
+    // could find half-updated.
+    unsafe { signal_hook::low_level::register(sig as i32, action) }.map(drop)
+}
+
+/// The loop's epoll set; each fd is registered with a token saying what it is.
+struct Epoll(nix::sys::epoll::Epoll);
 
 impl Epoll {
-    fn new() -> std::io::Result<Epoll> {
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    fn new() -> nix::Result<Epoll> {
+        nix::sys::epoll::Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map(Epoll)
     }
-    fn ctl(&self, op: i32, fd: RawFd, events: u32, token: u64) -> std::io::Result<()> {
-        let mut ev = libc::epoll_event { events, u64: token };
-        if unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+    fn add(&self, fd: impl AsFd, events: EpollFlags, token: u64) -> nix::Result<()> {
+        self.0.add(fd, EpollEvent::new(events, token))
     }
-    fn add(&self, fd: RawFd, events: u32, token: u64) -> std::io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
+    /// For the fds the loop gets as numbers (the signal pipe, the master's
+    /// pipe, the runner's wake-up fd), open as long as the worker runs.
+    fn add_raw(&self, fd: RawFd, events: EpollFlags, token: u64) -> nix::Result<()> {
+        crate::net::with_fd(fd, |fd| self.add(fd, events, token))
     }
-    fn delete(&self, fd: RawFd) {
-        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+    fn modify(&self, fd: impl AsFd, events: EpollFlags, token: u64) -> nix::Result<()> {
+        self.0.modify(fd, &mut EpollEvent::new(events, token))
     }
-    fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
-        let n = unsafe {
-            libc::epoll_wait(
-                self.0.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len() as i32,
-                timeout_ms,
-            )
-        };
-        n.max(0) as usize
+    fn delete(&self, fd: impl AsFd) {
+        let _ = self.0.delete(fd);
+    }
+    /// As [`delete`](Self::delete), for an fd the loop knows as a number: a
+    /// connection a job holds (open until the job comes back to this thread),
+    /// or the master's pipe.
+    fn delete_raw(&self, fd: RawFd) {
+        let _ = crate::net::with_fd(fd, |fd| self.0.delete(fd));
+    }
+    fn wait(&self, events: &mut [EpollEvent], timeout_ms: i32) -> usize {
+        let timeout = EpollTimeout::try_from(timeout_ms).unwrap_or(EpollTimeout::NONE);
+        self.0.wait(events, timeout).unwrap_or(0)
+    }
+    fn raw(&self) -> RawFd {
+        let nix::sys::epoll::Epoll(fd) = &self.0;
+        fd.as_raw_fd()
     }
 }
 
@@ -250,98 +261,20 @@ impl<'a> Server<'a> {
     }
 
     fn serve(&mut self) -> i32 {
-        let readable = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
-        if self
-            .epoll
-            .add(self.signals.fd(), libc::EPOLLIN as u32, TOKEN_SIGNALS)
-            .is_err()
-            || self
-                .epoll
-                .add(self.ctx.master_alive, readable, TOKEN_MASTER)
-                .is_err()
-        {
+        if self.watch_worker_fds().is_err() {
             return 1;
         }
-        if let Some(fd) = self.runner.wake_fd() {
-            if self
-                .epoll
-                .add(fd, libc::EPOLLIN as u32, TOKEN_WAKE)
-                .is_err()
-            {
-                return 1;
-            }
-        }
         self.set_accepting(true);
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut events = vec![EpollEvent::empty(); 64];
         let mut next_sweep = now_ms() + SWEEP_MS;
         loop {
             self.ctx.beat.beat();
             if self.stopping && self.open == 0 {
                 return 0;
             }
-            let cap = self.runner.prepare_sleep();
-            let timeout = if cap == Some(0) || !self.pipelined.is_empty() {
-                0
-            } else if let Some(ms) = cap {
-                ms
-            } else if self.deferring {
-                // Look again soon: the less loaded worker may have become busy.
-                DEFER_RECHECK_MS
-            } else if self.open > 0 {
-                SWEEP_MS as i32
-            } else {
-                1000
-            };
-            if let Some(s) = &self.statsd {
-                s.flush(timeout > 0);
-            }
-            self.ctx
-                .beat
-                .publish(self.open, !self.stopping, timeout > 0);
-            self.ctx.beat.mark_polled();
-            let n = if self
-                .runner
-                .wait_for_events(self.epoll.0.as_raw_fd(), timeout)
-            {
-                self.epoll.wait(&mut events, 0)
-            } else {
-                self.epoll.wait(&mut events, timeout)
-            };
-            self.runner.woke();
-            // Requests finished on other threads first: a client's next
-            // request on a connection finished meanwhile is then read as usual.
-            self.take_finished();
-            // Beat on waking too: after a long idle wait the last beat is
-            // old, and peers would take this worker for one stuck in a
-            // long request while it serves its first one.
-            self.ctx.beat.beat();
-            self.ctx.beat.mark_polled();
-            self.ctx.beat.publish(self.open, !self.stopping, false);
-            for ev in events.iter().take(n) {
-                // A copy: epoll_event is packed.
-                let token = ev.u64;
-                match token {
-                    TOKEN_SIGNALS => {
-                        if self.handle_signals() {
-                            return 0;
-                        }
-                    }
-                    TOKEN_MASTER => {
-                        crate::info!(
-                            "Parent changed, shutting down: worker {}",
-                            std::process::id()
-                        );
-                        // Finish what this worker holds (requests running,
-                        // queued or still arriving) and take nothing more:
-                        // the listeners are the new master's workers' now.
-                        self.epoll.delete(self.ctx.master_alive);
-                        self.set_accepting(false);
-                        self.begin_stop();
-                    }
-                    TOKEN_WAKE => {}
-                    t if t >= TOKEN_CONN => self.on_conn_event((t - TOKEN_CONN) as usize),
-                    t => self.on_listener_ready((t - TOKEN_LISTENER) as usize),
-                }
+            let n = self.wait_for_events(&mut events);
+            if self.dispatch(&events[..n]) {
+                return 0;
             }
             for idx in std::mem::take(&mut self.pipelined) {
                 self.process(idx);
@@ -360,6 +293,97 @@ impl<'a> Server<'a> {
                 next_sweep = now + SWEEP_MS;
             }
         }
+    }
+
+    /// Put the worker's own fds into epoll: signals, the master's pipe and
+    /// the runner's wake-up fd.
+    fn watch_worker_fds(&self) -> nix::Result<()> {
+        let epoll = &self.epoll;
+        epoll.add_raw(self.signals.fd(), EpollFlags::EPOLLIN, TOKEN_SIGNALS)?;
+        let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        epoll.add_raw(self.ctx.master_alive, readable, TOKEN_MASTER)?;
+        if let Some(fd) = self.runner.wake_fd() {
+            epoll.add_raw(fd, EpollFlags::EPOLLIN, TOKEN_WAKE)?;
+        }
+        Ok(())
+    }
+
+    /// How long this turn may sleep in epoll (ms; 0: only look).
+    fn sleep_ms(&self) -> i32 {
+        let cap = self.runner.prepare_sleep();
+        if cap == Some(0) || !self.pipelined.is_empty() {
+            0
+        } else if let Some(ms) = cap {
+            ms
+        } else if self.deferring {
+            // Look again soon: the less loaded worker may have become busy.
+            DEFER_RECHECK_MS
+        } else if self.open > 0 {
+            SWEEP_MS as i32
+        } else {
+            1000
+        }
+    }
+
+    /// Sleep until something happens (or the turn's timeout), then take
+    /// back the requests other threads finished meanwhile. Returns how many
+    /// of `events` are filled.
+    fn wait_for_events(&mut self, events: &mut [EpollEvent]) -> usize {
+        let timeout = self.sleep_ms();
+        if let Some(s) = &self.statsd {
+            s.flush(timeout > 0);
+        }
+        self.ctx
+            .beat
+            .publish(self.open, !self.stopping, timeout > 0);
+        self.ctx.beat.mark_polled();
+        let n = if self.runner.wait_for_events(self.epoll.raw(), timeout) {
+            self.epoll.wait(events, 0)
+        } else {
+            self.epoll.wait(events, timeout)
+        };
+        self.runner.woke();
+        // Requests finished on other threads first: a client's next
+        // request on a connection finished meanwhile is then read as usual.
+        self.take_finished();
+        // Beat on waking too: after a long idle wait the last beat is
+        // old, and peers would take this worker for one stuck in a
+        // long request while it serves its first one.
+        self.ctx.beat.beat();
+        self.ctx.beat.mark_polled();
+        self.ctx.beat.publish(self.open, !self.stopping, false);
+        n
+    }
+
+    /// Act on each event of the turn. True when the worker must exit now.
+    fn dispatch(&mut self, events: &[EpollEvent]) -> bool {
+        for ev in events {
+            match ev.data() {
+                TOKEN_SIGNALS => {
+                    if self.handle_signals() {
+                        return true;
+                    }
+                }
+                TOKEN_MASTER => self.on_master_gone(),
+                TOKEN_WAKE => {}
+                t if t >= TOKEN_CONN => self.on_conn_event((t - TOKEN_CONN) as usize),
+                t => self.on_listener_ready((t - TOKEN_LISTENER) as usize),
+            }
+        }
+        false
+    }
+
+    fn on_master_gone(&mut self) {
+        crate::info!(
+            "Parent changed, shutting down: worker {}",
+            std::process::id()
+        );
+        // Finish what this worker holds (requests running, queued or still
+        // arriving) and take nothing more: the listeners are the new
+        // master's workers' now.
+        self.epoll.delete_raw(self.ctx.master_alive);
+        self.set_accepting(false);
+        self.begin_stop();
     }
 
     fn update_urgency(&self) {
@@ -426,13 +450,13 @@ impl<'a> Server<'a> {
     /// Returns true when the worker must exit at once.
     fn handle_signals(&mut self) -> bool {
         for (sig, _) in self.signals.drain() {
-            match sig {
-                libc::SIGTERM => self.begin_stop(),
-                libc::SIGINT | libc::SIGQUIT => {
+            match Signal::try_from(sig) {
+                Ok(Signal::SIGTERM) => self.begin_stop(),
+                Ok(Signal::SIGINT | Signal::SIGQUIT) => {
                     crate::hooks::worker_int();
                     return true;
                 }
-                libc::SIGUSR1 => {
+                Ok(Signal::SIGUSR1) => {
                     if let Err(e) = crate::log::reopen() {
                         crate::error!("Cannot reopen log files: {e}");
                     }
@@ -453,12 +477,10 @@ impl<'a> Server<'a> {
                 // and a burst of connections (a client pool opening all at
                 // once) would then all stay with it. Every waiting worker
                 // is woken; the load check decides who accepts.
-                let ev = libc::EPOLLIN as u32;
-                let _ = self
-                    .epoll
-                    .add(l.fd.as_raw_fd(), ev, TOKEN_LISTENER + i as u64);
+                let ev = EpollFlags::EPOLLIN;
+                let _ = self.epoll.add(&l.fd, ev, TOKEN_LISTENER + i as u64);
             } else {
-                self.epoll.delete(l.fd.as_raw_fd());
+                self.epoll.delete(&l.fd);
             }
         }
         self.accepting = on;
@@ -502,27 +524,17 @@ impl<'a> Server<'a> {
             self.set_accepting(false);
             return false;
         }
-        let lfd = self.ctx.listeners[i].fd.as_raw_fd();
-        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let fd = unsafe {
-            libc::accept4(
-                lfd,
-                (&mut storage as *mut libc::sockaddr_storage).cast(),
-                &mut len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            )
-        };
-        if fd < 0 {
+        let listener = &self.ctx.listeners[i];
+        let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+        let Ok((fd, peer)) = rustix::net::acceptfrom_with(&listener.fd, flags) else {
             return false;
-        }
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let is_tcp = matches!(self.ctx.listeners[i].kind, ListenerKind::Tcp(_));
+        };
+        let is_tcp = matches!(listener.kind, ListenerKind::Tcp(_));
         if is_tcp {
-            crate::net::set_nodelay(fd.as_raw_fd());
+            crate::net::set_nodelay(&fd);
         }
         let (remote_addr, remote_port) = if is_tcp {
-            peer_of(&storage)
+            peer_of(peer.and_then(|a| SocketAddr::try_from(a).ok()))
         } else {
             (String::new(), None)
         };
@@ -585,7 +597,7 @@ impl<'a> Server<'a> {
         let events = conn_events(conn.wants_out);
         if self
             .epoll
-            .add(conn.raw(), events, TOKEN_CONN + idx as u64)
+            .add(&conn.fd, events, TOKEN_CONN + idx as u64)
             .is_err()
         {
             self.close(idx);
@@ -602,7 +614,7 @@ impl<'a> Server<'a> {
                 // The job's thread owns the socket now; quiet the fd until
                 // the connection comes back, which must then be heard of.
                 if !*deregistered {
-                    self.epoll.delete(*fd);
+                    self.epoll.delete_raw(*fd);
                     *deregistered = true;
                     self.deregistered_busy += 1;
                     self.update_urgency();
@@ -638,9 +650,7 @@ impl<'a> Server<'a> {
             if out != conn.wants_out {
                 conn.wants_out = out;
                 let ev = conn_events(out);
-                let _ =
-                    self.epoll
-                        .ctl(libc::EPOLL_CTL_MOD, conn.raw(), ev, TOKEN_CONN + idx as u64);
+                let _ = self.epoll.modify(&conn.fd, ev, TOKEN_CONN + idx as u64);
             }
         }
         self.process(idx);
@@ -894,10 +904,10 @@ impl<'a> Server<'a> {
 }
 
 /// What the loop listens for on a connection it holds.
-fn conn_events(writable: bool) -> u32 {
-    let mut ev = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+fn conn_events(writable: bool) -> EpollFlags {
+    let mut ev = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
     if writable {
-        ev |= libc::EPOLLOUT as u32;
+        ev |= EpollFlags::EPOLLOUT;
     }
     ev
 }
@@ -940,6 +950,6 @@ fn html_escape(s: &str) -> String {
 
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
-    unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    let _ = rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty());
     u64::from_ne_bytes(b)
 }

@@ -2,6 +2,7 @@
 //! real descriptor the worker sends it with sendfile(2) instead of reading
 //! it through Python.
 
+use nix::sys::stat::SFlag;
 use pyo3::prelude::*;
 
 #[pyclass(module = "ferricorn", name = "FileWrapper")]
@@ -50,8 +51,8 @@ pub fn sendfile_source(py: Python<'_>, wrapper: &FileWrapper) -> Option<(i32, i6
     let fd: i32 = f.call_method0("fileno").ok()?.extract().ok()?;
     // Text files or buffered readers may have read ahead; tell() is the truth.
     let pos: i64 = f.call_method0("tell").ok()?.extract().ok()?;
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+    let st = fstat(fd)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return None;
     }
     Some((fd, pos))
@@ -59,9 +60,10 @@ pub fn sendfile_source(py: Python<'_>, wrapper: &FileWrapper) -> Option<(i32, i6
 
 /// Bytes from `offset` to the end of the file behind `fd`.
 pub fn remaining_len(fd: i32, offset: i64) -> Option<u64> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return None;
-    }
-    Some((st.st_size - offset).max(0) as u64)
+    Some((fstat(fd)?.st_size - offset).max(0) as u64)
+}
+
+/// fstat(2) of the wrapped file's fd; its file object keeps it open.
+fn fstat(fd: i32) -> Option<nix::sys::stat::FileStat> {
+    crate::net::with_fd(fd, |fd| nix::sys::stat::fstat(fd)).ok()
 }
