@@ -7,7 +7,7 @@
 //! fd* (dup3), so anything that captured the fd (stdout/stderr redirection,
 //! Python's faulthandler) follows the reopened file.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -74,7 +74,8 @@ impl Sink {
                 fd: AtomicI32::new(std_fd),
             });
         }
-        let fd = open_append(target)?;
+        // The fd stays open for the life of the process (see `reopen`).
+        let fd = open_append(target)?.into_raw_fd();
         Ok(Sink {
             path: Some(target.to_string()),
             fd: AtomicI32::new(fd),
@@ -87,8 +88,13 @@ impl Sink {
         };
         let new = open_append(path)?;
         let stable = self.fd.load(Ordering::Relaxed);
-        let r = unsafe { libc::dup3(new, stable, libc::O_CLOEXEC) };
-        unsafe { libc::close(new) };
+        // nix's dup3 wants the target as a `&mut OwnedFd`, but the stable fd
+        // belongs to the process-wide logger, which writers share.
+        // SAFETY: dup3 takes no pointers. `stable` is this sink's own fd,
+        // opened by `open` and never closed: dup3 swaps the file it refers
+        // to atomically, so a writer at the same moment writes to the old
+        // file or the new one, never to a closed or reused fd.
+        let r = unsafe { libc::dup3(new.as_raw_fd(), stable, libc::O_CLOEXEC) };
         if r < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -103,23 +109,25 @@ impl Sink {
     }
 }
 
-fn open_append(path: &str) -> std::io::Result<RawFd> {
-    use std::os::fd::IntoRawFd;
+/// Open a log file to append to (close-on-exec, as std opens every file).
+fn open_append(path: &str) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open log file {path}: {e}")))?;
-    Ok(file.into_raw_fd())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open log file {path}: {e}")))
 }
 
 /// Write everything, retrying on EINTR and short writes; a full disk is not
 /// worth crashing a server for, so other errors are dropped.
 pub fn write_all(fd: RawFd, mut bytes: &[u8]) {
     while !bytes.is_empty() {
+        // A raw fd, not a BorrowedFd: callers keep theirs open for the life
+        // of the process (the log sinks, a worker's report pipe).
+        // SAFETY: the kernel reads at most `bytes.len()` bytes of a live
+        // slice and writes no memory of ours; a closed fd fails with EBADF.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
         if n < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
