@@ -14,8 +14,8 @@ use std::sync::atomic::AtomicU64;
 /// the same address, shared with this process.
 pub fn map_atomics(words: usize) -> std::io::Result<&'static [AtomicU64]> {
     let words = words.max(1);
-    let len = NonZeroUsize::new(words * std::mem::size_of::<AtomicU64>())
-        .expect("a non-zero length");
+    let len =
+        NonZeroUsize::new(words * std::mem::size_of::<AtomicU64>()).expect("a non-zero length");
     // SAFETY: a fresh anonymous mapping aliases no Rust object. The kernel
     // zero-fills it, and all-zero bytes are valid AtomicU64 values; it is
     // page-aligned, so aligned for AtomicU64, and `len` bytes hold exactly
