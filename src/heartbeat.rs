@@ -37,39 +37,37 @@ const FRESH_MS: u64 = 100;
 /// soon (it is in a short request, or its turn has just begun).
 const SOON_MS: u64 = 5;
 
+/// The region's words, shared with every worker (see `shm`).
+type Words = &'static [AtomicU64; WORDS];
+
 pub struct Heartbeats {
-    base: *mut AtomicU64,
+    words: Words,
     /// Request counters, one block per slot (see `metrics::counters`).
     pub counters: Counters,
 }
 
-// The region is shared memory of atomics; handing the pointer between
-// threads is as safe as handing the atomics.
-unsafe impl Send for Heartbeats {}
-unsafe impl Sync for Heartbeats {}
-
 /// Milliseconds on CLOCK_MONOTONIC, the same clock in every process.
 pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    // CLOCK_MONOTONIC cannot fail on Linux; 0 would only make every worker
+    // look silent since boot, never hide a hung one.
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
+    ts.tv_sec() as u64 * 1000 + ts.tv_nsec() as u64 / 1_000_000
 }
 
 impl Heartbeats {
     pub fn new() -> std::io::Result<Heartbeats> {
-        let p = crate::shm::map_atomics(WORDS)?;
+        let words = crate::shm::map_atomics(WORDS)?
+            .try_into()
+            .expect("a mapping of WORDS words");
         Ok(Heartbeats {
-            base: p,
+            words,
             counters: Counters::new(SLOTS)?,
         })
     }
 
     fn word(&self, i: usize) -> &AtomicU64 {
-        assert!(i < WORDS);
-        unsafe { &*self.base.add(i) }
+        &self.words[i]
     }
 
     /// Start a slot for a new worker: beating now, serving nothing yet.
@@ -99,24 +97,32 @@ impl Heartbeats {
 /// Handle a worker keeps to its own slot (and to read its peers').
 #[derive(Clone, Copy)]
 pub struct Beat {
-    base: *const AtomicU64,
+    words: Words,
     slot: usize,
     /// This worker's request counters.
     pub counters: SlotCounters,
 }
 
+// Workers hand their Beat to other threads (hooks, the thread pool): it
+// is only a shared reference to atomics, so it must stay Send and Sync.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Beat>();
+    shareable::<Heartbeats>();
+};
+
 impl Beat {
     pub fn new(hb: &Heartbeats, slot: usize) -> Beat {
         assert!(slot < SLOTS);
         Beat {
-            base: hb.base,
+            words: hb.words,
             slot,
             counters: hb.counters.slot(slot),
         }
     }
 
     fn word(&self, i: usize) -> &AtomicU64 {
-        unsafe { &*self.base.add(i) }
+        &self.words[i]
     }
 
     #[inline]

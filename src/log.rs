@@ -7,8 +7,9 @@
 //! fd* (dup3), so anything that captured the fd (stdout/stderr redirection,
 //! Python's faulthandler) follows the reopened file.
 
-use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,74 +53,86 @@ impl Level {
     }
 }
 
-/// Where a log goes: a standard stream or a file reopened on USR1.
+/// Where a log goes.
 #[derive(Debug)]
-struct Sink {
-    path: Option<String>,
-    fd: AtomicI32,
+enum Sink {
+    /// Nowhere (no access log).
+    Off,
+    /// A standard stream (`-`): its fd number, wherever that points now.
+    Std(RawFd),
+    /// A file, open for the life of the process and reopened on USR1 onto
+    /// the same fd.
+    File { path: String, file: std::fs::File },
 }
 
 impl Sink {
-    const fn unset() -> Sink {
-        Sink {
-            path: None,
-            fd: AtomicI32::new(-1),
-        }
-    }
-
     fn open(target: &str, std_fd: RawFd) -> std::io::Result<Sink> {
         if target == "-" {
-            return Ok(Sink {
-                path: None,
-                fd: AtomicI32::new(std_fd),
-            });
+            return Ok(Sink::Std(std_fd));
         }
-        let fd = open_append(target)?;
-        Ok(Sink {
-            path: Some(target.to_string()),
-            fd: AtomicI32::new(fd),
+        Ok(Sink::File {
+            path: target.to_string(),
+            file: open_append(target)?,
         })
     }
 
+    fn fd(&self) -> Option<RawFd> {
+        match self {
+            Sink::Off => None,
+            Sink::Std(fd) => Some(*fd),
+            Sink::File { file, .. } => Some(file.as_raw_fd()),
+        }
+    }
+
     fn reopen(&self) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
+        let Sink::File { path, file } = self else {
             return Ok(());
         };
         let new = open_append(path)?;
-        let stable = self.fd.load(Ordering::Relaxed);
-        let r = unsafe { libc::dup3(new, stable, libc::O_CLOEXEC) };
-        unsafe { libc::close(new) };
+        // nix's dup3 wants the target as a `&mut OwnedFd`, but the file
+        // belongs to the process-wide logger, which writers share.
+        // SAFETY: dup3 takes no pointers. The target is this sink's own
+        // open file: dup3 swaps what its fd refers to atomically, so a
+        // writer at the same moment writes to the old file or the new one,
+        // never to a closed or reused fd.
+        let r = unsafe { libc::dup3(new.as_raw_fd(), file.as_raw_fd(), libc::O_CLOEXEC) };
         if r < 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
     }
 
+    /// Write all of `bytes`, as `write_all` below.
     fn write(&self, bytes: &[u8]) {
-        let fd = self.fd.load(Ordering::Relaxed);
-        if fd >= 0 {
-            write_all(fd, bytes);
+        match self {
+            Sink::Off => {}
+            Sink::Std(fd) => write_all(*fd, bytes),
+            Sink::File { file, .. } => {
+                let _ = (&*file).write_all(bytes);
+            }
         }
     }
 }
 
-fn open_append(path: &str) -> std::io::Result<RawFd> {
-    use std::os::fd::IntoRawFd;
+/// Open a log file to append to (close-on-exec, as std opens every file).
+fn open_append(path: &str) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open log file {path}: {e}")))?;
-    Ok(file.into_raw_fd())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open log file {path}: {e}")))
 }
 
 /// Write everything, retrying on EINTR and short writes; a full disk is not
 /// worth crashing a server for, so other errors are dropped.
 pub fn write_all(fd: RawFd, mut bytes: &[u8]) {
     while !bytes.is_empty() {
+        // A raw fd, not a BorrowedFd: callers keep theirs open for the life
+        // of the process (the log sinks, a worker's report pipe).
+        // SAFETY: the kernel reads at most `bytes.len()` bytes of a live
+        // slice and writes no memory of ours; a closed fd fails with EBADF.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
         if n < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
@@ -140,8 +153,8 @@ struct Logger {
 static LOGGER: Mutex<Option<&'static Logger>> = Mutex::new(None);
 static FALLBACK: Logger = Logger {
     level: AtomicU8::new(Level::Info as u8),
-    error: Sink::unset(),
-    access: Sink::unset(),
+    error: Sink::Off,
+    access: Sink::Off,
 };
 
 fn logger() -> &'static Logger {
@@ -156,7 +169,7 @@ pub fn init(level: Level, error_target: &str, access_target: Option<&str>) -> st
     let error = Sink::open(error_target, 2)?;
     let access = match access_target {
         Some(t) => Sink::open(t, 1)?,
-        None => Sink::unset(),
+        None => Sink::Off,
     };
     let leaked: &'static Logger = Box::leak(Box::new(Logger {
         level: AtomicU8::new(level as u8),
@@ -194,25 +207,27 @@ static CONFIGURED: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
 /// The fd the error log is written to (stable across reopen).
 pub fn error_fd() -> RawFd {
-    let fd = logger().error.fd.load(Ordering::Relaxed);
-    if fd < 0 {
-        2
-    } else {
-        fd
-    }
+    logger().error.fd().unwrap_or(2)
 }
 
 /// True when the error log is a file rather than stderr.
 pub fn error_log_is_file() -> bool {
-    logger().error.path.is_some()
+    error_file().is_some()
+}
+
+/// The error log's file, when it is one: open for the life of the process
+/// (loggers are never dropped, and a reopen keeps the fd).
+pub fn error_file() -> Option<BorrowedFd<'static>> {
+    match &logger().error {
+        Sink::File { file, .. } => Some(file.as_fd()),
+        _ => None,
+    }
 }
 
 /// Whether requests are logged: to an access log file, to Python's
 /// `gunicorn.access` logger, or to syslog (gunicorn's rule).
 pub fn access_enabled() -> bool {
-    logger().access.fd.load(Ordering::Relaxed) >= 0
-        || crate::pylog::active()
-        || crate::syslog::access_on()
+    logger().access.fd().is_some() || crate::pylog::active() || crate::syslog::access_on()
 }
 
 pub fn enabled(level: Level) -> bool {

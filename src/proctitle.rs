@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 static ARGV: AtomicPtr<*mut c_char> = AtomicPtr::new(std::ptr::null_mut());
 static ARGC: AtomicUsize = AtomicUsize::new(0);
 static AREA: OnceLock<(usize, usize)> = OnceLock::new();
-static ORIGINAL: OnceLock<Vec<CString>> = OnceLock::new();
+static ORIGINAL: OnceLock<Captured> = OnceLock::new();
 
 extern "C" {
     static mut environ: *mut *mut c_char;
@@ -32,44 +32,65 @@ extern "C" fn capture_argv(argc: c_int, argv: *mut *mut c_char, _envp: *mut *mut
     ARGV.store(argv, Ordering::Relaxed);
 }
 
+/// argv as it was at start: copies of the strings, and where they lay.
+struct Captured {
+    args: Vec<CString>,
+    /// The argv strings that lie end to end from argv[0]: [start, end).
+    span: Option<(usize, usize)>,
+}
+
 /// The command line the process was started with, as it was before any title.
 pub fn original_args() -> &'static [CString] {
+    &captured().args
+}
+
+fn captured() -> &'static Captured {
     ORIGINAL.get_or_init(|| {
         let argv = ARGV.load(Ordering::Relaxed);
         let argc = ARGC.load(Ordering::Relaxed);
         if argv.is_null() {
-            return std::env::args()
-                .filter_map(|a| CString::new(a).ok())
-                .collect();
+            return Captured {
+                args: std::env::args()
+                    .filter_map(|a| CString::new(a).ok())
+                    .collect(),
+                span: None,
+            };
         }
-        (0..argc)
-            .filter_map(|i| {
-                let p = unsafe { *argv.add(i) };
-                (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_owned())
-            })
-            .collect()
+        // SAFETY: argv and argc are what the C runtime passed to
+        // `.init_array` functions: argc pointers to NUL-terminated strings,
+        // which live as long as the process. Nothing has written over them
+        // yet: only `set` does, and it finds its area through this copy.
+        let strings: Vec<(usize, CString)> = unsafe {
+            (0..argc)
+                .map(|i| *argv.add(i))
+                .take_while(|p| !p.is_null())
+                .map(|p| (p as usize, CStr::from_ptr(p).to_owned()))
+                .collect()
+        };
+        let span = strings.first().map(|(start, _)| {
+            let mut end = *start;
+            for (at, s) in &strings {
+                if *at != end {
+                    break;
+                }
+                end += s.as_bytes_with_nul().len();
+            }
+            (*start, end)
+        });
+        Captured {
+            args: strings.into_iter().map(|(_, s)| s).collect(),
+            span,
+        }
     })
 }
 
 /// Find the contiguous argv+environ string area and move environ to the heap.
 /// Must run while the process is single-threaded (master start-up).
 fn title_area() -> Option<(usize, usize)> {
-    let area = AREA.get_or_init(|| unsafe {
-        original_args();
-        let argv = ARGV.load(Ordering::Relaxed);
-        let argc = ARGC.load(Ordering::Relaxed);
-        if argv.is_null() || argc == 0 || (*argv).is_null() {
+    let area = AREA.get_or_init(|| {
+        let Some((mut start, mut end)) = captured().span else {
             return (0, 0);
-        }
-        let mut start = *argv as usize;
-        let mut end = start;
-        for i in 0..argc {
-            let p = *argv.add(i);
-            if p.is_null() || p as usize != end {
-                break;
-            }
-            end += CStr::from_ptr(p).to_bytes().len() + 1;
-        }
+        };
         // Started through the dynamic loader (the wheel's launcher runs
         // `ld.so --preload libpython --argv0 … server …`), argv skips the
         // loader's own words: the kernel's command line still begins, and
@@ -81,23 +102,40 @@ fn title_area() -> Option<(usize, usize)> {
                 end = arg_end;
             }
         }
-        // Extend over environment strings that directly follow, re-homing each.
-        let env = environ;
-        if !env.is_null() {
-            let mut i = 0;
-            while !(*env.add(i)).is_null() {
-                let p = *env.add(i);
-                if p as usize == end {
-                    end += CStr::from_ptr(p).to_bytes().len() + 1;
-                }
-                let copy = CStr::from_ptr(p).to_owned().into_raw();
-                *env.add(i) = copy;
-                i += 1;
-            }
-        }
-        (start, end - start)
+        (start, rehome_environ(end) - start)
     });
     (area.1 > 0).then_some(*area)
+}
+
+/// Copy every environment string to the heap, so that writing a title
+/// leaves the environment intact, and return where the strings that follow
+/// `end` directly in memory stop: their space joins the title area.
+fn rehome_environ(mut end: usize) -> usize {
+    // SAFETY: `environ` is the C runtime's NULL-terminated array of
+    // NUL-terminated strings. This runs once, when the master first sets
+    // its title at start-up, before it forks; the master runs no thread of
+    // its own, so nothing of ours changes the environment meanwhile. Each
+    // entry is replaced by a leaked heap copy of the same string, so getenv
+    // and the environment a child inherits stay the same; the old strings
+    // are never freed (the kernel placed them) and stay valid until `set`
+    // writes over them, after this loop.
+    unsafe {
+        let env = environ;
+        if env.is_null() {
+            return end;
+        }
+        let mut i = 0;
+        while !(*env.add(i)).is_null() {
+            let p = *env.add(i);
+            let s = CStr::from_ptr(p);
+            if p as usize == end {
+                end += s.to_bytes_with_nul().len();
+            }
+            *env.add(i) = s.to_owned().into_raw();
+            i += 1;
+        }
+    }
+    end
 }
 
 /// `arg_start` and `arg_end` of this process (fields 48 and 49 of
@@ -116,15 +154,18 @@ fn kernel_arg_area() -> Option<(usize, usize)> {
 /// Set the title `ps` shows for this process (and the short name in `top`).
 pub fn set(title: &str) {
     if let Some((start, len)) = title_area() {
+        // SAFETY: [start, start + len) is the command line's memory found by
+        // `title_area`: this process's own, live as long as it. No Rust
+        // object refers to it (argv and the environment were copied out
+        // first), and only this function writes it, from the thread that
+        // runs the master's (or a worker's) start-up.
+        let area = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, len) };
         let bytes = title.as_bytes();
         let n = bytes.len().min(len - 1);
-        unsafe {
-            let dst = start as *mut u8;
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, n);
-            std::ptr::write_bytes(dst.add(n), 0, len - n);
-        }
+        area[..n].copy_from_slice(&bytes[..n]);
+        area[n..].fill(0);
     }
     if let Ok(short) = CString::new(title.bytes().take(15).collect::<Vec<u8>>()) {
-        unsafe { libc::prctl(libc::PR_SET_NAME, short.as_ptr() as libc::c_ulong, 0, 0, 0) };
+        let _ = nix::sys::prctl::set_name(&short);
     }
 }

@@ -5,6 +5,7 @@
 //! is logged or allocated inside a handler.
 
 use signal_hook::SigId;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -13,7 +14,9 @@ static COUNTS: [AtomicU32; MAX_SIG] = [const { AtomicU32::new(0) }; MAX_SIG];
 
 pub struct SignalPipe {
     read: OwnedFd,
-    write: OwnedFd,
+    /// Written to by the handlers, so closed only once they are gone
+    /// (`uninstall`); a pipe dropped without that keeps it open.
+    write: ManuallyDrop<OwnedFd>,
     ids: Vec<SigId>,
     watched: Vec<i32>,
 }
@@ -29,8 +32,15 @@ impl SignalPipe {
         for &sig in signals {
             COUNTS[sig as usize].store(0, Ordering::Relaxed);
             let idx = sig as usize;
-            // SAFETY: the action only does an atomic add and a write(2), both
-            // async-signal-safe; errno is saved and restored by signal-hook.
+            // signal-hook's safe pipe registration would do, but it writes
+            // the same byte for every signal and so cannot count them: three
+            // quick TTINs must add three workers.
+            // SAFETY: the action only does an atomic add and a write(2) of a
+            // byte on the stack, both async-signal-safe; signal-hook saves
+            // and restores errno around it. `wfd` stays open while the
+            // action can run: the write end is closed only by `uninstall`,
+            // after `unregister`, which returns once no handler still runs
+            // the action.
             let id = unsafe {
                 signal_hook::low_level::register(sig, move || {
                     COUNTS[idx].fetch_add(1, Ordering::Relaxed);
@@ -42,7 +52,7 @@ impl SignalPipe {
         }
         Ok(SignalPipe {
             read,
-            write,
+            write: ManuallyDrop::new(write),
             ids,
             watched: signals.to_vec(),
         })
@@ -55,13 +65,8 @@ impl SignalPipe {
     /// Empty the pipe and return each watched signal that arrived, with how many times.
     pub fn drain(&self) -> Vec<(i32, u32)> {
         let mut buf = [0u8; 64];
-        loop {
-            let n =
-                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
-        }
+        // Until EOF, EAGAIN (empty) or any error: the counts are the news.
+        while let Ok(1..) = nix::unistd::read(&self.read, &mut buf) {}
         self.watched
             .iter()
             .filter_map(|&s| {
@@ -76,7 +81,7 @@ impl SignalPipe {
         for id in &self.ids {
             signal_hook::low_level::unregister(*id);
         }
-        drop(self.write);
+        drop(ManuallyDrop::into_inner(self.write));
         drop(self.read);
     }
 }

@@ -17,10 +17,13 @@ use crate::pidfile::Pidfile;
 use crate::settings::{Action, Env, SettingsError};
 use crate::signals::SignalPipe;
 use crate::sock::{
-    adopt_inherited, bind_listener, listening_kind, BindAddr, BindOptions, Listener,
+    adopt_inherited, bind_listener, listening_kind, BindAddr, BindOptions, Listener, ListenerKind,
 };
 use ferricorn_upgrade::{InheritedSocket, StartContext};
+use nix::sys::signal::Signal;
 use pyo3::prelude::*;
+use std::io::IsTerminal;
+use std::os::fd::AsRawFd;
 
 const EXIT_CONFIG_ERROR: i32 = 1;
 
@@ -84,10 +87,12 @@ pub fn set_env_var(key: &str, value: Option<&str>) {
             return;
         }
     }
-    // Single-threaded here (master, before any thread), so this is sound.
+    // Safe functions in this edition, yet unsound if another thread read
+    // the environment meanwhile (getenv takes no lock): sound here, as the
+    // master is single-threaded when it sets the app's environment.
     match value {
-        Some(v) => unsafe { std::env::set_var(key, v) },
-        None => unsafe { std::env::remove_var(key) },
+        Some(v) => std::env::set_var(key, v),
+        None => std::env::remove_var(key),
     }
 }
 
@@ -146,41 +151,28 @@ fn check_app(cfg: &Config, signals: &mut Option<SignalPipe>) -> i32 {
 /// Run the server (or `--check-config`/`--print-config`) for this command
 /// line (`argv[0]` first); returns the exit status.
 pub fn run(argv: Vec<String>) -> i32 {
+    match serve(argv) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+/// `run`, with `?` for the failures: `Err` carries the exit status of a
+/// failure already reported.
+fn serve(argv: Vec<String>) -> Result<i32, i32> {
     // First of all: the hand-off variables leave the environment here, so
     // nothing later (least of all app code) sees or inherits them.
     let inherited = ferricorn_upgrade::take_inherited();
     // How this process was started, before --chdir moves it: USR2 starts the
     // next master from exactly this (Unicorn's START_CTX).
     let start = StartContext::capture(crate::proctitle::original_args().to_vec());
-    let env = match Env::from_process() {
-        Ok(env) => env,
-        Err(e) => {
-            eprintln!("Error: cannot read the working directory: {e}");
-            return EXIT_CONFIG_ERROR;
-        }
-    };
-    let source = ConfigSource::new(argv, env);
     let mut signals: Option<SignalPipe> = None;
-    if source.needs_python() {
-        // A Python config file runs in the master's interpreter (gunicorn's
-        // does too); its imports are found from the working directory.
-        if let Err(e) = start_python_in_master(&mut signals, vec![source.env.cwd.clone()]) {
-            eprintln!("Error: {e}");
-            return EXIT_CONFIG_ERROR;
-        }
-    }
+    let (source, loaded) = load_config(argv, &mut signals)?;
     let LoadedConfig {
         config: cfg,
         action,
         warnings,
         printed,
-    } = match source.load() {
-        Ok(l) => l,
-        Err(e) => {
-            print_settings_error(&e);
-            return e.exit_code();
-        }
-    };
+    } = loaded;
     if action != Action::Serve {
         for w in &warnings {
             eprintln!("Warning: {w}");
@@ -188,15 +180,96 @@ pub fn run(argv: Vec<String>) -> i32 {
         if action == Action::PrintConfig {
             println!("{printed}");
         }
-        return check_app(&cfg, &mut signals);
+        return Ok(check_app(&cfg, &mut signals));
     }
-    unsafe { libc::umask(cfg.umask as libc::mode_t) };
+    set_up_process(&cfg, &warnings)?;
+    let inherited = inherited.map_err(|e| {
+        crate::error!("Cannot use the sockets this process was started with: {e}");
+        EXIT_CONFIG_ERROR
+    })?;
+    if let Some(note) = &inherited.ignored {
+        crate::warning!("{note}");
+    }
+    let upgraded_from = inherited.upgraded_from;
+    if cfg.capture_output {
+        capture_output();
+    }
+    // Before Python can start: CPython then leaves our SIGINT handler alone.
+    let signals = match signals.take() {
+        Some(s) => s,
+        None => SignalPipe::install(&MASTER_SIGNALS).map_err(|e| {
+            crate::error!("Cannot install signal handlers: {e}");
+            EXIT_CONFIG_ERROR
+        })?,
+    };
+    configure_python_logging(&cfg)?;
+    crate::info!("Starting ferricorn {}", env!("FERRICORN_VERSION"));
+    // A virtualenv the embedded Python cannot use is refused here, before
+    // anything is bound or forked, rather than by every worker in turn.
+    if let Err(e) = crate::python::interp::choose_executable() {
+        crate::error!("{e}");
+        return Err(EXIT_CONFIG_ERROR);
+    }
+    let upgrade = UpgradeSetup {
+        start,
+        ready_fd: inherited.ready_fd,
+        upgraded_from,
+    };
+    let mut arbiter = start_arbiter(cfg, signals, upgrade, source)?;
+    let cfg = arbiter.config().clone();
+    let (listeners, pidfile) = bind_and_detach(&cfg, inherited.sockets, upgraded_from)?;
+    give_files_to_worker_user(&cfg, &listeners);
+    announce(&cfg, &listeners);
+    arbiter.set_listeners(listeners);
+    arbiter.set_pidfile(pidfile);
+    arbiter.set_config_file(cfg.config_file.clone());
+    if cfg.preload {
+        preload_app(&mut arbiter)?;
+    }
+    if let Err(code) = arbiter.ready_hooks() {
+        crate::info!("Shutting down: Master");
+        arbiter.abandon();
+        return Err(code);
+    }
+    Ok(arbiter.run())
+}
+
+/// Read the configuration from the command line, the environment and the
+/// config file (a Python one runs in the master's interpreter, started
+/// here, as gunicorn's does).
+fn load_config(
+    argv: Vec<String>,
+    signals: &mut Option<SignalPipe>,
+) -> Result<(ConfigSource, LoadedConfig), i32> {
+    let env = Env::from_process().map_err(|e| {
+        eprintln!("Error: cannot read the working directory: {e}");
+        EXIT_CONFIG_ERROR
+    })?;
+    let source = ConfigSource::new(argv, env);
+    if source.needs_python() {
+        // Its imports are found from the working directory.
+        if let Err(e) = start_python_in_master(signals, vec![source.env.cwd.clone()]) {
+            eprintln!("Error: {e}");
+            return Err(EXIT_CONFIG_ERROR);
+        }
+    }
+    let loaded = source.load().map_err(|e| {
+        print_settings_error(&e);
+        e.exit_code()
+    })?;
+    Ok((source, loaded))
+}
+
+/// The process as the configuration wants it: umask, environment, working
+/// directory, logs; then the configuration's warnings, in the log.
+fn set_up_process(cfg: &Config, warnings: &[String]) -> Result<(), i32> {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(cfg.umask));
     for (k, v) in &cfg.raw_env {
         set_env_var(k, Some(v));
     }
     if let Err(e) = std::env::set_current_dir(&cfg.chdir) {
         eprintln!("Error: --chdir {}: {e}", cfg.chdir.display());
-        return EXIT_CONFIG_ERROR;
+        return Err(EXIT_CONFIG_ERROR);
     }
     if let Err(e) = crate::log::init(
         cfg.log_level,
@@ -204,131 +277,121 @@ pub fn run(argv: Vec<String>) -> i32 {
         cfg.access_logfile.as_deref(),
     ) {
         eprintln!("Error: {e}");
-        return EXIT_CONFIG_ERROR;
+        return Err(EXIT_CONFIG_ERROR);
     }
     if let Some(sc) = &cfg.syslog {
         match crate::syslog::Syslog::open(sc) {
             Ok(s) => crate::syslog::install(Some(s)),
             Err(e) => {
                 eprintln!("Error: {e}");
-                return EXIT_CONFIG_ERROR;
+                return Err(EXIT_CONFIG_ERROR);
             }
         }
     }
-    for w in &warnings {
+    for w in warnings {
         crate::warning!("{w}");
     }
-    prepend_sys_path(&cfg);
-    let inherited = match inherited {
-        Ok(i) => i,
-        Err(e) => {
-            crate::error!("Cannot use the sockets this process was started with: {e}");
-            return EXIT_CONFIG_ERROR;
-        }
-    };
-    if let Some(note) = &inherited.ignored {
-        crate::warning!("{note}");
-    }
-    let upgraded_from = inherited.upgraded_from;
-    if cfg.capture_output && crate::log::error_log_is_file() {
-        let fd = crate::log::error_fd();
-        unsafe {
-            libc::dup2(fd, 1);
-            libc::dup2(fd, 2);
-        }
-    }
-    // Before Python can start: CPython then leaves our SIGINT handler alone.
-    let signals = match signals.take() {
-        Some(s) => s,
-        None => match SignalPipe::install(&MASTER_SIGNALS) {
-            Ok(s) => s,
-            Err(e) => {
-                crate::error!("Cannot install signal handlers: {e}");
-                return EXIT_CONFIG_ERROR;
-            }
-        },
-    };
+    prepend_sys_path(cfg);
+    Ok(())
+}
 
-    // A logging configuration is applied before the first line it should
-    // carry; a broken one stops the server here, naming the file.
-    if crate::pylog::wanted(&cfg) {
-        let started = if crate::python::is_initialized() {
-            Ok(())
-        } else {
-            crate::python::initialize(&crate::python::PythonSetup::for_config(&cfg))
-        };
-        if let Err(e) = started.and_then(|()| crate::pylog::configure(&cfg)) {
-            crate::error!("Cannot configure logging: {e}");
-            if crate::log::error_log_is_file() {
-                eprintln!("Error: cannot configure logging: {e}");
-            }
-            return EXIT_CONFIG_ERROR;
-        }
+/// --capture-output: what the app prints goes to the error log file.
+fn capture_output() {
+    if let Some(log) = crate::log::error_file() {
+        let _ = nix::unistd::dup2_stdout(log);
+        let _ = nix::unistd::dup2_stderr(log);
     }
-    crate::info!("Starting ferricorn {}", env!("FERRICORN_VERSION"));
-    // A virtualenv the embedded Python cannot use is refused here, before
-    // anything is bound or forked, rather than by every worker in turn.
-    if let Err(e) = crate::python::interp::choose_executable() {
-        crate::error!("{e}");
-        return EXIT_CONFIG_ERROR;
+}
+
+/// A logging configuration is applied before the first line it should
+/// carry; a broken one stops the server here, naming the file.
+fn configure_python_logging(cfg: &Config) -> Result<(), i32> {
+    if !crate::pylog::wanted(cfg) {
+        return Ok(());
     }
-    // gunicorn's order: nworkers_changed and on_starting before anything
-    // is bound, so settings on_starting changes (`server.cfg.set("bind",
-    // ...)`) are the ones the server starts with; when_ready once the
-    // listeners are open, before the first worker is forked.
-    let mut arbiter = match Arbiter::new(cfg, signals) {
-        Ok(a) => a,
-        Err(e) => {
-            crate::error!("{e}");
-            return EXIT_CONFIG_ERROR;
-        }
+    let started = if crate::python::is_initialized() {
+        Ok(())
+    } else {
+        crate::python::initialize(&crate::python::PythonSetup::for_config(cfg))
     };
-    arbiter.set_upgrade(UpgradeSetup {
-        start,
-        ready_fd: inherited.ready_fd,
-        upgraded_from,
-    });
+    if let Err(e) = started.and_then(|()| crate::pylog::configure(cfg)) {
+        crate::error!("Cannot configure logging: {e}");
+        if crate::log::error_log_is_file() {
+            eprintln!("Error: cannot configure logging: {e}");
+        }
+        return Err(EXIT_CONFIG_ERROR);
+    }
+    Ok(())
+}
+
+/// The arbiter, with the on_starting hooks run and TLS loaded.
+///
+/// gunicorn's order: nworkers_changed and on_starting before anything is
+/// bound, so settings on_starting changes (`server.cfg.set("bind", ...)`)
+/// are the ones the server starts with; when_ready once the listeners are
+/// open, before the first worker is forked.
+fn start_arbiter(
+    cfg: Config,
+    signals: SignalPipe,
+    upgrade: UpgradeSetup,
+    source: ConfigSource,
+) -> Result<Arbiter, i32> {
+    let mut arbiter = Arbiter::new(cfg, signals).map_err(|e| {
+        crate::error!("{e}");
+        EXIT_CONFIG_ERROR
+    })?;
+    arbiter.set_upgrade(upgrade);
     arbiter.set_config_source(source);
     if let Err(code) = arbiter.starting_hooks() {
         crate::info!("Shutting down: Master");
-        return code;
+        return Err(code);
     }
     // Certificates and keys are read here, by the master, before any
     // worker drops privileges (-u/-g): a key only root can read works.
     if let Err(e) = arbiter.load_tls() {
         crate::error!("{e}");
-        return EXIT_CONFIG_ERROR;
+        return Err(EXIT_CONFIG_ERROR);
     }
-    let cfg = arbiter.config().clone();
-    let listeners = match open_listeners(&cfg, inherited.sockets) {
-        Ok(l) => l,
-        Err(e) => {
-            crate::error!("{e}");
-            return EXIT_CONFIG_ERROR;
-        }
-    };
+    Ok(arbiter)
+}
+
+/// Open the listeners, daemonize (not again after an upgrade) and write
+/// the pidfile (after an upgrade, only once ready).
+fn bind_and_detach(
+    cfg: &Config,
+    inherited: Vec<InheritedSocket>,
+    upgraded_from: Option<u32>,
+) -> Result<(Vec<Listener>, Option<Pidfile>), i32> {
+    let listeners = open_listeners(cfg, inherited).map_err(|e| {
+        crate::error!("{e}");
+        EXIT_CONFIG_ERROR
+    })?;
     if cfg.daemon && upgraded_from.is_none() {
         if let Err(e) = daemonize() {
             crate::error!("Cannot daemonize: {e}");
             cleanup(&listeners, None);
-            return EXIT_CONFIG_ERROR;
+            return Err(EXIT_CONFIG_ERROR);
         }
     }
-    let pid = std::process::id();
     let pidfile = match &cfg.pidfile {
         Some(path) if upgraded_from.is_some() => Some(Pidfile::deferred(path)),
-        Some(path) => match Pidfile::create(path, pid) {
+        Some(path) => match Pidfile::create(path, std::process::id()) {
             Ok(p) => Some(p),
             Err(e) => {
                 crate::error!("{e}");
                 cleanup(&listeners, None);
-                return EXIT_CONFIG_ERROR;
+                return Err(EXIT_CONFIG_ERROR);
             }
         },
         None => None,
     };
-    give_files_to_worker_user(&cfg, &listeners);
-    for l in &listeners {
+    Ok((listeners, pidfile))
+}
+
+/// The start-up lines naming the listeners and the worker type.
+fn announce(cfg: &Config, listeners: &[Listener]) {
+    let pid = std::process::id();
+    for l in listeners {
         crate::info!("Listening at: {} ({pid})", l.url_with(cfg.tls.is_some()));
     }
     // gunicorn's words, so log parsers and operators see the same.
@@ -340,50 +403,46 @@ pub fn run(argv: Vec<String>) -> i32 {
         }
         crate::config::WorkerMode::Gevent => crate::info!("Using worker: gevent"),
     }
+}
 
-    arbiter.set_listeners(listeners);
-    arbiter.set_pidfile(pidfile);
-    arbiter.set_config_file(cfg.config_file.clone());
-    if cfg.preload {
-        if let Err((code, report)) = arbiter.preload() {
-            crate::error!(
-                "Exception while loading the application:\n{}",
-                report.trim_end()
-            );
-            crate::info!("Shutting down: Master");
-            crate::info!(
-                "Reason: {}",
-                if code == EXIT_APP_LOAD_ERROR {
-                    "App failed to load."
-                } else {
-                    "Worker failed to boot."
-                }
-            );
-            arbiter.abandon();
-            return code;
+/// --preload: import the app in the master; a failure stops the server.
+fn preload_app(arbiter: &mut Arbiter) -> Result<(), i32> {
+    let Err((code, report)) = arbiter.preload() else {
+        return Ok(());
+    };
+    crate::error!(
+        "Exception while loading the application:\n{}",
+        report.trim_end()
+    );
+    crate::info!("Shutting down: Master");
+    crate::info!(
+        "Reason: {}",
+        if code == EXIT_APP_LOAD_ERROR {
+            "App failed to load."
+        } else {
+            "Worker failed to boot."
         }
-    }
-    if let Err(code) = arbiter.ready_hooks() {
-        crate::info!("Shutting down: Master");
-        arbiter.abandon();
-        return code;
-    }
-    arbiter.run()
+    );
+    arbiter.abandon();
+    Err(code)
 }
 
 const MASTER_SIGNALS: [i32; 11] = [
-    libc::SIGHUP,
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCHLD,
-    libc::SIGALRM,
+    Signal::SIGHUP as i32,
+    Signal::SIGTERM as i32,
+    Signal::SIGINT as i32,
+    Signal::SIGQUIT as i32,
+    Signal::SIGTTIN as i32,
+    Signal::SIGTTOU as i32,
+    Signal::SIGUSR1 as i32,
+    Signal::SIGUSR2 as i32,
+    Signal::SIGWINCH as i32,
+    Signal::SIGCHLD as i32,
+    Signal::SIGALRM as i32,
 ];
+
+/// Inherited sockets waiting to be matched with a bind, and what each is.
+type Pool = Vec<Option<(InheritedSocket, ListenerKind)>>;
 
 /// The listeners to serve: inherited sockets that match the configured
 /// binds are adopted (matched by the name the old master sent, else by
@@ -391,93 +450,119 @@ const MASTER_SIGNALS: [i32; 11] = [
 /// configured are closed. Without any bind given (-b, $PORT), sockets from
 /// systemd or a supervisor are served as they are, as gunicorn does.
 fn open_listeners(cfg: &Config, inherited: Vec<InheritedSocket>) -> Result<Vec<Listener>, String> {
+    let mut pool = inherited_pool(inherited)?;
+    let mut out: Vec<Listener> = Vec::new();
+    let opened = if !cfg.bind_given && !pool.is_empty() {
+        adopt_as_they_are(pool, &mut out)
+    } else {
+        let chosen = choose_inherited(&cfg.binds, &mut pool);
+        let opened = bind_or_adopt(cfg, chosen, &mut out);
+        if opened.is_ok() {
+            close_unconfigured(pool);
+        }
+        opened
+    };
+    if let Err(e) = opened {
+        // Only socket files bound here are removed on failure: an adopted
+        // one may be serving the old master still.
+        for l in out.iter().filter(|l| !l.inherited) {
+            l.unlink();
+        }
+        return Err(e);
+    }
+    for l in &out {
+        // Shared by every worker's event loop; accept must never block.
+        let _ = crate::sock::set_nonblocking(l.fd.as_raw_fd(), true);
+    }
+    Ok(out)
+}
+
+/// The inherited sockets, each checked to be a listening socket.
+fn inherited_pool(inherited: Vec<InheritedSocket>) -> Result<Pool, String> {
+    inherited
+        .into_iter()
+        .map(|s| {
+            let kind = listening_kind(&s.fd)
+                .map_err(|why| format!("Cannot use inherited fd {}: {why}", s.fd.as_raw_fd()))?;
+            Ok(Some((s, kind)))
+        })
+        .collect()
+}
+
+/// Serve every inherited socket, under the name it came with when that
+/// fits it, else under what it is.
+fn adopt_as_they_are(pool: Pool, out: &mut Vec<Listener>) -> Result<(), String> {
+    for (s, kind) in pool.into_iter().flatten() {
+        let addr = s
+            .name
+            .as_deref()
+            .and_then(|n| BindAddr::parse(n).ok())
+            .filter(|a| a.is_served_by(&kind))
+            .unwrap_or_else(|| BindAddr::of_kind(&kind));
+        out.push(adopt_inherited(&addr, s.fd, s.owns_path)?);
+    }
+    Ok(())
+}
+
+/// For each bind, the inherited socket to adopt, taken from the pool:
+/// first by the name the old master sent (exact, and the only way for port
+/// 0 and fd://), then by address (systemd and GUNICORN_FD send no usable
+/// names). None where the bind is to be bound afresh.
+fn choose_inherited(binds: &[BindAddr], pool: &mut Pool) -> Vec<Option<InheritedSocket>> {
+    let mut chosen: Vec<Option<InheritedSocket>> = Vec::new();
+    for addr in binds {
+        let name = addr.name();
+        let i = pool.iter().position(|p| {
+            p.as_ref().is_some_and(|(s, kind)| match addr {
+                BindAddr::Fd(n) => {
+                    s.name.as_deref() == Some(name.as_str())
+                        || (s.name.is_none() && s.fd.as_raw_fd() == *n)
+                }
+                _ => s.name.as_deref() == Some(name.as_str()) && addr.is_served_by(kind),
+            })
+        });
+        chosen.push(i.and_then(|i| pool[i].take()).map(|(s, _)| s));
+    }
+    for (addr, slot) in binds.iter().zip(chosen.iter_mut()) {
+        if slot.is_some() || matches!(addr, BindAddr::Fd(_) | BindAddr::Tcp { port: 0, .. }) {
+            continue;
+        }
+        let i = pool
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|(_, kind)| addr.is_served_by(kind)));
+        *slot = i.and_then(|i| pool[i].take()).map(|(s, _)| s);
+    }
+    chosen
+}
+
+/// Adopt the chosen socket of each bind, or bind it.
+fn bind_or_adopt(
+    cfg: &Config,
+    chosen: Vec<Option<InheritedSocket>>,
+    out: &mut Vec<Listener>,
+) -> Result<(), String> {
     let opts = BindOptions {
         backlog: cfg.backlog,
         reuse_port: cfg.reuse_port,
     };
-    let mut pool: Vec<Option<(InheritedSocket, crate::sock::ListenerKind)>> = Vec::new();
-    for s in inherited {
-        let kind = listening_kind(&s.fd).map_err(|why| {
-            format!(
-                "Cannot use inherited fd {}: {why}",
-                std::os::fd::AsRawFd::as_raw_fd(&s.fd)
-            )
-        })?;
-        pool.push(Some((s, kind)));
+    for (addr, slot) in cfg.binds.iter().zip(chosen) {
+        out.push(match slot {
+            Some(s) => adopt_inherited(addr, s.fd, s.owns_path),
+            None => bind_listener(addr, &opts),
+        }?);
     }
-    let mut out: Vec<Listener> = Vec::new();
-    // Only socket files bound here are removed on failure: an adopted one
-    // may be serving the old master still.
-    let fail = |out: &[Listener], e: String| {
-        for l in out.iter().filter(|l| !l.inherited) {
-            l.unlink();
-        }
-        Err(e)
-    };
-    if !cfg.bind_given && !pool.is_empty() {
-        for (s, kind) in pool.into_iter().flatten() {
-            let addr = s
-                .name
-                .as_deref()
-                .and_then(|n| BindAddr::parse(n).ok())
-                .filter(|a| a.is_served_by(&kind))
-                .unwrap_or_else(|| BindAddr::of_kind(&kind));
-            match adopt_inherited(&addr, s.fd, s.owns_path) {
-                Ok(l) => out.push(l),
-                Err(e) => return fail(&out, e),
-            }
-        }
-    } else {
-        // First by the name the old master sent (exact, and the only way
-        // for port 0 and fd://), then by address (systemd and GUNICORN_FD
-        // send no usable names), then bind what is left.
-        let raw = |s: &InheritedSocket| std::os::fd::AsRawFd::as_raw_fd(&s.fd);
-        let mut chosen: Vec<Option<InheritedSocket>> = Vec::new();
-        for addr in &cfg.binds {
-            let name = addr.name();
-            let i = pool.iter().position(|p| {
-                p.as_ref().is_some_and(|(s, kind)| match addr {
-                    BindAddr::Fd(n) => {
-                        s.name.as_deref() == Some(name.as_str())
-                            || (s.name.is_none() && raw(s) == *n)
-                    }
-                    _ => s.name.as_deref() == Some(name.as_str()) && addr.is_served_by(kind),
-                })
-            });
-            chosen.push(i.and_then(|i| pool[i].take()).map(|(s, _)| s));
-        }
-        for (addr, slot) in cfg.binds.iter().zip(chosen.iter_mut()) {
-            if slot.is_some() || matches!(addr, BindAddr::Fd(_) | BindAddr::Tcp { port: 0, .. }) {
-                continue;
-            }
-            let i = pool
-                .iter()
-                .position(|p| p.as_ref().is_some_and(|(_, kind)| addr.is_served_by(kind)));
-            *slot = i.and_then(|i| pool[i].take()).map(|(s, _)| s);
-        }
-        for (addr, slot) in cfg.binds.iter().zip(chosen) {
-            let result = match slot {
-                Some(s) => adopt_inherited(addr, s.fd, s.owns_path),
-                None => bind_listener(addr, &opts),
-            };
-            match result {
-                Ok(l) => out.push(l),
-                Err(e) => return fail(&out, e),
-            }
-        }
-        for (s, kind) in pool.into_iter().flatten() {
-            let shown = BindAddr::of_kind(&kind).name();
-            crate::info!(
-                "Closing inherited socket {shown} (fd {}): not among the configured binds",
-                std::os::fd::AsRawFd::as_raw_fd(&s.fd)
-            );
-        }
+    Ok(())
+}
+
+/// Close the inherited sockets no bind asked for.
+fn close_unconfigured(pool: Pool) {
+    for (s, kind) in pool.into_iter().flatten() {
+        let shown = BindAddr::of_kind(&kind).name();
+        crate::info!(
+            "Closing inherited socket {shown} (fd {}): not among the configured binds",
+            s.fd.as_raw_fd()
+        );
     }
-    for l in &out {
-        // Shared by every worker's event loop; accept must never block.
-        let _ = crate::sock::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&l.fd), true);
-    }
-    Ok(out)
 }
 
 /// With -u/-g, workers must still be able to reopen the log files on USR1
@@ -524,12 +609,12 @@ fn daemonize() -> Result<(), String> {
     // cooperation so the daemon's interpreter is consistent.
     let fork = crate::python::fork_with_python;
     match fork().map_err(|e| e.to_string())? {
-        ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
+        ForkResult::Parent { .. } => crate::process::exit_immediately(0),
         ForkResult::Child => {}
     }
     setsid().map_err(|e| e.to_string())?;
     match fork().map_err(|e| e.to_string())? {
-        ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
+        ForkResult::Parent { .. } => crate::process::exit_immediately(0),
         ForkResult::Child => {}
     }
     let null = std::fs::OpenOptions::new()
@@ -537,15 +622,12 @@ fn daemonize() -> Result<(), String> {
         .write(true)
         .open("/dev/null")
         .map_err(|e| e.to_string())?;
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
-    unsafe {
-        libc::dup2(fd, 0);
-        if !crate::log::error_log_is_file() || libc::isatty(1) == 1 {
-            libc::dup2(fd, 1);
-        }
-        if libc::isatty(2) == 1 || !crate::log::error_log_is_file() {
-            libc::dup2(fd, 2);
-        }
+    let _ = nix::unistd::dup2_stdin(&null);
+    if !crate::log::error_log_is_file() || std::io::stdout().is_terminal() {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+    if std::io::stderr().is_terminal() || !crate::log::error_log_is_file() {
+        let _ = nix::unistd::dup2_stderr(&null);
     }
     Ok(())
 }

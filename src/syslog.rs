@@ -178,7 +178,10 @@ impl Syslog {
                             .map_err(|e| format!("syslog socket: {e}"))?;
                         Sock::UnixDgram(s)
                     }
-                    Err(e) if !dgram_only && e.raw_os_error() == Some(libc::EPROTOTYPE) => {
+                    Err(e)
+                        if !dgram_only
+                            && e.raw_os_error() == Some(nix::errno::Errno::EPROTOTYPE as i32) =>
+                    {
                         let s = UnixStream::connect(path).map_err(|e| {
                             format!("cannot connect to syslog at unix://{path}: {e}")
                         })?;

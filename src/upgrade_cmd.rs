@@ -10,6 +10,8 @@
 
 use crate::pidfile::{process_alive, read_pid};
 use ferricorn_upgrade::pidfile::{read_status, Status};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -111,11 +113,8 @@ pub fn run(args: &[String]) -> i32 {
     let status_file = ferricorn_upgrade::pidfile::status_path(&a.pidfile);
     let _ = std::fs::remove_file(&status_file);
     say(&format!("sending USR2 to master {old}"));
-    if unsafe { libc::kill(old as i32, libc::SIGUSR2) } != 0 {
-        say(&format!(
-            "cannot signal {old}: {}",
-            std::io::Error::last_os_error()
-        ));
+    if let Err(e) = kill(Pid::from_raw(old as i32), Signal::SIGUSR2) {
+        say(&format!("cannot signal {old}: {}", std::io::Error::from(e)));
         return 1;
     }
     let deadline = Instant::now() + a.timeout;
@@ -152,7 +151,7 @@ pub fn run(args: &[String]) -> i32 {
     ));
     // TERM: its workers finish their requests. With --upgrade-mode auto it
     // is already on its way out and this changes nothing.
-    unsafe { libc::kill(old as i32, libc::SIGTERM) };
+    let _ = kill(Pid::from_raw(old as i32), Signal::SIGTERM);
     while running(old) {
         if Instant::now() >= deadline {
             say(&format!("master {new} serves; the old master {old} is still finishing requests and exits within its graceful timeout"));

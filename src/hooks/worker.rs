@@ -15,19 +15,12 @@ pub(super) struct WorkerSide {
 }
 
 /// The worker's heartbeat, for `worker.notify()`.
-struct SharedBeat(Beat);
-// SAFETY: a Beat points into the heartbeat mapping, which stays mapped for
-// the whole life of the process, and it only does atomic loads and stores.
-unsafe impl Send for SharedBeat {}
-// SAFETY: as above; every access is an atomic operation.
-unsafe impl Sync for SharedBeat {}
-
-static WORKER_BEAT: OnceLock<SharedBeat> = OnceLock::new();
+static WORKER_BEAT: OnceLock<Beat> = OnceLock::new();
 
 #[pyfunction]
 pub(super) fn _notify() {
     if let Some(b) = WORKER_BEAT.get() {
-        b.0.beat();
+        b.beat();
     }
 }
 
@@ -71,7 +64,7 @@ fn call_worker_hook(name: &str, with_server: bool) -> Result<(), String> {
 
 /// post_fork(server, worker), in the new worker. The error is a boot-failure report.
 pub fn post_fork(beat: Beat) -> Result<(), String> {
-    let _ = WORKER_BEAT.set(SharedBeat(beat));
+    let _ = WORKER_BEAT.set(beat);
     call_worker_hook("post_fork", true).map_err(|tb| format!("Exception in post_fork hook\n{tb}"))
 }
 

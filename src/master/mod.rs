@@ -271,35 +271,38 @@ impl Arbiter {
     fn handle_signals(&mut self) {
         let Some(pipe) = &self.signals else { return };
         for (sig, count) in pipe.drain() {
-            if sig != libc::SIGCHLD {
+            if sig != Signal::SIGCHLD as i32 {
                 crate::info!(
                     "Handling signal: {}",
                     signals::name(sig).trim_start_matches("SIG").to_lowercase()
                 );
             }
+            let Ok(sig) = Signal::try_from(sig) else {
+                continue;
+            };
             match sig {
-                libc::SIGHUP => self.on_hup(),
-                libc::SIGTERM => self.stop(true),
-                libc::SIGINT | libc::SIGQUIT => self.stop(false),
-                libc::SIGTTIN => {
+                Signal::SIGHUP => self.on_hup(),
+                Signal::SIGTERM => self.stop(true),
+                Signal::SIGINT | Signal::SIGQUIT => self.stop(false),
+                Signal::SIGTTIN => {
                     self.num_workers = self.num_workers.saturating_add(count);
                     crate::info!("Number of workers: {}", self.num_workers);
                 }
-                libc::SIGTTOU => {
+                Signal::SIGTTOU => {
                     self.num_workers = self.num_workers.saturating_sub(count).max(1);
                     crate::info!("Number of workers: {}", self.num_workers);
                 }
-                libc::SIGUSR1 => {
+                Signal::SIGUSR1 => {
                     if let Err(e) = crate::log::reopen() {
                         crate::error!("Cannot reopen log files: {e}");
                     }
                     self.signal_workers(Signal::SIGUSR1);
                 }
-                libc::SIGWINCH => {
+                Signal::SIGWINCH => {
                     crate::info!("graceful stop of workers");
                     self.num_workers = 0;
                 }
-                libc::SIGUSR2 => self.on_usr2(),
+                Signal::SIGUSR2 => self.on_usr2(),
                 _ => {}
             }
         }
@@ -485,20 +488,8 @@ impl Arbiter {
     fn read_reports(&mut self) {
         let mut boot_failures = Vec::new();
         for i in 0..self.workers.len() {
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = unsafe {
-                    libc::read(
-                        self.workers[i].status.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                    )
-                };
-                if n <= 0 {
-                    break;
-                }
-                self.workers[i].decoder.feed(&buf[..n as usize]);
-            }
+            let w = &mut self.workers[i];
+            read_pipe(&w.status, &mut w.decoder);
             while let Some(msg) = self.workers[i].decoder.next_message() {
                 let w = &mut self.workers[i];
                 match msg {
@@ -544,14 +535,7 @@ impl Arbiter {
     }
 
     fn drain_reports(&mut self, w: &mut WorkerProc) {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = unsafe { libc::read(w.status.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
-            w.decoder.feed(&buf[..n as usize]);
-        }
+        read_pipe(&w.status, &mut w.decoder);
         while let Some(msg) = w.decoder.next_message() {
             match msg {
                 Message::BootFailed { code, report } => w.boot_failure = Some((code, report)),
@@ -669,41 +653,22 @@ impl Arbiter {
 
     /// Sleep until a signal, a worker report, or the next tick.
     fn sleep(&mut self) {
+        let readable = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.workers.len() + 2);
-        if let Some(p) = &self.signals {
-            fds.push(libc::pollfd {
-                fd: p.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if let Some(fd) = self.upgrade.poll_fd() {
-            fds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if let Some(fd) = self.reload.as_ref().and_then(|r| r.fd()) {
-            fds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
+        fds.extend(self.signals.as_ref().map(|p| readable(p.fd())));
+        fds.extend(self.upgrade.poll_fd().map(readable));
+        fds.extend(self.reload.as_ref().and_then(|r| r.fd()).map(readable));
         if let Some(e) = &self.observe.exporter {
             e.poll_fds(&mut fds);
         }
         if let Some(c) = &self.control {
             c.poll_fds(&mut fds);
         }
-        for w in &self.workers {
-            fds.push(libc::pollfd {
-                fd: w.status.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
+        fds.extend(self.workers.iter().map(|w| readable(w.status.as_raw_fd())));
         let mut timeout_ms = if self.phase == Phase::Running {
             1000
         } else {
@@ -712,7 +677,22 @@ impl Arbiter {
         if let Some(r) = &self.reload {
             timeout_ms = timeout_ms.min(r.timeout(Instant::now()).as_millis() as i32);
         }
+        // libc's poll rather than nix's: the reloader, the control socket
+        // and the metrics endpoint hand over raw fds, not BorrowedFds, and
+        // only the wake-up matters here (each source is then read on its own).
+        // SAFETY: `fds` is a live array of `fds.len()` pollfds, of which
+        // poll writes only `revents`. Every fd belongs to `self`, which
+        // outlives the call; one closed meanwhile would only report POLLNVAL.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         self.read_reports();
+    }
+}
+
+/// Feed `decoder` all a worker's report pipe holds now (it is
+/// non-blocking: EAGAIN ends the loop, as do EOF and errors).
+fn read_pipe(pipe: &OwnedFd, decoder: &mut crate::ipc::Decoder) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = nix::unistd::read(pipe, &mut buf) {
+        decoder.feed(&buf[..n]);
     }
 }

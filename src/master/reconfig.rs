@@ -245,7 +245,7 @@ impl Arbiter {
     pub(super) fn apply_config(&mut self, new: Config, started: bool) {
         let old = std::mem::replace(&mut self.cfg, new);
         let cfg = &self.cfg;
-        unsafe { libc::umask(cfg.umask as libc::mode_t) };
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(cfg.umask));
         self.set_raw_env();
         if cfg.log_level != old.log_level
             || cfg.error_logfile != old.error_logfile

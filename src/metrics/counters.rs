@@ -53,27 +53,23 @@ fn index_status(i: usize) -> u16 {
 
 /// The region: `slots` blocks of `STRIDE` words.
 pub struct Counters {
-    base: *mut AtomicU64,
+    /// Shared with every worker (see `shm`).
+    words: &'static [AtomicU64],
     slots: usize,
 }
 
-// SAFETY: the region is shared memory holding only atomics; the pointer
-// stays valid for the life of the process (never unmapped).
-unsafe impl Send for Counters {}
-unsafe impl Sync for Counters {}
-
 impl Counters {
     pub fn new(slots: usize) -> std::io::Result<Counters> {
-        let p = crate::shm::map_atomics(slots * STRIDE)?;
-        Ok(Counters { base: p, slots })
+        let words = crate::shm::map_atomics(slots * STRIDE)?;
+        Ok(Counters { words, slots })
     }
 
     /// The handle a worker in `slot` counts through.
     pub fn slot(&self, slot: usize) -> SlotCounters {
         assert!(slot < self.slots);
+        let block = &self.words[slot * STRIDE..][..STRIDE];
         SlotCounters {
-            // SAFETY: in bounds, checked above.
-            base: unsafe { self.base.add(slot * STRIDE) },
+            words: block.try_into().expect("a block of STRIDE words"),
         }
     }
 
@@ -108,18 +104,12 @@ impl Counters {
 /// A worker's own block: counted into from any of its threads.
 #[derive(Clone, Copy)]
 pub struct SlotCounters {
-    base: *const AtomicU64,
+    words: &'static [AtomicU64; STRIDE],
 }
-
-// SAFETY: points at atomics in a mapping that lives as long as the process.
-unsafe impl Send for SlotCounters {}
-unsafe impl Sync for SlotCounters {}
 
 impl SlotCounters {
     fn word(&self, i: usize) -> &AtomicU64 {
-        debug_assert!(i < STRIDE);
-        // SAFETY: i < STRIDE, inside this slot's block of the mapping.
-        unsafe { &*self.base.add(i) }
+        &self.words[i]
     }
 
     /// A request starts running.
