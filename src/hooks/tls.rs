@@ -14,7 +14,6 @@ pub fn ssl_context(
     cfg: &Config,
     t: &crate::tls::TlsSettings,
 ) -> Result<crate::tls::TlsSettings, String> {
-    use crate::tls::Version;
     let Some(hook) = cfg.hooks.get("ssl_context") else {
         return Ok(t.clone());
     };
@@ -53,38 +52,47 @@ pub fn ssl_context(
                 ctx.get_type().name().map(|n| n.to_string()).unwrap_or_default()
             ));
         }
-        type Export = (
-            String,
-            Option<String>,
-            Option<String>,
-            i64,
-            Option<String>,
-            i64,
-            i64,
-            Vec<String>,
-            Vec<String>,
-        );
-        let (certfile, keyfile, cafile, verify, ciphers, min, max, alpn, unsupported): Export = ctx
-            .call_method0("_export")
-            .and_then(|e| e.extract())
-            .map_err(|e| format!("ssl_context hook: {e}"))?;
-        if let Some(first) = unsupported.first() {
-            return Err(format!(
-                "ssl_context hook uses {first}, which ferricorn cannot apply to rustls{}",
-                if unsupported.len() > 1 {
-                    format!(" (also: {})", unsupported[1..].join(", "))
-                } else {
-                    String::new()
-                }
-            ));
-        }
-        // ssl.TLSVersion: MINIMUM_SUPPORTED -2, MAXIMUM_SUPPORTED -1,
-        // TLSv1 0x301 .. TLSv1_3 0x304.
-        let min_version = match min {
-            -2 | 0..=0x303 => Version::Tls12,
-            _ => Version::Tls13,
-        };
-        let max_version = match max {
+        settings_from_context(&ctx)
+    })
+}
+
+/// The settings a `TLSContext` (hooks.py) ends up with, for rustls; what
+/// rustls cannot apply is an error naming it.
+fn settings_from_context(ctx: &Bound<'_, PyAny>) -> Result<crate::tls::TlsSettings, String> {
+    use crate::tls::Version;
+    type Export = (
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        Option<String>,
+        i64,
+        i64,
+        Vec<String>,
+        Vec<String>,
+    );
+    let (certfile, keyfile, cafile, verify, ciphers, min, max, alpn, unsupported): Export = ctx
+        .call_method0("_export")
+        .and_then(|e| e.extract())
+        .map_err(|e| format!("ssl_context hook: {e}"))?;
+    if let Some(first) = unsupported.first() {
+        return Err(format!(
+            "ssl_context hook uses {first}, which ferricorn cannot apply to rustls{}",
+            if unsupported.len() > 1 {
+                format!(" (also: {})", unsupported[1..].join(", "))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    // ssl.TLSVersion: MINIMUM_SUPPORTED -2, MAXIMUM_SUPPORTED -1,
+    // TLSv1 0x301 .. TLSv1_3 0x304.
+    let min_version = match min {
+        -2 | 0..=0x303 => Version::Tls12,
+        _ => Version::Tls13,
+    };
+    let max_version =
+        match max {
             -1 | 0x304.. => Version::Tls13,
             0x303 => Version::Tls12,
             _ => return Err(
@@ -92,15 +100,14 @@ pub fn ssl_context(
                     .into(),
             ),
         };
-        Ok(crate::tls::TlsSettings {
-            certfile: certfile.into(),
-            keyfile: keyfile.map(Into::into),
-            ca_certs: cafile.map(Into::into),
-            cert_reqs: verify,
-            ciphers,
-            min_version,
-            max_version,
-            alpn: alpn.into_iter().map(String::into_bytes).collect(),
-        })
+    Ok(crate::tls::TlsSettings {
+        certfile: certfile.into(),
+        keyfile: keyfile.map(Into::into),
+        ca_certs: cafile.map(Into::into),
+        cert_reqs: verify,
+        ciphers,
+        min_version,
+        max_version,
+        alpn: alpn.into_iter().map(String::into_bytes).collect(),
     })
 }

@@ -131,34 +131,7 @@ impl Arbiter {
     /// Settings a master hook changed with `cfg.set`: applied as a SIGHUP
     /// applies a new configuration (before binding when from on_starting).
     fn apply_hook_settings(&mut self, changes: Vec<(String, Py<PyAny>)>) {
-        let mut values: Vec<(&'static str, Value)> = Vec::new();
-        let mut hooks: Vec<(&'static str, Option<Py<PyAny>>)> = Vec::new();
-        Python::attach(|py| {
-            for (name, obj) in &changes {
-                let Some(setting) = crate::settings::table::find(name) else {
-                    continue;
-                };
-                let obj = obj.bind(py);
-                if setting.kind.is_hook() {
-                    hooks.push((setting.name, (!obj.is_none()).then(|| obj.clone().unbind())));
-                    continue;
-                }
-                match crate::settings::value_from_python(obj) {
-                    Ok(v) => values.push((setting.name, v)),
-                    Err(m) => crate::error!("cfg.set({name:?}) from a hook: {m}"),
-                }
-                // The notice a config file setting it gets.
-                match setting.applies {
-                    crate::settings::Applies::Yes => {}
-                    crate::settings::Applies::NoEffect(why) => crate::warning!(
-                        "{name} is set (by a hook) but has no effect in ferricorn: {why}."
-                    ),
-                    crate::settings::Applies::NotYet(why) => {
-                        crate::warning!("{name} is set (by a hook) but not acted on yet: {why}.")
-                    }
-                }
-            }
-        });
+        let (values, hooks) = read_hook_changes(&changes);
         let hookset = if hooks.is_empty() {
             None
         } else {
@@ -503,3 +476,42 @@ impl Arbiter {
 }
 
 // ---- In the worker process --------------------------------------------
+
+/// What hooks set with `server.cfg.set(...)`, read back: values (each with
+/// the notice a config file setting it gets) and hooks (None: removed).
+#[allow(clippy::type_complexity)]
+fn read_hook_changes(
+    changes: &[(String, Py<PyAny>)],
+) -> (
+    Vec<(&'static str, Value)>,
+    Vec<(&'static str, Option<Py<PyAny>>)>,
+) {
+    let mut values = Vec::new();
+    let mut hooks = Vec::new();
+    Python::attach(|py| {
+        for (name, obj) in changes {
+            let Some(setting) = crate::settings::table::find(name) else {
+                continue;
+            };
+            let obj = obj.bind(py);
+            if setting.kind.is_hook() {
+                hooks.push((setting.name, (!obj.is_none()).then(|| obj.clone().unbind())));
+                continue;
+            }
+            match crate::settings::value_from_python(obj) {
+                Ok(v) => values.push((setting.name, v)),
+                Err(m) => crate::error!("cfg.set({name:?}) from a hook: {m}"),
+            }
+            match setting.applies {
+                crate::settings::Applies::Yes => {}
+                crate::settings::Applies::NoEffect(why) => crate::warning!(
+                    "{name} is set (by a hook) but has no effect in ferricorn: {why}."
+                ),
+                crate::settings::Applies::NotYet(why) => {
+                    crate::warning!("{name} is set (by a hook) but not acted on yet: {why}.")
+                }
+            }
+        }
+    });
+    (values, hooks)
+}

@@ -403,43 +403,70 @@ pub fn build_environ<'py>(
     conn: &ConnInfo<'_>,
     script_name: &str,
 ) -> Result<Bound<'py, PyDict>, EnvironError> {
-    // PyDict_SetItem straight away: keys are interned and values already
-    // Python objects, so pyo3's generic conversions would only add work.
-    fn set_raw(
-        py: Python<'_>,
-        dict: *mut pyo3::ffi::PyObject,
-        key: &Py<PyString>,
-        value: &Bound<'_, PyString>,
-    ) -> Result<(), EnvironError> {
-        // SAFETY: GIL held; all three pointers are live for the call.
-        if unsafe { pyo3::ffi::PyDict_SetItem(dict, key.as_ptr(), value.as_ptr()) } < 0 {
-            return Err(EnvironError(PyErr::fetch(py).to_string()));
-        }
-        Ok(())
-    }
-    // The template keeps the previous request's values for the keys every
-    // request has; only the ones that differ are written (into the
-    // template), and the copy then carries them. A client repeating the
-    // same request pays for one dict copy and its HTTP_* headers.
-    let tp = template.as_ptr();
-    let refresh =
-        |cache: &mut Cached, key: &Py<PyString>, bytes: &[u8]| -> Result<(), EnvironError> {
-            if !cache.holds(bytes) {
-                let obj = cache.get(py, bytes);
-                set_raw(py, tp, key, &obj)?;
-            }
-            Ok(())
-        };
-
-    // Names with "_" are header_map's (and forwarder_headers') business;
-    // refusing one must happen before anything else, and a forwarded
+    // Refusing a header must happen before anything else, and a forwarded
     // SCRIPT_NAME is needed before PATH_INFO is cut.
-    let policy = conn.headers;
-    let trusted = conn.trusted_proxy;
+    let forwarded_script_name = admit_underscored_headers(head, buf, conn)?;
+    let script_name = forwarded_script_name.as_deref().unwrap_or(script_name);
+    let target = head.target(buf);
+    let (path, query) = split_target(target);
+    let decoded = percent_decode(path);
+    let path_info = path_below_script_name(&decoded, path, script_name)?;
+    let https = is_https(head, buf, conn)?;
+    let line = RequestLine {
+        target,
+        query,
+        path_info,
+        https,
+    };
+    refresh_template(py, k, template, head, buf, conn, &line)?;
+
+    let env = template.copy().map_err(|e| EnvironError(e.to_string()))?;
+    if conn.remote_port.is_none() {
+        // Unix-socket peers have no port.
+        env.del_item(k.remote_port.bind(py))
+            .map_err(|e| EnvironError(e.to_string()))?;
+    }
+    if https {
+        set_item(py, &env, &k.url_scheme, k.https.bind(py))?;
+    }
+    if conn.tls {
+        set_tls_keys(py, &env, conn)?;
+    }
+    if let Some(sn) = &forwarded_script_name {
+        set_item(py, &env, &k.script_name, &PyString::new(py, sn))?;
+    }
+    add_headers(py, k, &env, head, buf, conn)?;
+    Ok(env)
+}
+
+/// PyDict_SetItem straight away: keys are interned and values already
+/// Python objects, so pyo3's generic conversions would only add work.
+#[inline]
+fn set_item(
+    py: Python<'_>,
+    dict: &Bound<'_, PyDict>,
+    key: &Py<PyString>,
+    value: &Bound<'_, PyString>,
+) -> Result<(), EnvironError> {
+    // SAFETY: GIL held (`py`); the dict, key and value are live objects we
+    // hold references to for the length of the call, which takes its own.
+    if unsafe { pyo3::ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } < 0 {
+        return Err(EnvironError(PyErr::fetch(py).to_string()));
+    }
+    Ok(())
+}
+
+/// Apply header_map (and forwarder_headers) to every name with `_`, which
+/// may refuse the request; the SCRIPT_NAME a trusted forwarder sent, if any.
+fn admit_underscored_headers(
+    head: &RequestHead,
+    buf: &[u8],
+    conn: &ConnInfo<'_>,
+) -> Result<Option<String>, EnvironError> {
     let mut forwarded_script_name = None;
     for (name, value) in head.headers(buf) {
         if name.contains(&b'_')
-            && policy.admit(name, trusted)?
+            && conn.headers.admit(name, conn.trusted_proxy)?
             && name.eq_ignore_ascii_case(b"script_name")
         {
             // As gunicorn: a SCRIPT_NAME header that got past header_map
@@ -447,42 +474,78 @@ pub fn build_environ<'py>(
             forwarded_script_name = Some(value.iter().map(|&b| b as char).collect::<String>());
         }
     }
-    let script_name = forwarded_script_name.as_deref().unwrap_or(script_name);
+    Ok(forwarded_script_name)
+}
 
-    let target = head.target(buf);
-    let (path, query) = split_target(target);
-    let decoded = percent_decode(path);
-    let mut path_info: &[u8] = &decoded;
-    if !script_name.is_empty() {
-        let sn = script_name.as_bytes();
-        if path_info.starts_with(sn) && (path_info.len() == sn.len() || path_info[sn.len()] == b'/')
-        {
-            path_info = &path_info[sn.len()..];
-        } else {
-            return Err(EnvironError(format!(
-                "Request path {:?} does not start with SCRIPT_NAME {:?}",
-                String::from_utf8_lossy(path),
-                script_name
-            )));
-        }
+/// PATH_INFO: the decoded path with SCRIPT_NAME cut off its front; a path
+/// outside SCRIPT_NAME is the client's error. (`raw_path` is for the message.)
+fn path_below_script_name<'a>(
+    decoded: &'a [u8],
+    raw_path: &[u8],
+    script_name: &str,
+) -> Result<&'a [u8], EnvironError> {
+    let sn = script_name.as_bytes();
+    if sn.is_empty() {
+        return Ok(decoded);
     }
-    let https = conn.tls
-        || if conn.trusted_proxy {
-            match forwarded_scheme(head, buf, &policy.secure_scheme_headers) {
-                Ok(v) => v == Some(true),
-                Err(ContradictoryScheme) => {
-                    return Err(EnvironError("Contradictory scheme headers".into()))
-                }
-            }
-        } else {
-            false
-        };
-    let host = head.header(buf, b"host").filter(|h| !h.is_empty());
+    if decoded.starts_with(sn) && (decoded.len() == sn.len() || decoded[sn.len()] == b'/') {
+        return Ok(&decoded[sn.len()..]);
+    }
+    Err(EnvironError(format!(
+        "Request path {:?} does not start with SCRIPT_NAME {:?}",
+        String::from_utf8_lossy(raw_path),
+        script_name
+    )))
+}
 
+/// Whether `wsgi.url_scheme` is https: this server's TLS, or the scheme a
+/// trusted forwarder's secure_scheme_headers name.
+fn is_https(head: &RequestHead, buf: &[u8], conn: &ConnInfo<'_>) -> Result<bool, EnvironError> {
+    if conn.tls {
+        return Ok(true);
+    }
+    if !conn.trusted_proxy {
+        return Ok(false);
+    }
+    match forwarded_scheme(head, buf, &conn.headers.secure_scheme_headers) {
+        Ok(v) => Ok(v == Some(true)),
+        Err(ContradictoryScheme) => Err(EnvironError("Contradictory scheme headers".into())),
+    }
+}
+
+/// The parts of the request line the template's keys take.
+struct RequestLine<'a> {
+    target: &'a [u8],
+    query: &'a [u8],
+    path_info: &'a [u8],
+    https: bool,
+}
+
+/// The template keeps the previous request's values for the keys every
+/// request has; only the ones that differ are written (into the template),
+/// and the copy then carries them. A client repeating the same request pays
+/// for one dict copy and its HTTP_* headers.
+fn refresh_template(
+    py: Python<'_>,
+    k: &mut Keys,
+    template: &Bound<'_, PyDict>,
+    head: &RequestHead,
+    buf: &[u8],
+    conn: &ConnInfo<'_>,
+    line: &RequestLine<'_>,
+) -> Result<(), EnvironError> {
+    let refresh =
+        |cache: &mut Cached, key: &Py<PyString>, bytes: &[u8]| -> Result<(), EnvironError> {
+            if !cache.holds(bytes) {
+                let obj = cache.get(py, bytes);
+                set_item(py, template, key, &obj)?;
+            }
+            Ok(())
+        };
     refresh(&mut k.method_v, &k.request_method, head.method(buf))?;
-    refresh(&mut k.path_info_v, &k.path_info, path_info)?;
-    refresh(&mut k.raw_uri_v, &k.raw_uri, target)?;
-    refresh(&mut k.query_v, &k.query_string, query)?;
+    refresh(&mut k.path_info_v, &k.path_info, line.path_info)?;
+    refresh(&mut k.raw_uri_v, &k.raw_uri, line.target)?;
+    refresh(&mut k.query_v, &k.query_string, line.query)?;
     refresh(
         &mut k.protocol_v,
         &k.server_protocol,
@@ -504,62 +567,55 @@ pub fn build_environ<'py>(
             itoa::Buffer::new().format(port).as_bytes(),
         )?;
     }
-    match host {
+    let (name, port) = match head.header(buf, b"host").filter(|h| !h.is_empty()) {
         Some(h) => {
-            let (name, port) = host_name_port(h, https);
-            refresh(&mut k.server_name_v, &k.server_name, name)?;
-            refresh(&mut k.server_port_v, &k.server_port, port.unwrap_or(b""))?;
+            let (name, port) = host_name_port(h, line.https);
+            (name, port.unwrap_or(b""))
         }
-        None => {
-            refresh(
-                &mut k.server_name_v,
-                &k.server_name,
-                conn.server_name.as_bytes(),
-            )?;
-            refresh(
-                &mut k.server_port_v,
-                &k.server_port,
-                conn.server_port.as_bytes(),
-            )?;
-        }
-    }
+        None => (conn.server_name.as_bytes(), conn.server_port.as_bytes()),
+    };
+    refresh(&mut k.server_name_v, &k.server_name, name)?;
+    refresh(&mut k.server_port_v, &k.server_port, port)
+}
 
-    let env = template.copy().map_err(|e| EnvironError(e.to_string()))?;
-    let envp = env.as_ptr();
-    if conn.remote_port.is_none() {
-        // Unix-socket peers have no port.
-        env.del_item(k.remote_port.bind(py))
+/// HTTPS and SSL_CLIENT_CERT, as Apache's mod_ssl (and so mod_wsgi) sets them.
+fn set_tls_keys(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    conn: &ConnInfo<'_>,
+) -> Result<(), EnvironError> {
+    env.set_item(pyo3::intern!(py, "HTTPS"), pyo3::intern!(py, "on"))
+        .map_err(|e| EnvironError(e.to_string()))?;
+    if let Some(pem) = conn.client_cert {
+        env.set_item(pyo3::intern!(py, "SSL_CLIENT_CERT"), pem)
             .map_err(|e| EnvironError(e.to_string()))?;
     }
-    if https {
-        set_raw(py, envp, &k.url_scheme, k.https.bind(py))?;
-    }
-    if conn.tls {
-        // As Apache's mod_ssl (and so mod_wsgi) sets them.
-        env.set_item(pyo3::intern!(py, "HTTPS"), pyo3::intern!(py, "on"))
-            .map_err(|e| EnvironError(e.to_string()))?;
-        if let Some(pem) = conn.client_cert {
-            env.set_item(pyo3::intern!(py, "SSL_CLIENT_CERT"), pem)
-                .map_err(|e| EnvironError(e.to_string()))?;
-        }
-    }
-    if let Some(sn) = &forwarded_script_name {
-        set_raw(py, envp, &k.script_name, &PyString::new(py, sn))?;
-    }
+    Ok(())
+}
 
+/// CONTENT_TYPE, CONTENT_LENGTH and an HTTP_* key per admitted header; the
+/// values of a repeated name are joined with ",".
+fn add_headers(
+    py: Python<'_>,
+    k: &mut Keys,
+    env: &Bound<'_, PyDict>,
+    head: &RequestHead,
+    buf: &[u8],
+    conn: &ConnInfo<'_>,
+) -> Result<(), EnvironError> {
     let repeated = has_repeated_names(head, buf);
     for (name, value) in head.headers(buf) {
-        if name.contains(&b'_') && !policy.admit(name, trusted)? {
+        if name.contains(&b'_') && !conn.headers.admit(name, conn.trusted_proxy)? {
             continue;
         }
         if name.eq_ignore_ascii_case(b"content-type") {
-            set_raw(py, envp, &k.content_type, &k.content_type_v.get(py, value))?;
+            set_item(py, env, &k.content_type, &k.content_type_v.get(py, value))?;
             continue;
         }
         if name.eq_ignore_ascii_case(b"content-length") {
-            set_raw(
+            set_item(
                 py,
-                envp,
+                env,
                 &k.content_length,
                 &k.content_length_v.get(py, value),
             )?;
@@ -586,9 +642,9 @@ pub fn build_environ<'py>(
             }
             None => entry.value.get(py, value),
         };
-        set_raw(py, envp, key, &value_obj)?;
+        set_item(py, env, key, &value_obj)?;
     }
-    Ok(env)
+    Ok(())
 }
 
 #[cfg(test)]

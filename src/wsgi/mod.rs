@@ -8,7 +8,7 @@ pub mod file_wrapper;
 pub mod input;
 pub mod response;
 
-use crate::http::{BodyKind, Limits, RequestHead};
+use crate::http::{BodyKind, HttpError, Limits, RequestHead};
 use crate::net::Patience;
 use environ::{build_environ, ConnInfo, Keys};
 use input::{Body, InputStream, DRAIN_MAX};
@@ -229,43 +229,8 @@ impl WsgiApp {
 
     fn call_app(&mut self, py: Python<'_>, req: &Request<'_>) -> Outcome {
         let head = req.head;
-        let allowed = req.head.keep_alive && req.keep_alive_enabled && !req.stopping;
-        let is_head = head.method(req.buf) == b"HEAD";
-        let responder = self.responder.clone();
-        responder.borrow_mut().reset(
-            req.io.clone(),
-            head.minor_version,
-            is_head,
-            allowed,
-            self.opts.record_headers,
-        );
-
-        let has_body = !matches!(head.body, BodyKind::None | BodyKind::Length(0));
-        {
-            let mut b = self.body.borrow_mut();
-            if has_body {
-                let raw = req.buf[head.head_len..].to_vec();
-                *b = Body::new(
-                    req.io.clone(),
-                    raw,
-                    &head.body,
-                    &self.opts.limits,
-                    head.expect_continue,
-                    self.opts.patience,
-                );
-                b.precheck();
-            } else {
-                *b = Body::new(
-                    req.io.clone(),
-                    Vec::new(),
-                    &BodyKind::None,
-                    &self.opts.limits,
-                    false,
-                    self.opts.patience,
-                );
-            }
-        }
-        let body = has_body.then(|| self.body.clone());
+        let responder = self.reset_responder(req);
+        let body = self.reset_body(req);
 
         if let Some(err) = body.as_ref().and_then(|b| b.borrow().error.clone()) {
             return self.client_error(req, &responder, err.status, err.reason, &err.detail);
@@ -293,18 +258,9 @@ impl WsgiApp {
             Ok(r) => r,
             Err(e) => return self.server_error(py, req, &responder, &e, body.as_ref()),
         };
-        if let Some(b) = &body {
-            // An app that did not read its chunked body: check the framing
-            // of the rest now, while a 400 can still replace the response.
-            let mut b = b.borrow_mut();
-            if !responder.borrow().headers_sent {
-                b.prefetch(DRAIN_MAX);
-                if let Some(err) = b.error.clone() {
-                    drop(b);
-                    let _ = call_close(py, &result);
-                    return self.client_error(req, &responder, err.status, err.reason, &err.detail);
-                }
-            }
+        if let Some(err) = body.as_ref().and_then(|b| unread_body_error(b, &responder)) {
+            let _ = call_close(py, &result);
+            return self.client_error(req, &responder, err.status, err.reason, &err.detail);
         }
         let sent = send_iterable(py, &result, &responder, self.opts.sendfile);
         // PEP 3333: close() is called whatever happened, client gone or not.
@@ -320,6 +276,52 @@ impl WsgiApp {
         }
         let finish = responder.borrow_mut().finish();
         self.outcome(&responder, body.as_ref(), finish.is_ok())
+    }
+
+    /// The shared responder, made ready for this request.
+    fn reset_responder(&self, req: &Request<'_>) -> Rc<RefCell<Responder>> {
+        let head = req.head;
+        let allowed = head.keep_alive && req.keep_alive_enabled && !req.stopping;
+        let is_head = head.method(req.buf) == b"HEAD";
+        let responder = self.responder.clone();
+        responder.borrow_mut().reset(
+            req.io.clone(),
+            head.minor_version,
+            is_head,
+            allowed,
+            self.opts.record_headers,
+        );
+        responder
+    }
+
+    /// The shared `wsgi.input`, made ready for this request's body (or for
+    /// none); the body is handed out only when the request has one.
+    fn reset_body(&self, req: &Request<'_>) -> Option<Rc<RefCell<Body>>> {
+        let head = req.head;
+        let has_body = !matches!(head.body, BodyKind::None | BodyKind::Length(0));
+        let mut b = self.body.borrow_mut();
+        if has_body {
+            let raw = req.buf[head.head_len..].to_vec();
+            *b = Body::new(
+                req.io.clone(),
+                raw,
+                &head.body,
+                &self.opts.limits,
+                head.expect_continue,
+                self.opts.patience,
+            );
+            b.precheck();
+        } else {
+            *b = Body::new(
+                req.io.clone(),
+                Vec::new(),
+                &BodyKind::None,
+                &self.opts.limits,
+                false,
+                self.opts.patience,
+            );
+        }
+        has_body.then(|| self.body.clone())
     }
 
     fn outcome(
@@ -593,6 +595,17 @@ fn bytes_item<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
                 .unwrap_or_default()
         ))
     })
+}
+
+/// An app that did not read its chunked body: the framing of the rest is
+/// checked now, while a 400 can still replace the response.
+fn unread_body_error(body: &RefCell<Body>, responder: &RefCell<Responder>) -> Option<HttpError> {
+    if responder.borrow().headers_sent {
+        return None;
+    }
+    let mut b = body.borrow_mut();
+    b.prefetch(DRAIN_MAX);
+    b.error.clone()
 }
 
 fn call_close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
