@@ -31,7 +31,7 @@ pub fn make(py: Python<'_>, target: &Py<StartResponse>) -> PyResult<Py<PyAny>> {
 
 /// CPython's entry point: turns the raw call into borrowed objects, runs
 /// [`call`], and hands back a new reference or NULL with the error set.
-/// (A safe `extern "C" fn`, which the method table takes as its unsafe kind.)
+/// (A safe `extern "C" fn`: it coerces to the method table's pointer type.)
 extern "C" fn start_response_fast(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
