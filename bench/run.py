@@ -11,7 +11,12 @@ a fixed response, the ceiling for the Python path), memory (RSS/PSS of master
 and workers after 10k requests) and start-up time (launch -> first 200).
 
 Usage: bench/run.py [--rounds N] [--duration S] [--connections C] [--quick]
-Writes bench/results/latest.{md,json,svg}.
+                    [--baseline BIN [--output NAME]]
+Writes bench/results/latest.{md,json,svg} (NAME.{md,json,svg} with --output).
+
+--baseline BIN adds the server `baseline`: another ferricorn binary (an
+earlier commit's release build), run exactly as `ferricorn` is, so a change
+is measured against the code before it in the same run.
 """
 import argparse
 import json
@@ -30,6 +35,7 @@ VENV = REPO / ".venv"
 EXAMPLES = REPO / "examples"
 RESULTS = REPO / "bench" / "results"
 FERRICORN = REPO / "target" / "release" / "ferricorn"
+BASELINE = None  # --baseline: an earlier ferricorn build, run as `baseline`
 
 APPS = {
     # name: (working dir, module:attr, path)
@@ -47,8 +53,9 @@ def free_port():
 def server_command(server, app, port):
     cwd, spec, _ = APPS[app]
     bind = f"127.0.0.1:{port}"
-    if server == "ferricorn":
-        return [str(FERRICORN), "-w", "2", "-b", bind, "--log-level", "warning", spec], cwd
+    if server in ("ferricorn", "baseline"):
+        binary = FERRICORN if server == "ferricorn" else BASELINE
+        return [str(binary), "-w", "2", "-b", bind, "--log-level", "warning", spec], cwd
     if server == "reference":
         return [str(FERRICORN), "-w", "2", "-b", bind, "--log-level", "warning", "--reference-responder", spec], cwd
     if server == "gunicorn":
@@ -197,7 +204,7 @@ def measure_memory(server, app, min_requests=10000):
 def svg_plot(results, servers, path):
     """A grouped bar chart of median req/s per (app, mode), no dependencies."""
     groups = sorted({(r["app"], r["mode"]) for r in results})
-    colors = {"reference": "#999999", "ferricorn": "#d9480f", "gunicorn": "#2b8a3e", "granian": "#1c7ed6"}
+    colors = {"reference": "#999999", "ferricorn": "#d9480f", "baseline": "#f59f00", "gunicorn": "#2b8a3e", "granian": "#1c7ed6"}
     med = {}
     for g in groups:
         for s in servers:
@@ -239,7 +246,17 @@ def main():
     ap.add_argument("--modes", default="keepalive,close")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s, for trying the script")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--baseline", type=Path, help="an earlier ferricorn binary, measured as the server `baseline`")
+    ap.add_argument("--baseline-label", help="what the baseline is, for the table (e.g. a commit)")
+    ap.add_argument("--output", default="latest", help="results file name in bench/results (no extension)")
     args = ap.parse_args()
+    global BASELINE
+    if args.baseline:
+        if not args.baseline.exists():
+            sys.exit(f"--baseline {args.baseline}: no such file")
+        BASELINE = args.baseline.resolve()
+        if "baseline" not in args.servers.split(","):
+            args.servers += ",baseline"
     if args.quick:
         args.rounds, args.duration = 1, 2
     if not FERRICORN.exists():
@@ -281,9 +298,10 @@ def main():
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     table = render(results, servers, apps, modes, memory, args)
-    (RESULTS / "latest.md").write_text(table)
-    (RESULTS / "latest.json").write_text(json.dumps({"args": vars(args), "results": results, "memory": memory}, indent=1))
-    svg_plot(results, servers, RESULTS / "latest.svg")
+    (RESULTS / f"{args.output}.md").write_text(table)
+    (RESULTS / f"{args.output}.json").write_text(
+        json.dumps({"args": vars(args), "results": results, "memory": memory}, indent=1, default=str))
+    svg_plot(results, servers, RESULTS / f"{args.output}.svg")
     print(table)
 
 
@@ -294,7 +312,12 @@ def render(results, servers, apps, modes, memory, args):
 
     lines = [f"Machine: {os.cpu_count()} cores; wrk -t1 -c{args.connections}, {args.duration} s per run, "
              f"{args.rounds} rounds, servers interleaved; medians. Command: `bench/run.py"
-             + (f" --rounds {args.rounds} --duration {args.duration}" if not args.quick else " --quick") + "`", ""]
+             + (f" --rounds {args.rounds} --duration {args.duration}" if not args.quick else " --quick")
+             + "".join(f" --{k} {getattr(args, k)}" for k in ("apps", "modes")
+                       if getattr(args, k) != {"apps": "hello,flask", "modes": "keepalive,close"}[k])
+             + (" --baseline BIN" if args.baseline else "") + "`", ""]
+    if args.baseline:
+        lines += [f"`baseline`: {args.baseline_label or args.baseline.name}, run exactly as `ferricorn`.", ""]
     lines.append("| app | connection | server | req/s | p50 ms | p99 ms | errors | ferricorn ÷ this |")
     lines.append("|---|---|---|---:|---:|---:|---:|---:|")
     for app in apps:
