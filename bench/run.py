@@ -300,9 +300,22 @@ def main():
     table = render(results, servers, apps, modes, memory, args)
     (RESULTS / f"{args.output}.md").write_text(table)
     (RESULTS / f"{args.output}.json").write_text(
-        json.dumps({"args": vars(args), "results": results, "memory": memory}, indent=1, default=str))
+        json.dumps({"args": {**vars(args), "baseline": args.baseline and args.baseline.name},
+                    "results": results, "memory": memory}, indent=1))
     svg_plot(results, servers, RESULTS / f"{args.output}.svg")
     print(table)
+
+
+def shown_options(args):
+    """The options of this run that differ from the defaults, for the table."""
+    defaults = {"apps": "hello,flask", "modes": "keepalive,close",
+                "servers": "reference,ferricorn,gunicorn,granian"}
+    servers = args.servers.removesuffix(",baseline") if args.baseline else args.servers
+    given = {"apps": args.apps, "modes": args.modes, "servers": servers}
+    out = [(k, v) for k, v in given.items() if v != defaults[k]]
+    if args.baseline:
+        out.append(("baseline", "BIN"))
+    return out
 
 
 def render(results, servers, apps, modes, memory, args):
@@ -313,9 +326,7 @@ def render(results, servers, apps, modes, memory, args):
     lines = [f"Machine: {os.cpu_count()} cores; wrk -t1 -c{args.connections}, {args.duration} s per run, "
              f"{args.rounds} rounds, servers interleaved; medians. Command: `bench/run.py"
              + (f" --rounds {args.rounds} --duration {args.duration}" if not args.quick else " --quick")
-             + "".join(f" --{k} {getattr(args, k)}" for k in ("apps", "modes")
-                       if getattr(args, k) != {"apps": "hello,flask", "modes": "keepalive,close"}[k])
-             + (" --baseline BIN" if args.baseline else "") + "`", ""]
+             + "".join(f" --{k} {v}" for k, v in shown_options(args)) + "`", ""]
     if args.baseline:
         lines += [f"`baseline`: {args.baseline_label or args.baseline.name}, run exactly as `ferricorn`.", ""]
     lines.append("| app | connection | server | req/s | p50 ms | p99 ms | errors | ferricorn ÷ this |")
