@@ -8,6 +8,8 @@ pub mod control;
 pub mod heartbeat;
 pub mod hooks;
 pub mod http;
+#[cfg(test)]
+mod hygiene;
 pub mod ipc;
 #[macro_use]
 pub mod log;
