@@ -405,20 +405,21 @@ pub fn build_environ<'py>(
 ) -> Result<Bound<'py, PyDict>, EnvironError> {
     // Refusing a header must happen before anything else, and a forwarded
     // SCRIPT_NAME is needed before PATH_INFO is cut.
-    let forwarded_script_name = admit_underscored_headers(head, buf, conn)?;
+    let req = RequestParts { head, buf, conn };
+    let forwarded_script_name = admit_underscored_headers(&req)?;
     let script_name = forwarded_script_name.as_deref().unwrap_or(script_name);
     let target = head.target(buf);
     let (path, query) = split_target(target);
     let decoded = percent_decode(path);
     let path_info = path_below_script_name(&decoded, path, script_name)?;
-    let https = is_https(head, buf, conn)?;
+    let https = is_https(&req)?;
     let line = RequestLine {
         target,
         query,
         path_info,
         https,
     };
-    refresh_template(py, k, template, head, buf, conn, &line)?;
+    refresh_template(py, k, template, &req, &line)?;
 
     let env = template.copy().map_err(|e| EnvironError(e.to_string()))?;
     if conn.remote_port.is_none() {
@@ -435,7 +436,7 @@ pub fn build_environ<'py>(
     if let Some(sn) = &forwarded_script_name {
         set_item(py, &env, &k.script_name, &PyString::new(py, sn))?;
     }
-    add_headers(py, k, &env, head, buf, conn)?;
+    add_headers(py, k, &env, &req)?;
     Ok(env)
 }
 
@@ -458,11 +459,8 @@ fn set_item(
 
 /// Apply header_map (and forwarder_headers) to every name with `_`, which
 /// may refuse the request; the SCRIPT_NAME a trusted forwarder sent, if any.
-fn admit_underscored_headers(
-    head: &RequestHead,
-    buf: &[u8],
-    conn: &ConnInfo<'_>,
-) -> Result<Option<String>, EnvironError> {
+fn admit_underscored_headers(req: &RequestParts<'_>) -> Result<Option<String>, EnvironError> {
+    let RequestParts { head, buf, conn } = *req;
     let mut forwarded_script_name = None;
     for (name, value) in head.headers(buf) {
         if name.contains(&b'_')
@@ -500,7 +498,8 @@ fn path_below_script_name<'a>(
 
 /// Whether `wsgi.url_scheme` is https: this server's TLS, or the scheme a
 /// trusted forwarder's secure_scheme_headers name.
-fn is_https(head: &RequestHead, buf: &[u8], conn: &ConnInfo<'_>) -> Result<bool, EnvironError> {
+fn is_https(req: &RequestParts<'_>) -> Result<bool, EnvironError> {
+    let RequestParts { head, buf, conn } = *req;
     if conn.tls {
         return Ok(true);
     }
@@ -511,6 +510,15 @@ fn is_https(head: &RequestHead, buf: &[u8], conn: &ConnInfo<'_>) -> Result<bool,
         Ok(v) => Ok(v == Some(true)),
         Err(ContradictoryScheme) => Err(EnvironError("Contradictory scheme headers".into())),
     }
+}
+
+/// What the environ is built from: the parsed head, the bytes it indexes,
+/// and the connection.
+#[derive(Clone, Copy)]
+struct RequestParts<'a> {
+    head: &'a RequestHead,
+    buf: &'a [u8],
+    conn: &'a ConnInfo<'a>,
 }
 
 /// The parts of the request line the template's keys take.
@@ -529,11 +537,10 @@ fn refresh_template(
     py: Python<'_>,
     k: &mut Keys,
     template: &Bound<'_, PyDict>,
-    head: &RequestHead,
-    buf: &[u8],
-    conn: &ConnInfo<'_>,
+    req: &RequestParts<'_>,
     line: &RequestLine<'_>,
 ) -> Result<(), EnvironError> {
+    let RequestParts { head, buf, conn } = *req;
     let refresh =
         |cache: &mut Cached, key: &Py<PyString>, bytes: &[u8]| -> Result<(), EnvironError> {
             if !cache.holds(bytes) {
@@ -599,10 +606,9 @@ fn add_headers(
     py: Python<'_>,
     k: &mut Keys,
     env: &Bound<'_, PyDict>,
-    head: &RequestHead,
-    buf: &[u8],
-    conn: &ConnInfo<'_>,
+    req: &RequestParts<'_>,
 ) -> Result<(), EnvironError> {
+    let RequestParts { head, buf, conn } = *req;
     let repeated = has_repeated_names(head, buf);
     for (name, value) in head.headers(buf) {
         if name.contains(&b'_') && !conn.headers.admit(name, conn.trusted_proxy)? {
