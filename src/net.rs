@@ -245,21 +245,3 @@ pub fn sendfile_all(
 pub fn set_nodelay(fd: impl AsFd) {
     let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true);
 }
-
-/// Append at least one byte from the socket to `buf` (Ok(0) = EOF), waiting
-/// up to `timeout` for the client.
-pub fn read_into_wait(
-    fd: RawFd,
-    buf: &mut Vec<u8>,
-    max: usize,
-    timeout: Duration,
-    waiter: &dyn Wait,
-) -> io::Result<usize> {
-    loop {
-        let (n, eof) = read_into(fd, buf, max)?;
-        if n > 0 || eof {
-            return Ok(n);
-        }
-        waiter.wait(fd, Ready::Read, timeout)?;
-    }
-}
