@@ -128,20 +128,18 @@ fn open_append(path: &str) -> std::io::Result<std::fs::File> {
 /// Write everything, retrying on EINTR and short writes; a full disk is not
 /// worth crashing a server for, so other errors are dropped.
 pub fn write_all(fd: RawFd, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // A raw fd, not a BorrowedFd: callers keep theirs open for the life
-        // of the process (the log sinks, a worker's report pipe).
-        // SAFETY: the kernel reads at most `bytes.len()` bytes of a live
-        // slice and writes no memory of ours; a closed fd fails with EBADF.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
+    // A raw fd: callers keep theirs open for the life of the process (the
+    // log sinks, a worker's report pipe), which is what `with_fd` needs.
+    let _ = crate::net::with_fd(fd, |fd| {
+        while !bytes.is_empty() {
+            match nix::unistd::write(fd, bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e),
             }
-            return;
         }
-        bytes = &bytes[n as usize..];
-    }
+        Ok(())
+    });
 }
 
 struct Logger {
